@@ -1,0 +1,186 @@
+/**
+ * The event union: what is stored, what the engine folds, what the trace and UI render.
+ * One model, no second trace model. Every event carries `at` (ms since epoch, UTC).
+ *
+ * Executions are identified by (stage, visit, item, attempt); `item` is absent for a
+ * stage that is not a for_each and for a for_each stage's own entry.
+ */
+
+/** Error kinds (SPEC §1 Errors). */
+export type ErrorKind =
+  | "timeout"
+  | "network"
+  | "http"
+  | "rate_limited"
+  | "overloaded"
+  | "malformed_output"
+  | "handler"
+  | "expression"
+  | "template"
+  | "auth"
+  | "budget"
+  | "cancelled"
+  | "interrupted";
+
+/** A failure as stored: retryability is data, not a guess at the catch site. */
+export interface StageError {
+  readonly kind: ErrorKind;
+  readonly message: string;
+  readonly retryable: boolean;
+  /** A provider's Retry-After, in ms. */
+  readonly retry_after_ms?: number;
+}
+
+interface Base {
+  /** ms since epoch. */
+  readonly at: number;
+}
+
+interface ExecKey {
+  readonly stage: string;
+  readonly visit: number;
+  readonly item?: number;
+}
+
+/** First event of every run. */
+export interface RunStarted extends Base {
+  readonly type: "run_started";
+  readonly run_id: string;
+  readonly pipeline: string;
+  readonly plan_hash: string;
+  /** Template text and format so resume recompiles the plan as it was. */
+  readonly source: { readonly format: "yaml" | "json" | "ts"; readonly file?: string; readonly text?: string };
+  readonly inputs: Readonly<Record<string, unknown>>;
+  /** Seed of the run's jitter source. */
+  readonly seed: number;
+  readonly parent_id?: string;
+}
+
+/** An execution (one attempt) began. */
+export interface StageStarted extends Base, ExecKey {
+  readonly type: "stage_started";
+  readonly attempt: number;
+  /** ms the execution waited between becoming ready and starting. */
+  readonly queued_ms: number;
+  /** true when this attempt re-runs one interrupted by a crash, cancel or timeout of the run. */
+  readonly rerun?: boolean;
+}
+
+export interface StageSucceeded extends Base, ExecKey {
+  readonly type: "stage_succeeded";
+  readonly attempt: number;
+  readonly input?: unknown;
+  readonly output: unknown;
+}
+
+export interface StageFailed extends Base, ExecKey {
+  readonly type: "stage_failed";
+  readonly attempt: number;
+  readonly input?: unknown;
+  readonly error: StageError;
+}
+
+/** A failed attempt will be retried at `due_at`. */
+export interface RetryScheduled extends Base, ExecKey {
+  readonly type: "retry_scheduled";
+  /** The attempt that will run next. */
+  readonly attempt: number;
+  readonly delay_ms: number;
+  readonly due_at: number;
+}
+
+/** A stage (visit) was skipped: its `if` was false, it needs a skipped stage, or a forward goto jumped over it. */
+export interface StageSkipped extends Base {
+  readonly type: "stage_skipped";
+  readonly stage: string;
+  readonly visit: number;
+  readonly reason: string;
+}
+
+/** A stage (visit or item) failed for good and its on_error settled it. */
+export interface StageSettled extends Base, ExecKey {
+  readonly type: "stage_settled";
+  /** "failed": on_error fail; "continued": output null; "fallback": the fallback's output stands in. */
+  readonly outcome: "failed" | "continued" | "fallback";
+  readonly output?: unknown;
+}
+
+/** A for_each stage's whole (all items settled) or its aggregate output. */
+export interface StageCompleted extends Base {
+  readonly type: "stage_completed";
+  readonly stage: string;
+  readonly visit: number;
+  readonly output: unknown;
+}
+
+/** An evaluated decision, with the values the expression read. */
+export interface Decision extends Base {
+  readonly type: "decision";
+  readonly stage: string;
+  readonly visit: number;
+  readonly item?: number;
+  readonly kind: "route" | "if" | "for_each" | "fallback" | "escalate";
+  readonly expression: string;
+  readonly read: Readonly<Record<string, unknown>>;
+  readonly result: unknown;
+  /**
+   * route: index of the route taken (undefined = none); if: whether the stage runs;
+   * for_each: the items (stored so replay never re-evaluates).
+   */
+  readonly taken?: number;
+  readonly items?: readonly unknown[];
+  /** route `with:` evaluated. */
+  readonly with?: unknown;
+  /** Error while evaluating (the stage then fails with kind "expression"). */
+  readonly error?: string;
+}
+
+/** Executions cancelled by the engine (route back, run failure, run cancel) — their results are ignored. */
+export interface ExecCancelled extends Base, ExecKey {
+  readonly type: "stage_cancelled";
+  readonly attempt: number;
+  readonly reason: string;
+}
+
+export interface RunWaiting extends Base {
+  readonly type: "run_waiting";
+  readonly stage: string;
+  readonly message: string;
+}
+
+export interface RunCancelRequested extends Base {
+  readonly type: "run_cancel_requested";
+  readonly reason: string;
+}
+
+export interface RunResumed extends Base {
+  readonly type: "run_resumed";
+}
+
+export interface RunFinished extends Base {
+  readonly type: "run_finished";
+  readonly status: "succeeded" | "failed" | "cancelled";
+  readonly output?: unknown;
+  readonly error?: { readonly stage?: string; readonly kind: string; readonly message: string };
+  /** Stage ids the final output read. */
+  readonly read?: readonly string[];
+}
+
+/** Every event Baton stores. */
+export type BatonEvent =
+  | RunStarted
+  | StageStarted
+  | StageSucceeded
+  | StageFailed
+  | RetryScheduled
+  | StageSkipped
+  | StageSettled
+  | StageCompleted
+  | Decision
+  | ExecCancelled
+  | RunWaiting
+  | RunCancelRequested
+  | RunResumed
+  | RunFinished;
+
+export type EventType = BatonEvent["type"];

@@ -1,0 +1,107 @@
+/**
+ * The one storage port. Every run is an append-only event log; everything else (trace,
+ * resume, runs list) is read from it. Adapters: SQLite (embedded default), memory (tests,
+ * benchmarks), PostgreSQL (distributed, later). One conformance suite runs against each.
+ */
+import type { BatonEvent } from "../engine/events.js";
+
+/** Status of a run as stored in its row (derived by the store from the events it appends). */
+export type RunStatus = "running" | "waiting" | "succeeded" | "failed" | "cancelled";
+
+/** The run row: a summary kept in step with the log in the same transaction. */
+export interface RunRecord {
+  readonly id: string;
+  readonly pipeline: string;
+  readonly planHash: string;
+  readonly status: RunStatus;
+  /** ISO-8601 UTC. */
+  readonly startedAt: string;
+  readonly endedAt?: string;
+  /** Sequence number of the last event (events are numbered 1, 2, …). */
+  readonly seq: number;
+  /** Parent run id for sub-pipelines and reruns. */
+  readonly parentId?: string;
+}
+
+export interface RunFilter {
+  readonly status?: RunStatus;
+  readonly pipeline?: string;
+  /** @default 100 */
+  readonly limit?: number;
+}
+
+/** A signal sent to a run from outside its owner process (cancel, approve, …). */
+export interface RunSignal {
+  readonly id: number;
+  readonly runId: string;
+  readonly kind: string;
+  readonly data?: unknown;
+  /** ISO-8601 UTC. */
+  readonly at: string;
+}
+
+/** Thrown by {@link Store.append} when `expectedSeq` is not the run's current sequence number. */
+export class ConflictError extends Error {
+  override readonly name = "ConflictError";
+  constructor(
+    readonly runId: string,
+    readonly expectedSeq: number,
+    readonly actualSeq: number,
+  ) {
+    super(`run ${runId} was advanced by someone else: expected sequence ${expectedSeq}, found ${actualSeq}`);
+  }
+}
+
+/** Thrown when a run id is unknown. */
+export class RunNotFoundError extends Error {
+  override readonly name = "RunNotFoundError";
+  constructor(readonly runId: string) {
+    super(`no run ${runId} in this store: list runs with \`baton runs\``);
+  }
+}
+
+/**
+ * The storage port. All methods are async so remote adapters fit; the SQLite adapter
+ * completes synchronously inside them.
+ */
+export interface Store {
+  /**
+   * Create a run whose log starts with `events` (the first must be `run_started`).
+   * Throws if the id exists. Returns the new sequence number (= events.length).
+   */
+  create(run: { id: string; pipeline: string; planHash: string; parentId?: string }, events: readonly BatonEvent[]): Promise<number>;
+  /**
+   * Append events atomically (one transaction) if the run's sequence number is `expectedSeq`;
+   * else throw {@link ConflictError} and write nothing. Updates the run row's status/endedAt
+   * from `run_finished` / `run_waiting` / `run_resumed` events in the same transaction.
+   * Returns the new sequence number.
+   */
+  append(runId: string, events: readonly BatonEvent[], expectedSeq: number): Promise<number>;
+  /** The run row and its whole log, in order. Throws {@link RunNotFoundError}. */
+  load(runId: string): Promise<{ run: RunRecord; events: BatonEvent[] }>;
+  /** Events with seq > afterSeq, in order (for followers). */
+  eventsAfter(runId: string, afterSeq: number): Promise<BatonEvent[]>;
+  /** The run row, or undefined. */
+  get(runId: string): Promise<RunRecord | undefined>;
+  /** Runs, newest first. */
+  list(filter?: RunFilter): Promise<RunRecord[]>;
+  /** Resolve a unique id prefix (≥ 4 chars) to a run id; throws RunNotFoundError or an ambiguity error. */
+  resolveId(prefix: string): Promise<string>;
+
+  /**
+   * Take or renew the run's lease for `owner` until now+ttlMs. Succeeds when the run has no
+   * lease, an expired one, or one held by `owner`. Returns false when another live owner holds it.
+   */
+  claim(runId: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** Drop the lease if `owner` holds it. */
+  release(runId: string, owner: string): Promise<void>;
+  /** The current lease holder, if its lease has not expired. */
+  leaseHolder(runId: string): Promise<string | undefined>;
+
+  /** Queue a signal for the run's owner. */
+  signal(runId: string, kind: string, data?: unknown): Promise<void>;
+  /** Signals not yet taken, oldest first; marks them taken. */
+  takeSignals(runId: string): Promise<RunSignal[]>;
+
+  close(): Promise<void>;
+}

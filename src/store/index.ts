@@ -1,0 +1,11 @@
+/**
+ * The event-log store: the port, its adapters and the spec-based opener.
+ */
+export { ConflictError, RunNotFoundError } from "./port.js";
+export type { RunFilter, RunRecord, RunSignal, RunStatus, Store } from "./port.js";
+export { MemoryStore } from "./memory.js";
+export { BLOB_MIN_BYTES, SqliteStore } from "./sqlite.js";
+export type { SqliteStoreOptions } from "./sqlite.js";
+export { SQLITE_MIGRATIONS } from "./sqlite-migrations.js";
+export { defaultStorePath, openStore } from "./open.js";
+export type { OpenStoreOptions } from "./open.js";

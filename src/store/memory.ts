@@ -1,0 +1,193 @@
+/**
+ * The in-memory event-log store: tests and benchmarks. Same semantics as the SQLite store,
+ * minus durability. Events are kept as given (no cloning on the hot path), but the internal
+ * arrays are never handed out.
+ */
+import type { BatonEvent } from "../engine/events.js";
+import { ConflictError, RunNotFoundError } from "./port.js";
+import type { RunFilter, RunRecord, RunSignal, RunStatus, Store } from "./port.js";
+
+interface PendingSignal {
+  readonly id: number;
+  readonly kind: string;
+  readonly data: unknown;
+  readonly at: number;
+}
+
+interface MemRun {
+  readonly id: string;
+  readonly pipeline: string;
+  readonly planHash: string;
+  readonly parentId: string | undefined;
+  readonly startedAt: number;
+  status: RunStatus;
+  endedAt: number | undefined;
+  readonly events: BatonEvent[];
+  leaseOwner: string | undefined;
+  leaseUntil: number;
+  /** Signals not yet taken, oldest first. */
+  signals: PendingSignal[];
+}
+
+/** Apply the run-row effect of one event (run_finished / run_waiting / run_resumed). */
+function applyStatus(run: MemRun, e: BatonEvent): void {
+  if (e.type === "run_finished") {
+    run.status = e.status;
+    run.endedAt = e.at;
+  } else if (e.type === "run_waiting") {
+    run.status = "waiting";
+  } else if (e.type === "run_resumed") {
+    run.status = "running";
+    run.endedAt = undefined;
+  }
+}
+
+function toRecord(run: MemRun): RunRecord {
+  return {
+    id: run.id,
+    pipeline: run.pipeline,
+    planHash: run.planHash,
+    status: run.status,
+    startedAt: new Date(run.startedAt).toISOString(),
+    ...(run.endedAt !== undefined ? { endedAt: new Date(run.endedAt).toISOString() } : {}),
+    seq: run.events.length,
+    ...(run.parentId !== undefined ? { parentId: run.parentId } : {}),
+  };
+}
+
+/** Newest first: started_at desc, then id desc (the SQLite store's order). */
+function newestFirst(a: MemRun, b: MemRun): number {
+  if (a.startedAt !== b.startedAt) return b.startedAt - a.startedAt;
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+
+/** The in-memory adapter of the {@link Store} port. */
+export class MemoryStore implements Store {
+  private readonly runs = new Map<string, MemRun>();
+  private nextSignalId = 1;
+
+  async create(
+    run: { id: string; pipeline: string; planHash: string; parentId?: string },
+    events: readonly BatonEvent[],
+  ): Promise<number> {
+    const first = events[0];
+    if (first?.type !== "run_started") throw new Error(`run ${run.id}: the first event must be run_started`);
+    if (first.run_id !== run.id) throw new Error(`run ${run.id}: its run_started event names run ${first.run_id}`);
+    if (this.runs.has(run.id)) throw new Error(`run ${run.id} already exists`);
+    const mem: MemRun = {
+      id: run.id,
+      pipeline: run.pipeline,
+      planHash: run.planHash,
+      parentId: run.parentId,
+      startedAt: first.at,
+      status: "running",
+      endedAt: undefined,
+      events: events.slice(),
+      leaseOwner: undefined,
+      leaseUntil: 0,
+      signals: [],
+    };
+    for (const e of events) applyStatus(mem, e);
+    this.runs.set(run.id, mem);
+    return mem.events.length;
+  }
+
+  async append(runId: string, events: readonly BatonEvent[], expectedSeq: number): Promise<number> {
+    const run = this.runs.get(runId);
+    if (run === undefined) throw new RunNotFoundError(runId);
+    const log = run.events;
+    if (log.length !== expectedSeq) throw new ConflictError(runId, expectedSeq, log.length);
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i] as BatonEvent;
+      log.push(e);
+      if (e.type === "run_finished" || e.type === "run_waiting" || e.type === "run_resumed") applyStatus(run, e);
+    }
+    return log.length;
+  }
+
+  async load(runId: string): Promise<{ run: RunRecord; events: BatonEvent[] }> {
+    const run = this.must(runId);
+    return { run: toRecord(run), events: run.events.slice() };
+  }
+
+  async eventsAfter(runId: string, afterSeq: number): Promise<BatonEvent[]> {
+    return this.must(runId).events.slice(Math.max(0, afterSeq));
+  }
+
+  async get(runId: string): Promise<RunRecord | undefined> {
+    const run = this.runs.get(runId);
+    return run === undefined ? undefined : toRecord(run);
+  }
+
+  async list(filter?: RunFilter): Promise<RunRecord[]> {
+    const limit = filter?.limit ?? 100;
+    const matches: MemRun[] = [];
+    for (const run of this.runs.values()) {
+      if (filter?.status !== undefined && run.status !== filter.status) continue;
+      if (filter?.pipeline !== undefined && run.pipeline !== filter.pipeline) continue;
+      matches.push(run);
+    }
+    return matches.sort(newestFirst).slice(0, Math.max(0, limit)).map(toRecord);
+  }
+
+  async resolveId(prefix: string): Promise<string> {
+    if (this.runs.has(prefix)) return prefix;
+    if (prefix.length < 4) throw new RunNotFoundError(prefix);
+    const ids: string[] = [];
+    for (const id of this.runs.keys()) if (id.startsWith(prefix)) ids.push(id);
+    if (ids.length === 1) return ids[0] as string;
+    if (ids.length === 0) throw new RunNotFoundError(prefix);
+    throw new Error(`run id prefix '${prefix}' matches ${ids.length} runs: give more characters`);
+  }
+
+  async claim(runId: string, owner: string, ttlMs: number): Promise<boolean> {
+    const run = this.must(runId);
+    const now = Date.now();
+    if (run.leaseOwner !== undefined && run.leaseUntil >= now && run.leaseOwner !== owner) return false;
+    run.leaseOwner = owner;
+    run.leaseUntil = now + ttlMs;
+    return true;
+  }
+
+  async release(runId: string, owner: string): Promise<void> {
+    const run = this.runs.get(runId);
+    if (run?.leaseOwner === owner) {
+      run.leaseOwner = undefined;
+      run.leaseUntil = 0;
+    }
+  }
+
+  async leaseHolder(runId: string): Promise<string | undefined> {
+    const run = this.runs.get(runId);
+    if (run?.leaseOwner === undefined || run.leaseUntil < Date.now()) return undefined;
+    return run.leaseOwner;
+  }
+
+  async signal(runId: string, kind: string, data?: unknown): Promise<void> {
+    this.must(runId).signals.push({ id: this.nextSignalId++, kind, data, at: Date.now() });
+  }
+
+  async takeSignals(runId: string): Promise<RunSignal[]> {
+    const run = this.must(runId);
+    const taken = run.signals;
+    if (taken.length === 0) return [];
+    run.signals = [];
+    return taken.map((s) => ({
+      id: s.id,
+      runId,
+      kind: s.kind,
+      ...(s.data !== undefined ? { data: s.data } : {}),
+      at: new Date(s.at).toISOString(),
+    }));
+  }
+
+  async close(): Promise<void> {
+    // Nothing to release; the data stays readable until the store is garbage-collected.
+  }
+
+  private must(runId: string): MemRun {
+    const run = this.runs.get(runId);
+    if (run === undefined) throw new RunNotFoundError(runId);
+    return run;
+  }
+}

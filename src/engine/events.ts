@@ -40,6 +40,8 @@ interface ExecKey {
   readonly stage: string;
   readonly visit: number;
   readonly item?: number;
+  /** Set on executions of a fallback stage: the stage (same visit and item) it stands in for. */
+  readonly fallback_for?: string;
 }
 
 /** First event of every run. */
@@ -105,12 +107,11 @@ export interface StageSettled extends Base, ExecKey {
   readonly output?: unknown;
 }
 
-/** A for_each stage's whole (all items settled) or its aggregate output. */
+/** Every item of a for_each stage (visit) has settled; its output is the item outputs in order. */
 export interface StageCompleted extends Base {
   readonly type: "stage_completed";
   readonly stage: string;
   readonly visit: number;
-  readonly output: unknown;
 }
 
 /** An evaluated decision, with the values the expression read. */
@@ -123,11 +124,11 @@ export interface Decision extends Base {
   readonly expression: string;
   readonly read: Readonly<Record<string, unknown>>;
   readonly result: unknown;
-  /**
-   * route: index of the route taken (undefined = none); if: whether the stage runs;
-   * for_each: the items (stored so replay never re-evaluates).
-   */
-  readonly taken?: number;
+  /** route: index of the route in the stage's `routes:`. */
+  readonly route?: number;
+  /** route: whether this route was taken (its `when` held and its `max` was not used up). */
+  readonly taken?: boolean;
+  /** for_each: the items (stored so replay never re-evaluates). */
   readonly items?: readonly unknown[];
   /** route `with:` evaluated. */
   readonly with?: unknown;

@@ -1,0 +1,341 @@
+/**
+ * `decide(state, now)`: what happens next. Pure and deterministic: no clocks, no I/O, no
+ * randomness but the run's seeded jitter. It looks only at what the last events changed
+ * (the dirty and ready queues), records its own transitions as events (already applied to
+ * the state when it returns) and asks the runtime for effects — work that needs I/O:
+ * execute an attempt, evaluate an expression, abort an execution, assemble the output.
+ */
+import type { Plan, RetryPolicy, StageIdx } from "../plan/types.js";
+import type { BatonEvent, StageError } from "./events.js";
+import { apply, enterExec, execAt, markDirty, type Exec, type Node, type RunState } from "./state.js";
+import { jitter } from "./jitter.js";
+
+/** Work for the runtime. */
+export type Effect =
+  | {
+      readonly kind: "execute";
+      readonly exec: Exec;
+      readonly stage: StageIdx;
+      readonly visit: number;
+      readonly item: number | undefined;
+      readonly attempt: number;
+      /** Set when this is a fallback call standing in for that stage. */
+      readonly fallbackFor: StageIdx | undefined;
+    }
+  | { readonly kind: "evaluate_if" | "expand"; readonly stage: StageIdx; readonly visit: number }
+  /** Evaluate the stage's routes in order from `from`, skipping used-up ones, until one is taken. */
+  | { readonly kind: "routes"; readonly stage: StageIdx; readonly visit: number; readonly from: number }
+  | { readonly kind: "cancel"; readonly exec: Exec; readonly attempt: number; readonly reason: string }
+  | { readonly kind: "assemble" };
+
+export interface Step {
+  /** Events decided (already applied to the state); append them before acting on effects. */
+  readonly events: BatonEvent[];
+  readonly effects: Effect[];
+}
+
+export interface DecideOptions {
+  /** Executions the process can start now (process-wide concurrency). @default Infinity */
+  readonly slots?: number;
+}
+
+/** Delay before retry number `n` (1 = the first retry) under a policy, given a uniform random r ∈ [0,1). */
+export function backoffDelay(policy: RetryPolicy, n: number, r: number): number {
+  const base = policy.backoff === "fixed" ? policy.delayMs : policy.delayMs * 2 ** Math.max(0, n - 1);
+  const capped = Math.min(base, policy.maxDelayMs);
+  return policy.jitter === "full" ? Math.floor(r * capped) : capped;
+}
+
+/** Whether a route may still be taken (its `max` not used up). */
+export function routeAvailable(state: RunState, stage: StageIdx, route: number): boolean {
+  const r = state.plan.stages[stage]!.routes[route];
+  return r !== undefined && (state.routeTaken.get(stage * 1024 + route) ?? 0) < r.max;
+}
+
+/** When `decide` next has something to do by itself (a retry falls due, the run times out). */
+export function nextWakeAt(state: RunState): number | undefined {
+  if (state.status !== "running") return undefined;
+  let at = deadline(state);
+  for (const x of state.timers) if (x.status === "retry_wait" && (at === undefined || x.dueAt < at)) at = x.dueAt;
+  return at;
+}
+
+function deadline(state: RunState): number | undefined {
+  const t = state.plan.timeoutMs;
+  return t === undefined ? undefined : state.activeStart + Math.max(0, t - state.activeBefore);
+}
+
+/** Decide the next step of a run. Mutates `state` only through `apply` and its work queues. */
+export function decide(state: RunState, now: number, opts: DecideOptions = {}): Step {
+  const step: Step = { events: [], effects: [] };
+  const emit = (e: BatonEvent): void => {
+    apply(state, e);
+    step.events.push(e);
+  };
+  drainCut(state, now, emit, step);
+  if (state.status === "succeeded" || state.status === "failed" || state.status === "cancelled") return step;
+
+  if (state.cancelRequested) {
+    cutRunning(state, now, "run cancelled", emit, step);
+    emit({ type: "run_finished", at: now, status: "cancelled", error: { kind: "cancelled", message: "run cancelled" } });
+    return step;
+  }
+  const dl = deadline(state);
+  if (dl !== undefined && now >= dl && !state.failure) {
+    state.failure = { kind: "timeout", message: `run exceeded its timeout of ${state.plan.timeoutMs} ms` };
+  }
+  if (!state.failure) {
+    wakeTimers(state, now);
+    handleFailures(state, now, emit);
+    processDirty(state, now, emit, step);
+  }
+  if (state.failure) {
+    cutRunning(state, now, "run failed", emit, step);
+    emit({ type: "run_finished", at: now, status: "failed", error: { ...state.failure } });
+    return step;
+  }
+  if (state.waiting && state.status === "running") {
+    emit({ type: "run_waiting", at: now, stage: state.waiting.stage, message: state.waiting.message });
+  }
+  if (state.status !== "running") return step;
+  startReady(state, now, opts.slots ?? Infinity, emit, step);
+  if (state.unsettled === 0 && state.inflight === 0 && !state.assemblePending) {
+    state.assemblePending = true;
+    step.effects.push({ kind: "assemble" });
+  }
+  return step;
+}
+
+type Emit = (e: BatonEvent) => void;
+
+function keyOf(state: RunState, exec: Exec): { stage: string; visit: number; item?: number; fallback_for?: string } {
+  const plan = state.plan;
+  const k: { stage: string; visit: number; item?: number; fallback_for?: string } = {
+    stage: plan.stages[exec.stage]!.id,
+    visit: exec.visit,
+  };
+  if (exec.item !== undefined) k.item = exec.item;
+  if (exec.owner) k.fallback_for = plan.stages[exec.owner.stage]!.id;
+  return k;
+}
+
+function drainCut(state: RunState, now: number, emit: Emit, step: Step): void {
+  if (state.cut.length === 0) return;
+  const cut = state.cut.splice(0);
+  for (const c of cut) {
+    const k = keyOf(state, c.exec);
+    emit({ type: "stage_cancelled", at: now, ...k, visit: c.visit, attempt: c.attempt, reason: c.reason });
+    step.effects.push({ kind: "cancel", exec: c.exec, attempt: c.attempt, reason: c.reason });
+  }
+}
+
+function cutRunning(state: RunState, now: number, reason: string, emit: Emit, step: Step): void {
+  for (const exec of [...state.running]) {
+    emit({ type: "stage_cancelled", at: now, ...keyOf(state, exec), attempt: exec.attempt, reason });
+    step.effects.push({ kind: "cancel", exec, attempt: exec.attempt, reason });
+  }
+}
+
+function wakeTimers(state: RunState, now: number): void {
+  if (state.timers.length === 0) return;
+  const keep: Exec[] = [];
+  for (const x of state.timers) {
+    if (x.status !== "retry_wait" || x.visit !== x.node.visit) continue;
+    if (x.dueAt > now) {
+      keep.push(x);
+      continue;
+    }
+    x.status = "ready";
+    x.readyAt = x.dueAt;
+    if (x.owner) state.readyFallbacks.push(x);
+    else if (x.node.items) x.node.readyAgain.push(x.item!);
+    markDirty(state, x.node);
+  }
+  state.timers = keep;
+}
+
+function handleFailures(state: RunState, now: number, emit: Emit): void {
+  if (state.failedQ.length === 0) return;
+  const q = state.failedQ.splice(0);
+  for (const exec of q) {
+    if (exec.status !== "failed" || exec.visit !== exec.node.visit || state.failure) continue;
+    const stage = state.plan.stages[exec.stage]!;
+    const err: StageError = exec.lastError ?? { kind: "handler", message: "failed", retryable: true };
+    const k = keyOf(state, exec);
+    if (err.retryable && exec.attempt < stage.retry.attempts + exec.interruptions) {
+      const n = exec.attempt - exec.interruptions;
+      const r = jitter(state.seed, `${k.stage}:${k.visit}:${k.item ?? ""}:${k.fallback_for ?? ""}:${exec.attempt}`);
+      let delay = backoffDelay(stage.retry, n, r);
+      if (err.retry_after_ms !== undefined) delay = Math.max(delay, err.retry_after_ms);
+      emit({ type: "retry_scheduled", at: now, ...k, attempt: exec.attempt + 1, delay_ms: delay, due_at: now + delay });
+      continue;
+    }
+    if (exec.owner) {
+      // A fallback failed for good: the stage it stood in for fails.
+      exec.owner.lastError = err;
+      emit({ type: "stage_settled", at: now, ...keyOf(state, exec.owner), outcome: "failed" });
+      continue;
+    }
+    const onError = stage.onError;
+    if (onError.kind === "continue") {
+      emit({ type: "stage_settled", at: now, ...k, outcome: "continued", output: null });
+    } else if (onError.kind === "fallback") {
+      const fb = state.plan.stages[onError.stage]!;
+      const d: BatonEvent = {
+        type: "decision", at: now, stage: stage.id, visit: k.visit, kind: "fallback", expression: `on_error.fallback: ${fb.id}`,
+        read: { error: { kind: err.kind, message: err.message } }, result: fb.id,
+        ...(k.item !== undefined ? { item: k.item } : {}),
+      };
+      emit(d);
+    } else if (onError.kind === "escalate") {
+      if (!state.waiting) {
+        state.waiting = { stage: stage.id, message: `stage '${stage.id}' failed (${err.kind}: ${err.message}): approve to continue or reject to fail the run` };
+      }
+    } else {
+      emit({ type: "stage_settled", at: now, ...k, outcome: "failed" });
+    }
+  }
+}
+
+function firstSkippedDep(state: RunState, idx: StageIdx): string {
+  for (const d of state.plan.stages[idx]!.deps) {
+    if (state.nodes[d]!.outcome === "skipped") return state.plan.stages[d]!.id;
+  }
+  return "?";
+}
+
+function processDirty(state: RunState, now: number, emit: Emit, step: Step): void {
+  const plan: Plan = state.plan;
+  // Processing may dirty more nodes (settling one readies its dependents); loop until quiet.
+  while (state.dirty.length > 0) {
+    const batch = state.dirty.splice(0);
+    for (const node of batch) {
+      node.inDirty = false;
+      const stage = plan.stages[node.idx]!;
+      if (stage.isFallback || state.failure) continue;
+      if (node.done) {
+        if (node.items && !node.completed && node.outcome === "succeeded") {
+          emit({ type: "stage_completed", at: now, stage: stage.id, visit: node.visit });
+        }
+        continue;
+      }
+      if (node.total < 0) {
+        if (node.routeSkip !== undefined) {
+          emit({ type: "stage_skipped", at: now, stage: stage.id, visit: node.visit, reason: `skipped by ${node.routeSkip}` });
+          continue;
+        }
+        if (node.waitingDeps > 0) continue;
+        if (node.depSkipped && !node.forced && !stage.if) {
+          emit({ type: "stage_skipped", at: now, stage: stage.id, visit: node.visit, reason: `needs '${firstSkippedDep(state, node.idx)}', which was skipped` });
+          continue;
+        }
+        if (stage.if && !node.ifDone) {
+          if (!node.effectPending && state.status === "running") {
+            node.effectPending = true;
+            step.effects.push({ kind: "evaluate_if", stage: node.idx, visit: node.visit });
+          }
+          continue;
+        }
+        if (stage.if && !node.ifResult) {
+          emit({ type: "stage_skipped", at: now, stage: stage.id, visit: node.visit, reason: "`if` was false" });
+          continue;
+        }
+        if (stage.forEach && !node.items) {
+          if (!node.effectPending && state.status === "running") {
+            node.effectPending = true;
+            step.effects.push({ kind: "expand", stage: node.idx, visit: node.visit });
+          }
+          continue;
+        }
+        enterExec(state, node, now);
+      }
+      if (node.settledCount >= node.total) {
+        complete(state, node, step);
+      } else if (!node.inReady && hasReady(node)) {
+        node.inReady = true;
+        state.ready.push(node);
+      }
+    }
+  }
+}
+
+/** All executions settled: evaluate routes (settling itself is derived in `apply`). */
+function complete(state: RunState, node: Node, step: Step): void {
+  const stage = state.plan.stages[node.idx]!;
+  if (node.outcome === "failed" || node.routed || state.status !== "running") return;
+  for (let i = node.routeCursor; i < stage.routes.length; i++) {
+    if (!routeAvailable(state, node.idx, i)) continue;
+    if (!node.effectPending) {
+      node.effectPending = true;
+      step.effects.push({ kind: "routes", stage: node.idx, visit: node.visit, from: i });
+    }
+    return;
+  }
+}
+
+function hasReady(node: Node): boolean {
+  if (!node.items) return node.execs[0]?.status === "ready";
+  while (node.readyAgain.length > 0) {
+    const x = node.execs[node.readyAgain[0]!];
+    if (x && x.status === "ready") return true;
+    node.readyAgain.shift();
+  }
+  return node.nextItem < node.total;
+}
+
+function takeReady(node: Node): Exec | undefined {
+  if (!hasReady(node)) return undefined;
+  if (!node.items) return node.execs[0];
+  if (node.readyAgain.length > 0) return node.execs[node.readyAgain.shift()!];
+  return execAt(node, node.nextItem, node.readyAt);
+}
+
+function startExec(state: RunState, exec: Exec, now: number, emit: Emit, step: Step): void {
+  const k = keyOf(state, exec);
+  const attempt = exec.attempt + 1;
+  const e: BatonEvent = {
+    type: "stage_started", at: now, ...k, attempt, queued_ms: Math.max(0, now - exec.readyAt),
+    ...(exec.interruptions > 0 && exec.attempt > 0 ? { rerun: true } : {}),
+  };
+  emit(e);
+  step.effects.push({
+    kind: "execute", exec, stage: exec.stage, visit: k.visit, item: exec.item, attempt,
+    fallbackFor: exec.owner ? exec.owner.stage : undefined,
+  });
+}
+
+function startReady(state: RunState, now: number, slots: number, emit: Emit, step: Step): void {
+  const cap = state.plan.concurrency;
+  let free = Math.min(slots, cap - state.inflight);
+  if (free <= 0) return;
+  if (state.readyFallbacks.length > 0) {
+    const q = state.readyFallbacks;
+    while (q.length > 0 && free > 0) {
+      const x = q.shift()!;
+      if (x.status !== "ready" || x.visit !== x.node.visit) continue;
+      startExec(state, x, now, emit, step);
+      free--;
+    }
+  }
+  const keep: Node[] = [];
+  const ready = state.ready;
+  let i = 0;
+  for (; i < ready.length && free > 0; i++) {
+    const node = ready[i]!;
+    const stage = state.plan.stages[node.idx]!;
+    if (node.done || node.total < 0) {
+      node.inReady = false;
+      continue;
+    }
+    while (free > 0 && node.running < stage.itemConcurrency) {
+      const x = takeReady(node);
+      if (!x) break;
+      startExec(state, x, now, emit, step);
+      free--;
+    }
+    if (free <= 0 && node.running < stage.itemConcurrency && hasReady(node)) keep.push(node);
+    else node.inReady = false;
+  }
+  for (; i < ready.length; i++) keep.push(ready[i]!);
+  state.ready = keep;
+}

@@ -1,0 +1,127 @@
+/**
+ * `compileExpr`: JSONata compiled once, with its root reads listed from the AST, a
+ * synchronous fast path for simple paths, and a time/depth bound on everything else.
+ */
+import jsonata from "jsonata";
+import type { Expr, Scope } from "./types.js";
+import { evaluationError, syntaxError } from "./errors.js";
+import { evaluateSimplePath, FALLBACK, simplePath } from "./fastpath.js";
+import { findRoots, type AstNode, type RootRef } from "./roots.js";
+
+/** Limits every JSONata evaluation runs under. */
+export const EXPR_LIMITS = Object.freeze({
+  /** Wall-clock bound of one evaluation (JSONata error D1012). */
+  timeoutMs: 1000,
+  /** Evaluation depth bound (JSONata error D1011). */
+  stack: 500,
+});
+
+const OPTIONS = { timeout: EXPR_LIMITS.timeoutMs, stack: EXPR_LIMITS.stack };
+
+/** Flags JSONata sets on the arrays it returns; a value without them is plain JSON. */
+const ARRAY_FLAGS = ["sequence", "keepSingleton", "cons", "outerWrapper", "tupleStream"];
+
+/**
+ * Strip JSONata's bookkeeping (flagged "sequence" arrays) from a result, so a value kept in
+ * memory behaves like the same value read back from the event log. Copies only what changes.
+ */
+export function plainResult(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined = ARRAY_FLAGS.some((k) => Object.hasOwn(value, k)) ? [] : undefined;
+    for (let i = 0; i < value.length; i++) {
+      const v = value[i];
+      const p = plainResult(v);
+      if (out === undefined && p !== v) out = value.slice(0, i);
+      out?.push(p);
+    }
+    return out ?? value;
+  }
+  if (value !== null && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    let out: Record<string, unknown> | undefined;
+    for (const k of Object.keys(obj)) {
+      const v = obj[k];
+      const p = plainResult(v);
+      if (p !== v) out ??= { ...obj };
+      if (out) out[k] = p;
+    }
+    return out ?? value;
+  }
+  return value;
+}
+
+function sortedUnique(names: Iterable<string>): readonly string[] {
+  return Object.freeze([...new Set(names)].sort());
+}
+
+/** A compiled expression. @internal Construct with {@link compileExpr}. */
+export class CompiledExpr implements Expr {
+  readonly source: string;
+  readonly roots: readonly string[];
+  readonly inputNames: readonly string[];
+  /** Every root read with its offset, in document order. @internal */
+  readonly refs: readonly RootRef[];
+  /** Step names when the expression is a simple path (evaluated without JSONata). @internal */
+  readonly fastPath: readonly string[] | undefined;
+  readonly #compiled: jsonata.Expression;
+
+  constructor(source: string, compiled: jsonata.Expression) {
+    this.source = source;
+    this.#compiled = compiled;
+    const ast = compiled.ast() as unknown as AstNode;
+    this.refs = Object.freeze(findRoots(ast, source).refs);
+    this.roots = sortedUnique(this.refs.map((r) => r.name));
+    this.inputNames = sortedUnique(this.refs.flatMap((r) => (r.input ? [r.input.name] : [])));
+    this.fastPath = simplePath(ast);
+    Object.freeze(this);
+  }
+
+  /** True when {@link evaluate} never calls JSONata for plain JSON data. */
+  get isFast(): boolean {
+    return this.fastPath !== undefined;
+  }
+
+  evaluate(scope: Scope): unknown {
+    if (this.fastPath !== undefined) {
+      const v = evaluateSimplePath(this.fastPath, scope);
+      if (v !== FALLBACK) return v;
+    }
+    return this.evaluateAsync(scope);
+  }
+
+  /** Always through JSONata (the fast path's reference semantics). @internal */
+  async evaluateAsync(scope: Scope): Promise<unknown> {
+    try {
+      return plainResult(await this.#compiled.evaluate(scope));
+    } catch (err) {
+      throw evaluationError(err, this.source);
+    }
+  }
+}
+
+/**
+ * Compile a JSONata expression.
+ *
+ * @param source - the expression text, e.g. `research.sources` or `$count(fact_check[verified])`.
+ * @returns an {@link Expr} whose `roots` lists the names it reads from the scope.
+ * @throws {@link ExprError} on a syntax error (with the 0-based `offset` of the bad token),
+ *   and when the expression would read the whole scope (`*`, `**`, bare `$$`) or uses `$eval`.
+ * @example
+ * const e = compileExpr("research.sources");
+ * e.roots;                                        // ["research"]
+ * e.evaluate({ research: { sources: [1, 2] } });  // [1, 2], synchronously
+ */
+export function compileExpr(source: string): Expr {
+  return compileExprInternal(source);
+}
+
+/** {@link compileExpr} with the implementation type. @internal */
+export function compileExprInternal(source: string): CompiledExpr {
+  let compiled: jsonata.Expression;
+  try {
+    compiled = jsonata(source, OPTIONS);
+  } catch (err) {
+    throw syntaxError(err, source);
+  }
+  return new CompiledExpr(source, compiled);
+}

@@ -1,0 +1,168 @@
+/**
+ * Template text → data, plus a locator that turns a path in that data into a file position,
+ * and the reporter every check writes its diagnostics to.
+ */
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from "yaml";
+import type { Diagnostic } from "./errors.js";
+
+/** A path in the template data: keys and sequence indexes. */
+export type DocPath = readonly (string | number)[];
+
+/** `stages.verify.routes[0].when` */
+export function pathString(path: DocPath): string {
+  let out = "";
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : out === "" ? p : `.${p}`;
+  return out;
+}
+
+/** Maps a data path to a position. */
+export interface Locator {
+  /**
+   * `part: "key"` points at the key of the last path element, `"value"` at its value;
+   * `offset` is a 0-based offset inside a string value (into an expression).
+   */
+  at(path: DocPath, part: "key" | "value", offset?: number): { readonly line: number; readonly col: number };
+}
+
+/** Collects diagnostics, each positioned through a {@link Locator}. */
+export class Reporter {
+  readonly diagnostics: Diagnostic[] = [];
+  constructor(
+    readonly file: string,
+    private readonly locator: Locator,
+  ) {}
+
+  /** Report at the key of `path` (e.g. an unknown field, a stage id). */
+  key(path: DocPath, message: string): void {
+    this.push(path, this.locator.at(path, "key"), message);
+  }
+
+  /** Report at the value of `path`; `offset` points inside a string value. */
+  value(path: DocPath, message: string, offset?: number): void {
+    this.push(path, this.locator.at(path, "value", offset), message);
+  }
+
+  private push(path: DocPath, pos: { line: number; col: number }, message: string): void {
+    const d: Diagnostic = { file: this.file, line: pos.line, col: pos.col, message };
+    this.diagnostics.push(pos.line > 0 ? d : { ...d, path: pathString(path) });
+  }
+}
+
+/** For data built in TypeScript: no positions, only paths. */
+export const pathLocator: Locator = { at: () => ({ line: 0, col: 0 }) };
+
+/** The parsed template. */
+export interface ParsedText {
+  readonly data: unknown;
+  readonly locator: Locator;
+  /** YAML/JSON syntax errors and duplicate keys. */
+  readonly diagnostics: Diagnostic[];
+  /** True when syntax errors make the data unreliable (only duplicate keys are not fatal). */
+  readonly fatal: boolean;
+}
+
+class YamlLocator implements Locator {
+  constructor(
+    private readonly doc: Document,
+    private readonly text: string,
+    private readonly lines: LineCounter,
+  ) {}
+
+  at(path: DocPath, part: "key" | "value", offset?: number): { line: number; col: number } {
+    const pos = this.offsetOf(path, part, offset);
+    const { line, col } = this.lines.linePos(pos);
+    return { line, col };
+  }
+
+  private node(path: DocPath): YamlNode | undefined {
+    if (path.length === 0) return (this.doc.contents as YamlNode | null) ?? undefined;
+    const n = this.doc.getIn(path, true);
+    return n !== null && typeof n === "object" && "range" in (n as object) ? (n as YamlNode) : undefined;
+  }
+
+  private keyOffset(path: DocPath): number | undefined {
+    const parent = this.node(path.slice(0, -1));
+    const last = path[path.length - 1];
+    if (isMap(parent)) {
+      for (const pair of parent.items) {
+        const k = pair.key;
+        if (isScalar(k) && String(k.value) === String(last) && k.range) return k.range[0];
+      }
+    }
+    if (isSeq(parent) && typeof last === "number") return (parent.items[last] as YamlNode | undefined)?.range?.[0];
+    return undefined;
+  }
+
+  private offsetOf(path: DocPath, part: "key" | "value", offset?: number): number {
+    if (part === "value") {
+      const n = this.node(path);
+      if (n?.range) {
+        if (offset !== undefined && isScalar(n) && typeof n.value === "string") return this.scalarOffset(n.range, n.value, offset);
+        return n.range[0];
+      }
+    }
+    // The key, else the nearest ancestor that exists, else the document start.
+    for (let p = path; p.length > 0; p = p.slice(0, -1)) {
+      const k = this.keyOffset(p);
+      if (k !== undefined) return k;
+    }
+    return this.node([])?.range?.[0] ?? 0;
+  }
+
+  /** Source offset of the character at `k` in a string scalar's value. */
+  private scalarOffset(range: readonly number[], value: string, k: number): number {
+    const start = range[0] as number;
+    const raw = this.text.slice(start, range[1]);
+    const whole = raw.indexOf(value);
+    if (whole >= 0 && value !== "") return start + whole + k;
+    // Multi-line or escaped: find the value's line holding k verbatim in the source.
+    let at = Math.min(k, value.length);
+    while (at > 0 && (at >= value.length || value[at] === "\n") && value[at - 1] === "\n") at--;
+    const ls = value.lastIndexOf("\n", at - 1) + 1;
+    const le = value.indexOf("\n", at);
+    const line = value.slice(ls, le < 0 ? value.length : le);
+    const found = line.trim() === "" ? -1 : raw.indexOf(line);
+    return found >= 0 ? start + found + (Math.min(k, ls + line.length) - ls) : start;
+  }
+}
+
+function jsonErrorOffset(text: string): { offset: number; message: string } | undefined {
+  try {
+    JSON.parse(text);
+    return undefined;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const m = /position (\d+)/.exec(message);
+    return { offset: m ? Number(m[1]) : 0, message: message.replace(/ in JSON at position \d+.*$/, "") };
+  }
+}
+
+/** Parse YAML (or JSON, which is read by the same parser so positions and duplicate keys work). */
+export function parseText(text: string, format: "yaml" | "json", file: string): ParsedText {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, keepSourceTokens: true });
+  const diagnostics: Diagnostic[] = [];
+  let fatal = false;
+  const push = (offset: number, message: string): void => {
+    const { line, col } = lines.linePos(offset);
+    diagnostics.push({ file, line, col, message });
+  };
+  for (const e of doc.errors) {
+    if (e.code === "DUPLICATE_KEY") {
+      const m = /^[^\s:,}\]]+|^"[^"]*"|^'[^']*'/.exec(text.slice(e.pos[0]));
+      push(e.pos[0], `duplicate key ${m ? `'${m[0].replace(/^["']|["']$/g, "")}'` : ""}: keys must be unique`.replace("key :", "key:"));
+    } else {
+      fatal = true;
+      push(e.pos[0], `${format === "json" ? "JSON" : "YAML"} syntax error: ${e.message}`);
+    }
+  }
+  if (!fatal && format === "json") {
+    const bad = jsonErrorOffset(text);
+    if (bad) {
+      fatal = true;
+      push(bad.offset, `JSON syntax error: ${bad.message}`);
+    }
+  }
+  const data = fatal ? undefined : doc.toJS({ maxAliasCount: 100 });
+  return { data, locator: new YamlLocator(doc, text, lines), diagnostics, fatal };
+}

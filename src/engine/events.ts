@@ -73,6 +73,8 @@ export interface StageSucceeded extends Base, ExecKey {
   readonly attempt: number;
   readonly input?: unknown;
   readonly output: unknown;
+  /** Lines the handler wrote with `ctx.log`. */
+  readonly logs?: readonly string[];
 }
 
 export interface StageFailed extends Base, ExecKey {
@@ -80,6 +82,7 @@ export interface StageFailed extends Base, ExecKey {
   readonly attempt: number;
   readonly input?: unknown;
   readonly error: StageError;
+  readonly logs?: readonly string[];
 }
 
 /** A failed attempt will be retried at `due_at`. */

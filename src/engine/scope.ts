@@ -5,13 +5,15 @@
  * Only the stages the stage reads are put in scope, so building it costs O(reads).
  */
 import type { StageIdx } from "../plan/types.js";
-import type { RunState } from "./state.js";
+import type { Node, RunState } from "./state.js";
 
 export interface ScopeOptions {
   readonly item?: number | undefined;
   readonly attempt?: number;
   /** For a fallback call: the failed stage's input and error. */
   readonly fallback?: { readonly input: unknown; readonly error: unknown };
+  /** Take visit/item/route/prev from this node instead of the stage's own (fallback calls use their owner's). */
+  readonly node?: Node;
 }
 
 /** The output of a stage as other stages read it: its settled output, `null` if skipped. */
@@ -24,12 +26,12 @@ export function outputOf(state: RunState, idx: StageIdx): unknown {
 export function scopeFor(state: RunState, idx: StageIdx, opts: ScopeOptions = {}): Record<string, unknown> {
   const plan = state.plan;
   const stage = plan.stages[idx]!;
-  const node = state.nodes[idx]!;
+  const node = opts.node ?? state.nodes[idx]!;
   const scope: Record<string, unknown> = { inputs: state.inputs };
   for (const id of stage.reads) {
     const j = plan.stageIndex.get(id);
     if (j === undefined) continue;
-    scope[id] = j === idx ? node.output : outputOf(state, j);
+    scope[id] = j === node.idx ? node.output : outputOf(state, j);
   }
   scope.visit = node.visit;
   if (opts.attempt !== undefined) scope.attempt = opts.attempt;
@@ -38,7 +40,7 @@ export function scopeFor(state: RunState, idx: StageIdx, opts: ScopeOptions = {}
   if (opts.item !== undefined && node.items) {
     const item = node.items[opts.item];
     scope.item = item;
-    scope[stage.as] = item;
+    scope[plan.stages[node.idx]!.as] = item;
     scope.index = opts.item;
   }
   if (opts.fallback) {

@@ -1,0 +1,183 @@
+/**
+ * The TypeScript API (SPEC §7): `definePipeline` builds the same template object a YAML file
+ * holds (with functions for `run:`), compiled by the same compiler to the same plan.
+ * Stage handlers are typed: a stage's `ctx.outputs` knows the output types of what it needs.
+ */
+import { z } from "zod";
+import type { Plan } from "../plan/types.js";
+import type { StageContext } from "../stages/types.js";
+import { compileObject, loadPlanFile, validateInputs } from "../template/index.js";
+
+type Duration = string;
+
+/** Retry policy, as in templates. */
+export interface RetrySpec {
+  /** Total attempts including the first. @default 1 */
+  attempts?: number;
+  /** @default "exponential" */
+  backoff?: "exponential" | "fixed";
+  /** @default "1s" */
+  delay?: Duration;
+  /** @default "30s" */
+  max_delay?: Duration;
+  /** @default "full" */
+  jitter?: "full" | "none";
+}
+
+/** A route, as in templates (`when` is a JSONata expression). */
+export interface RouteSpec {
+  when: string;
+  goto?: string;
+  with?: unknown;
+  max?: number;
+  fail?: string;
+  escalate?: string;
+}
+
+/** Fields every stage may have (same names as in YAML). */
+export interface StageCommon<D extends string> {
+  description?: string;
+  /** Stages to wait for; their outputs are typed in `ctx.outputs`. */
+  needs?: readonly D[];
+  /** `input:` with `{{ }}` interpolations, handed to the handler as `ctx.input`. */
+  input?: unknown;
+  if?: string;
+  for_each?: string;
+  as?: string;
+  concurrency?: number;
+  routes?: RouteSpec[];
+  retry?: RetrySpec;
+  timeout?: Duration;
+  on_error?: "fail" | "continue" | "escalate" | { fallback: string };
+  limit?: string;
+}
+
+/** A stage definition: a typed function, or a JSONata `value`. */
+export type StageDef<In, Outs, D extends string, R> =
+  | (StageCommon<D> & { run: (ctx: StageContext<unknown, Pick<Outs, D & keyof Outs>, In>) => R | Promise<R>; value?: never })
+  | (StageCommon<D> & { value: string; run?: never });
+
+/** Pipeline-wide settings (same names as the template's top level). */
+export interface PipelineConfig<I extends z.ZodObject> {
+  name: string;
+  description?: string;
+  /** Inputs as a zod object; converted to JSON Schema for the plan. */
+  inputs?: I;
+  concurrency?: number;
+  timeout?: Duration;
+  defaults?: { retry?: RetrySpec; timeout?: Duration; on_error?: "fail" | "continue" | "escalate" };
+  limits?: Record<string, { concurrency?: number; rpm?: number; tpm?: number }>;
+  budget?: { tokens?: number; usd?: number };
+  /** Untyped stages given all at once (the builder's `.stage()` types them one by one). */
+  stages?: Record<string, StageDef<z.infer<I>, Record<string, unknown>, string, unknown>>;
+  /** Final assembly expression. */
+  output?: string;
+  /** Directory `run:` module strings resolve against. @default process.cwd() */
+  baseDir?: string;
+}
+
+/** A compiled, runnable pipeline. `Out` is the run's output type. */
+export interface Pipeline<In = Record<string, unknown>, Out = unknown> {
+  readonly name: string;
+  /** The compiled plan (compiled on first use, then cached). */
+  readonly plan: Plan;
+  /** Validate and default raw inputs. */
+  parseInputs(raw: unknown): In;
+  /** @internal phantom for the output type */
+  readonly __out?: Out;
+}
+
+/**
+ * Builder returned by {@link definePipeline}. Each `.stage()` returns a new builder whose
+ * type knows the new stage's output.
+ */
+export class PipelineBuilder<In, Outs extends Record<string, unknown>, Out = Outs> implements Pipeline<In, Out> {
+  private compiled: Plan | undefined;
+  declare readonly __out?: Out;
+
+  constructor(
+    private readonly config: PipelineConfig<z.ZodObject>,
+    private readonly stageDefs: Record<string, unknown>,
+    private readonly outputExpr: string | undefined,
+  ) {}
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  /**
+   * Add a stage.
+   *
+   * @example
+   * definePipeline({ name: "p" })
+   *   .stage("fetch", { run: async () => ({ n: 2 }) })
+   *   .stage("double", { needs: ["fetch"], run: (ctx) => ctx.outputs.fetch.n * 2 });
+   */
+  stage<N extends string, R, D extends keyof Outs & string = never>(
+    name: N,
+    def: StageDef<In, Outs, D, R>,
+  ): PipelineBuilder<In, Outs & { [K in N]: Awaited<R> }, Outs & { [K in N]: Awaited<R> }> {
+    return new PipelineBuilder(this.config, { ...this.stageDefs, [name]: def }, this.outputExpr);
+  }
+
+  /** The run's output is this stage's output. */
+  returns<K extends keyof Outs & string>(stage: K): PipelineBuilder<In, Outs, Outs[K]> {
+    return new PipelineBuilder(this.config, this.stageDefs, stage);
+  }
+
+  /** The run's output is this JSONata expression over inputs and stage outputs. */
+  output<T = unknown>(expr: string): PipelineBuilder<In, Outs, T> {
+    return new PipelineBuilder(this.config, this.stageDefs, expr);
+  }
+
+  get plan(): Plan {
+    this.compiled ??= compileObject(this.template(), { format: "ts", name: this.config.name, baseDir: this.config.baseDir ?? process.cwd() });
+    return this.compiled;
+  }
+
+  parseInputs(raw: unknown): In {
+    const schema = this.config.inputs ?? z.object({});
+    const r = schema.safeParse(raw ?? {});
+    if (!r.success) {
+      const issue = r.error.issues[0]!;
+      throw new TypeError(`input '${issue.path.join(".") || "(root)"}': ${issue.message}`);
+    }
+    return r.data as In;
+  }
+
+  /** The template object this pipeline compiles from (what a YAML file would hold). */
+  template(): Record<string, unknown> {
+    const c = this.config;
+    const inputs = c.inputs ? ((z.toJSONSchema(c.inputs) as { properties?: Record<string, unknown> }).properties ?? {}) : undefined;
+    const t: Record<string, unknown> = { baton: 1, name: c.name, stages: { ...(c.stages ?? {}), ...this.stageDefs } };
+    for (const k of ["description", "concurrency", "timeout", "defaults", "limits", "budget"] as const) if (c[k] !== undefined) t[k] = c[k];
+    if (inputs) t.inputs = inputs;
+    const out = this.outputExpr ?? c.output;
+    if (out !== undefined) t.output = out;
+    return t;
+  }
+}
+
+/**
+ * Define a pipeline in TypeScript.
+ *
+ * @example
+ * const p = definePipeline({ name: "report", inputs: z.object({ topic: z.string() }) })
+ *   .stage("research", { run: async (ctx) => ({ sources: [ctx.inputs.topic] }) })
+ *   .stage("draft", { needs: ["research"], run: (ctx) => ctx.outputs.research.sources.join(", ") })
+ *   .returns("draft");
+ * const text: string = await run(p, { topic: "tides" });
+ */
+export function definePipeline<I extends z.ZodObject = z.ZodObject<{}>>(config: PipelineConfig<I>): PipelineBuilder<z.infer<I>, {}, Record<string, unknown>> {
+  return new PipelineBuilder(config as unknown as PipelineConfig<z.ZodObject>, {}, undefined);
+}
+
+/** A pipeline from a YAML or JSON template file (untyped). */
+export function loadTemplate(file: string): Pipeline<Record<string, unknown>, unknown> {
+  const plan = loadPlanFile(file);
+  return {
+    name: plan.name,
+    plan,
+    parseInputs: (raw) => validateInputs(plan, (raw ?? {}) as Record<string, unknown>),
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * `run(pipeline, inputs, opts)`: run a pipeline to the end in this process and return its
+ * typed output.
+ */
+import { dirname } from "node:path";
+import type { BatonEvent } from "../engine/events.js";
+import type { Plan } from "../plan/types.js";
+import { Runtime, type RunResult } from "../runtime/runtime.js";
+import { MemoryStore } from "../store/memory.js";
+import { openStore } from "../store/open.js";
+import type { Store } from "../store/port.js";
+import { compileSource } from "../template/index.js";
+import type { Pipeline } from "./pipeline.js";
+
+/** Options of {@link run} and {@link execute}. */
+export interface RunOptions {
+  /**
+   * Where the event log goes: a {@link Store}, a SQLite path, or "memory:".
+   * @default an in-memory store (pass `.baton/baton.db` to make runs durable and resumable)
+   */
+  store?: Store | string;
+  /** Stage executions in flight at once in this process. @default Infinity */
+  concurrency?: number;
+  /** Called with each batch of events as the run appends them. */
+  onEvents?: (runId: string, events: readonly BatonEvent[]) => void;
+  /** Seed of the run's retry jitter (for reproducible tests). */
+  seed?: number;
+  /** Abort the run (it is cancelled and stays resumable). */
+  signal?: AbortSignal;
+}
+
+/** A run that did not succeed. */
+export class RunFailedError extends Error {
+  override readonly name = "RunFailedError";
+  constructor(readonly result: RunResult) {
+    super(`run ${result.id} of '${result.pipeline}' ${result.status}` + (result.error ? `: ${result.error.stage ? `stage '${result.error.stage}': ` : ""}${result.error.message}` : ""));
+  }
+}
+
+/** Compile a stored template source back to a plan (resume). */
+export function planFromSource(source: { format: "yaml" | "json" | "ts"; file?: string; text?: string }): Plan {
+  if (source.format === "ts" || source.text === undefined) throw new Error("a TypeScript pipeline cannot be recompiled from the log: pass the pipeline");
+  return compileSource(source.text, { format: source.format, ...(source.file ? { file: source.file } : {}), baseDir: source.file ? dirname(source.file) : process.cwd() });
+}
+
+/** Run a pipeline and return its full result (status, output, error, duration) without throwing on failure. */
+export async function execute<In, Out>(pipeline: Pipeline<In, Out>, inputs: In, opts: RunOptions = {}): Promise<RunResult & { output?: Out }> {
+  const ownStore = typeof opts.store !== "object";
+  const store: Store = typeof opts.store === "object" ? opts.store : opts.store === undefined ? new MemoryStore() : openStore(opts.store);
+  const runtime = new Runtime({
+    store, ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+    ...(opts.onEvents ? { onEvents: (id: string, es: readonly BatonEvent[]) => opts.onEvents!(id, es) } : {}),
+    loadPlan: planFromSource,
+  });
+  try {
+    const parsed = pipeline.parseInputs(inputs) as Record<string, unknown>;
+    const handle = await runtime.start(pipeline.plan, parsed, opts.seed !== undefined ? { seed: opts.seed } : {});
+    const onAbort = (): void => void runtime.cancel(handle.id, "aborted by signal");
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      return (await handle.done) as RunResult & { output?: Out };
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+    }
+  } finally {
+    await runtime.close();
+    if (ownStore) await store.close();
+  }
+}
+
+/**
+ * Run a pipeline and return its output; throws {@link RunFailedError} unless it succeeds.
+ *
+ * @example
+ * const report = await run(pipeline, { topic: "tides" });
+ */
+export async function run<In, Out>(pipeline: Pipeline<In, Out>, inputs: In, opts: RunOptions = {}): Promise<Out> {
+  const result = await execute(pipeline, inputs, opts);
+  if (result.status !== "succeeded") throw new RunFailedError(result);
+  return result.output as Out;
+}

@@ -1,0 +1,368 @@
+/**
+ * The shell around one run: it folds events into the engine's state, asks `decide`, appends
+ * the decided events to the store in ONE transaction per step (completions that arrived in
+ * the same tick batch together), and only then carries out the effects: executing attempts,
+ * evaluating expressions, aborting executions, assembling the output. It never decides what
+ * runs next.
+ */
+import type { Expr } from "../expr/types.js";
+import { apply, decide, nextWakeAt, readOf, scopeFor, type BatonEvent, type Effect, type Exec, type RunState } from "../engine/index.js";
+import type { Plan, StagePlan } from "../plan/types.js";
+import { executorFor, type StageContext } from "../stages/index.js";
+import type { Store } from "../store/port.js";
+import { toStageError } from "./errors.js";
+import { toJsonValue } from "./json.js";
+
+/** What a run ended as (SPEC §4 `--json`). */
+export interface RunResult {
+  readonly id: string;
+  readonly pipeline: string;
+  readonly status: "succeeded" | "failed" | "cancelled" | "waiting";
+  readonly output?: unknown;
+  readonly error?: { readonly stage?: string; readonly kind: string; readonly message: string };
+  readonly duration_ms: number;
+}
+
+/** What the driver needs from the process runtime. */
+export interface DriverHost {
+  readonly store: Store;
+  now(): number;
+  /** Execution slots free in the process now. */
+  freeSlots(): number;
+  take(n: number): void;
+  release(): void;
+  /** Called when this run could start more if slots were free. */
+  blocked(driver: RunDriver): void;
+  onEvents(driver: RunDriver, events: readonly BatonEvent[]): void;
+  finished(driver: RunDriver): void;
+}
+
+interface Running {
+  readonly ctrl: AbortController;
+  released: boolean;
+  cancelled: boolean;
+}
+
+/** JSONata truthiness ($boolean). */
+export function truthy(v: unknown): boolean {
+  if (v === undefined || v === null || v === false || v === 0 || v === "" || Number.isNaN(v)) return false;
+  if (Array.isArray(v)) return v.some(truthy);
+  if (typeof v === "object") return Object.keys(v as object).length > 0;
+  if (typeof v === "function") return false;
+  return true;
+}
+
+async function evaluate(expr: { evaluate(scope: Record<string, unknown>): unknown } | undefined, scope: Record<string, unknown>): Promise<unknown> {
+  if (!expr) return undefined;
+  const v = expr.evaluate(scope);
+  return v instanceof Promise ? await v : v;
+}
+
+/** Drives one run to a stop (finished, waiting, or cancelled). */
+export class RunDriver {
+  private pending: BatonEvent[] = [];
+  private flushing = false;
+  private scheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly running = new Map<Exec, Running>();
+  private resolveDone!: (r: RunResult) => void;
+  private rejectDone!: (e: unknown) => void;
+  private stopped = false;
+  /** Resolves when the run stops. */
+  readonly done: Promise<RunResult>;
+
+  constructor(
+    private readonly host: DriverHost,
+    readonly plan: Plan,
+    readonly state: RunState,
+    readonly runId: string,
+    private seq: number,
+  ) {
+    this.done = new Promise<RunResult>((res, rej) => {
+      this.resolveDone = res;
+      this.rejectDone = rej;
+    });
+  }
+
+  /** Queue events that happened (results, decisions, signals) and schedule a step. */
+  push(...events: BatonEvent[]): void {
+    this.pending.push(...events);
+    this.schedule();
+  }
+
+  /** Schedule a step soon (batching everything that arrives in this tick). */
+  schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      void this.step();
+    });
+  }
+
+  /** Abort every execution in flight (process shutdown). */
+  abortAll(reason: string): void {
+    for (const r of this.running.values()) {
+      r.cancelled = true;
+      r.ctrl.abort(new DOMException(reason, "AbortError"));
+    }
+  }
+
+  private async step(): Promise<void> {
+    if (this.flushing) {
+      this.again = true;
+      return;
+    }
+    this.flushing = true;
+    try {
+      do {
+        this.again = false;
+        const batch = this.pending.splice(0);
+        for (const e of batch) apply(this.state, e);
+        const now = this.host.now();
+        const step = decide(this.state, now, { slots: this.host.freeSlots() });
+        if (step.events.length) for (const e of step.events) batch.push(e);
+        if (batch.length > 0) {
+          this.seq = await this.host.store.append(this.runId, batch, this.seq);
+          this.host.onEvents(this, batch);
+        }
+        this.perform(step.effects);
+        if (this.state.ready.length > 0 && this.state.status === "running") this.host.blocked(this);
+      } while ((this.again || this.pending.length > 0) && !this.stopped);
+    } catch (err) {
+      this.fail(err);
+      return;
+    } finally {
+      this.flushing = false;
+    }
+    this.afterStep();
+  }
+
+  private again = false;
+
+  private afterStep(): void {
+    if (this.stopped) return;
+    const s = this.state;
+    if (s.status === "succeeded" || s.status === "failed" || s.status === "cancelled" || (s.status === "waiting" && s.inflight === 0)) {
+      this.finish();
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const wake = nextWakeAt(s);
+    if (wake !== undefined) {
+      this.timer = setTimeout(() => this.schedule(), Math.max(0, wake - this.host.now()));
+    }
+  }
+
+  private finish(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    const s = this.state;
+    const status = s.status === "running" ? "waiting" : s.status;
+    const result: RunResult = {
+      id: this.runId,
+      pipeline: this.plan.name,
+      status: status as RunResult["status"],
+      ...(s.status === "succeeded" ? { output: this.output } : {}),
+      ...(s.failure && s.status !== "succeeded" ? { error: s.failure } : {}),
+      ...(s.status === "waiting" && s.waiting ? { error: { stage: s.waiting.stage, kind: "waiting", message: s.waiting.message } } : {}),
+      duration_ms: Math.max(0, s.lastAt - s.startedAt),
+    };
+    this.host.finished(this);
+    this.resolveDone(result);
+  }
+
+  private output: unknown;
+
+  private fail(err: unknown): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.abortAll("run driver stopped");
+    this.host.finished(this);
+    this.rejectDone(err);
+  }
+
+  private perform(effects: readonly Effect[]): void {
+    let started = 0;
+    for (const ef of effects) {
+      switch (ef.kind) {
+        case "execute":
+          started++;
+          void this.execute(ef);
+          break;
+        case "cancel": {
+          const r = this.running.get(ef.exec);
+          if (r && !r.cancelled) {
+            r.cancelled = true;
+            r.ctrl.abort(new DOMException(ef.reason, "AbortError"));
+            if (!r.released) {
+              r.released = true;
+              this.host.release();
+            }
+          }
+          break;
+        }
+        case "evaluate_if":
+        case "expand":
+        case "routes":
+          void this.decideExpr(ef);
+          break;
+        case "assemble":
+          void this.assemble();
+          break;
+      }
+    }
+    if (started) this.host.take(started);
+  }
+
+  private async decideExpr(ef: Extract<Effect, { kind: "evaluate_if" | "expand" | "routes" }>): Promise<void> {
+    const stage = this.plan.stages[ef.stage]!;
+    const scope = scopeFor(this.state, ef.stage);
+    const base = { type: "decision" as const, stage: stage.id, visit: ef.visit };
+    const one = async (kind: "if" | "for_each" | "route", expr: Expr, extra: Record<string, unknown> = {}): Promise<{ value: unknown; event: BatonEvent }> => {
+      const read = readOf(scope, expr.roots);
+      try {
+        const value = await evaluate(expr, scope);
+        return { value, event: { ...base, at: this.host.now(), kind, expression: expr.source, read, result: kind === "for_each" ? value : truthy(value), ...extra } };
+      } catch (err) {
+        const message = `stage '${stage.id}': ${kind === "route" ? "route `when`" : kind} ${(err as Error).message}`;
+        return { value: undefined, event: { ...base, at: this.host.now(), kind, expression: expr.source, read, result: null, error: message, ...extra } };
+      }
+    };
+    if (ef.kind === "evaluate_if") {
+      this.push((await one("if", stage.if!)).event);
+    } else if (ef.kind === "expand") {
+      const { value, event } = await one("for_each", stage.forEach!);
+      if (event.type === "decision" && event.error === undefined) {
+        const items = value === undefined || value === null ? [] : Array.isArray(value) ? value : [value];
+        this.push({ ...event, result: items.length, items: items.map((x) => toJsonValue(x, `for_each item of '${stage.id}'`)) });
+      } else this.push(event);
+    } else if (ef.kind === "routes") {
+      await this.routes(stage, ef.from, scope, one);
+    }
+  }
+
+  private async routes(
+    stage: StagePlan, from: number, scope: Record<string, unknown>,
+    one: (kind: "route", expr: Expr, extra?: Record<string, unknown>) => Promise<{ value: unknown; event: BatonEvent }>,
+  ): Promise<void> {
+    const out: BatonEvent[] = [];
+    for (let i = from; i < stage.routes.length; i++) {
+      const route = stage.routes[i]!;
+      if ((this.state.routeTaken.get(stage.idx * 1024 + i) ?? 0) >= route.max) continue;
+      const { value, event } = await one("route", route.when, { route: i });
+      if (event.type !== "decision" || event.error !== undefined) {
+        out.push(event);
+        break;
+      }
+      const taken = truthy(value);
+      let withValue: unknown;
+      if (taken && route.with) {
+        try {
+          withValue = toJsonValue(await evaluate(route.with, scope), `route with: of '${stage.id}'`);
+        } catch (err) {
+          out.push({ ...event, error: `stage '${stage.id}': route with: ${(err as Error).message}` });
+          break;
+        }
+      }
+      out.push({ ...event, taken, ...(withValue !== undefined ? { with: withValue } : {}) });
+      if (taken) break;
+    }
+    if (out.length === 0) return;
+    this.push(...out);
+  }
+
+  private async assemble(): Promise<void> {
+    const plan = this.plan;
+    const at = (): number => this.host.now();
+    try {
+      let output: unknown;
+      let read: string[];
+      if (plan.output) {
+        const scope: Record<string, unknown> = { inputs: this.state.inputs };
+        for (const r of plan.output.roots) {
+          const idx = plan.stageIndex.get(r);
+          if (idx !== undefined) scope[r] = this.state.nodes[idx]!.output;
+        }
+        output = toJsonValue(await evaluate(plan.output, scope), "the run's output");
+        read = plan.output.roots.filter((r) => plan.stageIndex.has(r));
+      } else {
+        const sinks = plan.stages.filter((s) => s.dependents.length === 0 && !s.isFallback);
+        const o: Record<string, unknown> = {};
+        for (const s of sinks) o[s.id] = this.state.nodes[s.idx]!.output ?? null;
+        output = o;
+        read = sinks.map((s) => s.id);
+      }
+      this.output = output;
+      this.push({ type: "run_finished", at: at(), status: "succeeded", output, read });
+    } catch (err) {
+      this.push({ type: "run_finished", at: at(), status: "failed", error: { kind: "expression", message: `output: ${(err as Error).message}` } });
+    }
+  }
+
+  private async execute(ef: Extract<Effect, { kind: "execute" }>): Promise<void> {
+    const plan = this.plan;
+    const stage = plan.stages[ef.stage]!;
+    const exec = ef.exec;
+    const owner = exec.owner;
+    const r: Running = { ctrl: new AbortController(), released: false, cancelled: false };
+    this.running.set(exec, r);
+    const logs: string[] = [];
+    const key = {
+      stage: stage.id, visit: ef.visit,
+      ...(ef.item !== undefined ? { item: ef.item } : {}),
+      ...(owner ? { fallback_for: plan.stages[owner.stage]!.id } : {}),
+    };
+    let input: unknown;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const scope = scopeFor(this.state, ef.stage, {
+        item: ef.item, attempt: ef.attempt,
+        ...(owner ? { node: exec.node, fallback: { input: owner.lastInput ?? null, error: owner.lastError ? { kind: owner.lastError.kind, message: owner.lastError.message } : null } } : {}),
+      });
+      if (stage.input) input = toJsonValue(await evaluate(stage.input, scope), `input of '${stage.id}'`);
+      const outputs: Record<string, unknown> = {};
+      for (const d of stage.deps) outputs[plan.stages[d]!.id] = this.state.nodes[d]!.output;
+      for (const id of stage.reads) if (Object.hasOwn(scope, id)) outputs[id] = scope[id];
+      const ctx: StageContext = {
+        input, inputs: this.state.inputs as Record<string, unknown>, outputs, item: scope.item, index: ef.item, visit: ef.visit,
+        attempt: ef.attempt, route: scope.route, prev: scope.prev, signal: r.ctrl.signal,
+        idempotencyKey: `${this.runId}:${key.stage}:${ef.visit}:${ef.item ?? ""}${owner ? `:${key.fallback_for}` : ""}`,
+        log: (m: string) => void logs.push(String(m)), runId: this.runId,
+      };
+      const exe = executorFor(stage.spec.kind);
+      let result = exe({ plan, stage, ctx, scope });
+      if (result instanceof Promise || stage.timeoutMs !== undefined) {
+        const aborted = new Promise<never>((_, rej) => {
+          const onAbort = (): void => rej(r.ctrl.signal.reason);
+          if (r.ctrl.signal.aborted) onAbort();
+          else r.ctrl.signal.addEventListener("abort", onAbort, { once: true });
+        });
+        aborted.catch(() => undefined);
+        if (stage.timeoutMs !== undefined) {
+          const ms = stage.timeoutMs;
+          timer = setTimeout(() => r.ctrl.abort(new DOMException(`stage '${stage.id}' attempt ${ef.attempt} timed out after ${ms} ms`, "TimeoutError")), ms);
+        }
+        result = await Promise.race([result, aborted]);
+      }
+      const output = toJsonValue(result, `output of stage '${stage.id}'`);
+      if (!r.cancelled) {
+        this.push({ type: "stage_succeeded", at: this.host.now(), ...key, attempt: ef.attempt, ...(input !== undefined ? { input } : {}), output, ...(logs.length ? { logs } : {}) });
+      }
+    } catch (err) {
+      if (!r.cancelled) {
+        const error = toStageError(err);
+        this.push({ type: "stage_failed", at: this.host.now(), ...key, attempt: ef.attempt, ...(input !== undefined ? { input } : {}), error, ...(logs.length ? { logs } : {}) });
+      }
+    } finally {
+      if (timer) clearTimeout(timer);
+      this.running.delete(exec);
+      if (!r.released) {
+        r.released = true;
+        this.host.release();
+      }
+    }
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * The process runtime: starts, resumes and cancels runs against a store, shares the
+ * process-wide execution slots among them, holds each run's lease and listens for signals
+ * (cancel) sent from other processes.
+ */
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { dirname } from "node:path";
+import { apply, createState, decide, fold, type BatonEvent, type RunStarted } from "../engine/index.js";
+import type { Plan } from "../plan/types.js";
+import type { Store } from "../store/port.js";
+import { UserError } from "./errors.js";
+import { RunDriver, type DriverHost, type RunResult } from "./driver.js";
+
+export type { RunResult } from "./driver.js";
+
+/** Options of a {@link Runtime}. Compiled once; the CLI only maps flags onto them. */
+export interface RuntimeOptions {
+  readonly store: Store;
+  /** Stage executions in flight in this process, over all runs. @default Infinity */
+  readonly concurrency?: number;
+  /** Clock (ms since epoch). @default Date.now */
+  readonly now?: () => number;
+  /** Lease time-to-live; the lease is renewed at a third of it. @default 30000 */
+  readonly leaseMs?: number;
+  /** How often to look for signals (cancel) from other processes. @default 250 */
+  readonly signalPollMs?: number;
+  /** Called with every batch of events a run appends. */
+  readonly onEvents?: (runId: string, events: readonly BatonEvent[], plan: Plan) => void;
+  /**
+   * Compile the plan of a run that is resumed, from what `run_started` recorded. The CLI
+   * recompiles YAML/JSON source; TS pipelines pass their plan to `resume` instead.
+   */
+  readonly loadPlan?: (source: RunStarted["source"]) => Plan | Promise<Plan>;
+}
+
+/** A run in progress. */
+export interface RunHandle {
+  readonly id: string;
+  readonly done: Promise<RunResult>;
+}
+
+/** A new run id: time-sortable, 18 characters. */
+export function newRunId(now = Date.now()): string {
+  return now.toString(36).padStart(9, "0") + randomBytes(5).toString("hex").slice(0, 9);
+}
+
+export class Runtime {
+  readonly store: Store;
+  private readonly concurrency: number;
+  private readonly clock: () => number;
+  private inflight = 0;
+  private readonly drivers = new Map<string, RunDriver>();
+  private readonly waitingForSlots = new Set<RunDriver>();
+  private readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
+  private readonly leaseMs: number;
+  private readonly pollMs: number;
+  private readonly timers = new Map<string, NodeJS.Timeout[]>();
+  private readonly host: DriverHost;
+
+  constructor(private readonly opts: RuntimeOptions) {
+    this.store = opts.store;
+    this.concurrency = opts.concurrency ?? Infinity;
+    if (!(this.concurrency >= 1)) throw new UserError(`concurrency must be a number from 1 up, got ${opts.concurrency}`, 2);
+    this.clock = opts.now ?? Date.now;
+    this.leaseMs = opts.leaseMs ?? 30_000;
+    this.pollMs = opts.signalPollMs ?? 250;
+    const self = this;
+    this.host = {
+      store: this.store,
+      now: this.clock,
+      freeSlots: () => self.concurrency - self.inflight,
+      take: (n) => void (self.inflight += n),
+      release: () => {
+        self.inflight--;
+        if (self.waitingForSlots.size > 0) {
+          const d = self.waitingForSlots.values().next().value!;
+          self.waitingForSlots.delete(d);
+          d.schedule();
+        }
+      },
+      blocked: (d) => void self.waitingForSlots.add(d),
+      onEvents: (d, events) => self.opts.onEvents?.(d.runId, events, d.plan),
+      finished: (d) => self.detach(d),
+    };
+  }
+
+  /** Runs being driven by this runtime. */
+  get active(): readonly string[] {
+    return [...this.drivers.keys()];
+  }
+
+  /**
+   * Start a new run of a plan. `inputs` must already be validated (see `validateInputs`).
+   */
+  async start(plan: Plan, inputs: Record<string, unknown>, o: { runId?: string; parentId?: string; seed?: number } = {}): Promise<RunHandle> {
+    const id = o.runId ?? newRunId(this.clock());
+    const started: RunStarted = {
+      type: "run_started", at: this.clock(), run_id: id, pipeline: plan.name, plan_hash: plan.hash,
+      source: { format: plan.source.format, ...(plan.source.file ? { file: plan.source.file } : {}), ...(plan.source.text !== undefined ? { text: plan.source.text } : {}) },
+      inputs, seed: o.seed ?? randomBytes(4).readUInt32BE(0) >>> 1,
+      ...(o.parentId ? { parent_id: o.parentId } : {}),
+    };
+    const seq = await this.store.create({ id, pipeline: plan.name, planHash: plan.hash, ...(o.parentId ? { parentId: o.parentId } : {}) }, [started]);
+    this.opts.onEvents?.(id, [started], plan);
+    await this.store.claim(id, this.owner, this.leaseMs);
+    const state = createState(plan);
+    apply(state, started);
+    return this.drive(plan, state, id, seq);
+  }
+
+  /**
+   * Resume a run: after a crash, a cancel, or (later) a human decision. A run that already
+   * succeeded or failed is not run again; its result is returned.
+   */
+  async resume(runId: string, o: { plan?: Plan } = {}): Promise<RunHandle> {
+    if (this.drivers.has(runId)) return { id: runId, done: this.drivers.get(runId)!.done };
+    const { run, events } = await this.store.load(runId);
+    const first = events[0];
+    if (!first || first.type !== "run_started") throw new UserError(`run ${runId} has no run_started event: its log is damaged`);
+    const plan = o.plan ?? (await this.loadPlan(first.source, runId));
+    if (plan.hash !== first.plan_hash) {
+      throw new UserError(`run ${runId} was started from a different version of '${first.pipeline}' (plan ${first.plan_hash.slice(0, 12)}, given ${plan.hash.slice(0, 12)}): resume it with the plan it started with`);
+    }
+    const state = fold(plan, events);
+    if (state.status === "succeeded" || state.status === "failed") {
+      return { id: runId, done: Promise.resolve(resultOf(plan, runId, events)) };
+    }
+    if (!(await this.store.claim(runId, this.owner, this.leaseMs))) {
+      const holder = await this.store.leaseHolder(runId);
+      throw new UserError(`run ${runId} is being executed by another process (${holder}); wait for it, or cancel it with \`baton cancel ${runId}\``);
+    }
+    const resumed: BatonEvent = { type: "run_resumed", at: this.clock() };
+    const seq = await this.store.append(runId, [resumed], run.seq);
+    this.opts.onEvents?.(runId, [resumed], plan);
+    apply(state, resumed);
+    return this.drive(plan, state, runId, seq);
+  }
+
+  /**
+   * Cancel a run. In this process: at once. Driven by another live process: a signal it picks
+   * up within its poll interval. Not running anywhere (crashed, waiting): recorded directly.
+   */
+  async cancel(runId: string, reason = "cancelled by user"): Promise<"cancelled" | "signalled" | "finished"> {
+    const d = this.drivers.get(runId);
+    if (d) {
+      d.push({ type: "run_cancel_requested", at: this.clock(), reason });
+      return "cancelled";
+    }
+    const { run, events } = await this.store.load(runId);
+    if (run.status === "succeeded" || run.status === "failed" || run.status === "cancelled") return "finished";
+    const holder = await this.store.leaseHolder(runId);
+    if (holder !== undefined) {
+      await this.store.signal(runId, "cancel", { reason });
+      return "signalled";
+    }
+    const first = events[0] as RunStarted;
+    const plan = await this.loadPlan(first.source, runId);
+    const state = fold(plan, events);
+    const req: BatonEvent = { type: "run_cancel_requested", at: this.clock(), reason };
+    apply(state, req);
+    const step = decide(state, this.clock());
+    await this.store.append(runId, [req, ...step.events], run.seq);
+    return "cancelled";
+  }
+
+  /** Cancel every run this process drives (Ctrl-C). */
+  cancelAll(reason = "cancelled by user (interrupt)"): void {
+    for (const d of this.drivers.values()) d.push({ type: "run_cancel_requested", at: this.clock(), reason });
+  }
+
+  /** Stop driving runs (abort in-flight work, release leases). Runs stay resumable. */
+  async close(): Promise<void> {
+    for (const d of this.drivers.values()) d.abortAll("runtime closed");
+    for (const id of [...this.drivers.keys()]) {
+      this.stopTimers(id);
+      await this.store.release(id, this.owner).catch(() => undefined);
+    }
+    this.drivers.clear();
+  }
+
+  private async loadPlan(source: RunStarted["source"], runId: string): Promise<Plan> {
+    if (!this.opts.loadPlan) {
+      throw new UserError(`run ${runId} was started from a ${source.format === "ts" ? "TypeScript pipeline: pass the same pipeline to resume it" : "template, but this runtime cannot compile templates"}`);
+    }
+    return this.opts.loadPlan(source);
+  }
+
+  private drive(plan: Plan, state: ReturnType<typeof createState>, id: string, seq: number): RunHandle {
+    const driver = new RunDriver(this.host, plan, state, id, seq);
+    this.drivers.set(id, driver);
+    this.startTimers(driver);
+    driver.schedule();
+    return { id, done: driver.done };
+  }
+
+  private startTimers(d: RunDriver): void {
+    const renew = setInterval(() => void this.store.claim(d.runId, this.owner, this.leaseMs).catch(() => undefined), Math.max(50, this.leaseMs / 3));
+    const poll = setInterval(() => {
+      void this.store.takeSignals(d.runId).then((signals) => {
+        for (const s of signals) {
+          if (s.kind === "cancel") {
+            const reason = (s.data as { reason?: string } | undefined)?.reason ?? "cancelled by signal";
+            d.push({ type: "run_cancel_requested", at: this.clock(), reason });
+          }
+        }
+      }, () => undefined);
+    }, this.pollMs);
+    renew.unref();
+    poll.unref();
+    this.timers.set(d.runId, [renew, poll]);
+  }
+
+  private stopTimers(id: string): void {
+    for (const t of this.timers.get(id) ?? []) clearInterval(t);
+    this.timers.delete(id);
+  }
+
+  private detach(d: RunDriver): void {
+    this.drivers.delete(d.runId);
+    this.waitingForSlots.delete(d);
+    this.stopTimers(d.runId);
+    void this.store.release(d.runId, this.owner).catch(() => undefined);
+  }
+}
+
+/** The result of a finished run, read from its log. */
+export function resultOf(plan: Plan | undefined, runId: string, events: readonly BatonEvent[]): RunResult {
+  const first = events[0] as RunStarted | undefined;
+  let status: RunResult["status"] = "waiting";
+  let output: unknown;
+  let error: RunResult["error"];
+  let last = first?.at ?? 0;
+  for (const e of events) {
+    last = e.at;
+    if (e.type === "run_finished") {
+      status = e.status;
+      output = e.output;
+      error = e.error;
+    } else if (e.type === "run_resumed") {
+      status = "waiting";
+      error = undefined;
+    } else if (e.type === "run_waiting") {
+      status = "waiting";
+      error = { stage: e.stage, kind: "waiting", message: e.message };
+    }
+  }
+  return {
+    id: runId, pipeline: plan?.name ?? first?.pipeline ?? "?", status,
+    ...(status === "succeeded" ? { output } : {}), ...(error && status !== "succeeded" ? { error } : {}),
+    duration_ms: Math.max(0, last - (first?.at ?? last)),
+  };
+}
+
+/** The directory a template's `run:` modules resolve against. */
+export function baseDirOf(file: string | undefined): string {
+  return file ? dirname(file) : process.cwd();
+}

@@ -1,0 +1,61 @@
+/**
+ * `run:` stages: a TypeScript or JavaScript function. Modules are loaded without a build step
+ * (TypeScript through tsx) relative to the template's directory, once per process.
+ */
+import { existsSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { NonRetryableError } from "../runtime/errors.js";
+import type { ExecuteArgs } from "./types.js";
+
+const modules = new Map<string, Promise<Record<string, unknown>>>();
+
+async function importModule(file: string): Promise<Record<string, unknown>> {
+  const url = pathToFileURL(file).href;
+  if (/\.(c|m)?tsx?$/.test(file)) {
+    const { tsImport } = await import("tsx/esm/api");
+    return (await tsImport(url, import.meta.url)) as Record<string, unknown>;
+  }
+  return (await import(url)) as Record<string, unknown>;
+}
+
+/** Load `module#export` relative to `baseDir`; clear errors for a missing file or export. */
+export async function loadHandler(module: string, exportName: string, baseDir: string, stageId: string): Promise<(ctx: unknown) => unknown> {
+  const file = isAbsolute(module) ? module : resolve(baseDir, module);
+  let loading = modules.get(file);
+  if (!loading) {
+    if (!existsSync(file)) {
+      throw new NonRetryableError(`stage '${stageId}': run module ${module} not found (looked for ${file}); paths are relative to the template's directory`, { kind: "template" });
+    }
+    loading = importModule(file);
+    modules.set(file, loading);
+    loading.catch(() => modules.delete(file));
+  }
+  let mod: Record<string, unknown>;
+  try {
+    mod = await loading;
+  } catch (err) {
+    throw new NonRetryableError(`stage '${stageId}': could not load ${module}: ${(err as Error).message}`, { kind: "template", cause: err });
+  }
+  let fn = mod[exportName];
+  // tsx may wrap a CommonJS-style default export.
+  if (fn === undefined && exportName === "default" && typeof mod["module.exports"] === "function") fn = mod["module.exports"];
+  if (typeof fn !== "function") {
+    const names = Object.keys(mod).filter((k) => typeof mod[k] === "function");
+    throw new NonRetryableError(
+      `stage '${stageId}': ${module} has no exported function '${exportName}'` + (names.length ? ` (it exports: ${names.join(", ")})` : "") +
+        `; write run: ${module}#<name>`,
+      { kind: "template" },
+    );
+  }
+  return fn as (ctx: unknown) => unknown;
+}
+
+/** Execute a `run:` stage. */
+export async function executeRun({ stage, ctx }: ExecuteArgs): Promise<unknown> {
+  const spec = stage.spec;
+  if (spec.kind !== "run") throw new Error("executeRun on a non-run stage");
+  if ("fn" in spec) return spec.fn(ctx);
+  const fn = await loadHandler(spec.module, spec.export, spec.baseDir, stage.id);
+  return fn(ctx);
+}

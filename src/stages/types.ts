@@ -1,0 +1,47 @@
+/**
+ * Stage kinds: one file per kind. Each is `(ctx) → output` and knows nothing of scheduling.
+ * The registry is open: later kinds (agent, http, pipeline, approval) register themselves here.
+ */
+import type { Scope } from "../expr/types.js";
+import type { Plan, StagePlan } from "../plan/types.js";
+
+/** What a `run:` handler receives (SPEC §1 "Stage inputs and handlers"). */
+export interface StageContext<Input = unknown, Outputs = Record<string, unknown>, Inputs = Record<string, unknown>> {
+  /** The stage's evaluated `input:` (undefined when it has none). */
+  readonly input: Input;
+  /** The run's inputs. */
+  readonly inputs: Inputs;
+  /** Outputs of the stages this stage reads or needs, by stage id. */
+  readonly outputs: Outputs;
+  /** for_each: the current item and its 0-based index. */
+  readonly item: unknown;
+  readonly index: number | undefined;
+  /** 1 on the first visit, 2, 3… when a route brings the stage back. */
+  readonly visit: number;
+  /** 1 on the first attempt; retries count up. */
+  readonly attempt: number;
+  /** The `with:` of the route that brought the stage back, if any. */
+  readonly route: unknown;
+  /** This stage's output on the previous visit, if any. */
+  readonly prev: unknown;
+  /** Aborted when the attempt times out or the run is cancelled. */
+  readonly signal: AbortSignal;
+  /** Stable across attempts of the same stage, item and visit: use it to dedupe side effects. */
+  readonly idempotencyKey: string;
+  /** Record a line in the trace. */
+  log(message: string): void;
+  /** The run id. */
+  readonly runId: string;
+}
+
+/** Everything a stage kind needs to execute one attempt. */
+export interface ExecuteArgs {
+  readonly plan: Plan;
+  readonly stage: StagePlan;
+  readonly ctx: StageContext;
+  /** The expression scope of the stage (for kinds that evaluate expressions themselves). */
+  readonly scope: Scope;
+}
+
+/** A stage kind's executor. */
+export type StageKindExecutor = (args: ExecuteArgs) => unknown;

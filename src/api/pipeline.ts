@@ -54,7 +54,7 @@ export interface StageCommon<D extends string> {
 
 /** A stage definition: a typed function, or a JSONata `value`. */
 export type StageDef<In, Outs, D extends string, R> =
-  | (StageCommon<D> & { run: (ctx: StageContext<unknown, Pick<Outs, D & keyof Outs>, In>) => R | Promise<R>; value?: never })
+  | (StageCommon<D> & { run(ctx: StageContext<any, Pick<Outs, D & keyof Outs>, In>): R | Promise<R>; value?: never })
   | (StageCommon<D> & { value: string; run?: never });
 
 /** Pipeline-wide settings (same names as the template's top level). */

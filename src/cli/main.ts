@@ -1,0 +1,255 @@
+#!/usr/bin/env node
+/**
+ * `baton`: the command line (SPEC §4). Thin: it maps argv onto the library and prints.
+ * Exit codes: 0 succeeded/ok, 1 failed/invalid, 2 usage error, 3 waiting, 130 cancelled.
+ */
+import { Command, CommanderError, Option } from "commander";
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { planFromSource } from "../api/run.js";
+import { resultOf, Runtime, UserError, type RunResult } from "../runtime/index.js";
+import { openStore } from "../store/open.js";
+import type { Store } from "../store/port.js";
+import { describePlan, loadPlanFile, validateFile, validateInputs, formatDiagnostic } from "../template/index.js";
+import { buildTrace, renderTrace } from "../trace/index.js";
+import { Progress } from "./progress.js";
+import { reportError } from "./errors.js";
+
+const EXIT: Record<RunResult["status"], number> = { succeeded: 0, failed: 1, waiting: 3, cancelled: 130 };
+
+interface GlobalOpts {
+  db?: string;
+  debug?: boolean;
+}
+
+function storeOf(g: GlobalOpts, durability?: string): Store {
+  return openStore(g.db, durability === "full" ? { durability: "full" } : {});
+}
+
+function collect(value: string, prev: string[]): string[] {
+  return [...prev, value];
+}
+
+/** `--input k=v` pairs and `--input-file` into one raw object. */
+function rawInputs(pairs: string[], file: string | undefined): Record<string, unknown> {
+  const raw: Record<string, unknown> = {};
+  if (file) {
+    let data: unknown;
+    try {
+      data = parseYaml(readFileSync(file, "utf8"));
+    } catch (err) {
+      throw new UserError(`--input-file ${file}: ${(err as Error).message}`, 2);
+    }
+    if (typeof data !== "object" || data === null || Array.isArray(data)) throw new UserError(`--input-file ${file}: expected a JSON or YAML object of inputs`, 2);
+    Object.assign(raw, data);
+  }
+  for (const p of pairs) {
+    const eq = p.indexOf("=");
+    if (eq <= 0) throw new UserError(`--input ${p}: write it as name=value`, 2);
+    raw[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  return raw;
+}
+
+/** Drive a run to its stop with progress and Ctrl-C handling; print and return the exit code. */
+async function follow(runtime: Runtime, start: () => Promise<{ id: string; done: Promise<RunResult> }>, json: boolean, progress: Progress): Promise<number> {
+  let interrupted = 0;
+  const onSigint = (): void => {
+    interrupted++;
+    if (interrupted > 1) process.exit(130);
+    process.stderr.write("\ninterrupt: cancelling the run (it stays resumable); press Ctrl-C again to quit at once\n");
+    runtime.cancelAll();
+  };
+  process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigint);
+  try {
+    const handle = await start();
+    const result = await handle.done;
+    progress.end();
+    if (json) {
+      process.stdout.write(JSON.stringify(result) + "\n");
+    } else {
+      const tail = result.status === "succeeded" ? "" : result.error ? `: ${result.error.stage ? `stage '${result.error.stage}': ` : ""}${result.error.message}` : "";
+      process.stderr.write(`run ${result.id} ${result.status} in ${result.duration_ms} ms${tail}\n`);
+      if (result.status === "succeeded") process.stdout.write(JSON.stringify(result.output, null, 2) + "\n");
+      if (result.status === "cancelled" || result.status === "waiting") process.stderr.write(`resume it with: baton resume ${result.id}\n`);
+    }
+    return EXIT[result.status];
+  } finally {
+    process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigint);
+    await runtime.close();
+  }
+}
+
+function makeRuntime(store: Store, concurrency: string | undefined, progress: Progress): Runtime {
+  const n = concurrency === undefined ? undefined : Number(concurrency);
+  if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new UserError(`--concurrency must be a whole number from 1 up, got '${concurrency}'`, 2);
+  return new Runtime({
+    store, ...(n !== undefined ? { concurrency: n } : {}), loadPlan: planFromSource,
+    onEvents: (id, events, plan) => progress.onEvents(id, events, plan),
+  });
+}
+
+/** Build the program; `run(argv)` returns the exit code. */
+export function program(): Command {
+  const cmd = new Command("baton")
+    .description("Pipeline orchestrator for agentic workflows")
+    .option("--db <path>", "SQLite event log (default: $BATON_DB or .baton/baton.db)")
+    .option("--debug", "show stack traces for errors")
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  const g = (): GlobalOpts => cmd.opts<GlobalOpts>();
+  let code = 0;
+  const set = (c: number): void => void (code = c);
+
+  cmd.command("validate <file>").description("check a template; errors as FILE:LINE:COL: message").action((file: string) => {
+    const diags = validateFile(file);
+    for (const d of diags) process.stderr.write(formatDiagnostic(d) + "\n");
+    if (diags.length === 0) {
+      const plan = loadPlanFile(file);
+      process.stdout.write(`${file}: ok (${plan.stages.length} stages, plan ${plan.hash.slice(0, 12)})\n`);
+    } else process.stderr.write(`${diags.length} error${diags.length === 1 ? "" : "s"}\n`);
+    set(diags.length === 0 ? 0 : 1);
+  });
+
+  cmd.command("plan <file>").description("stages, dependencies, parallel levels, critical path").option("--json", "print JSON").action((file: string, o: { json?: boolean }) => {
+    const d = describePlan(loadPlanFile(file));
+    if (o.json) {
+      process.stdout.write(JSON.stringify(d, null, 2) + "\n");
+      return;
+    }
+    const lines = [`pipeline ${d.name}  plan ${d.hash.slice(0, 12)}`, "", "stages:"];
+    const w = Math.max(...d.stages.map((s) => s.id.length));
+    for (const s of d.stages) lines.push(`  ${s.id.padEnd(w)}  ${s.kind.padEnd(8)} level ${s.level}${s.deps.length ? `  needs ${s.deps.join(", ")}` : ""}`);
+    lines.push("", "parallel levels:");
+    d.levels.forEach((l, i) => lines.push(`  ${i}: ${l.join(", ")}`));
+    lines.push("", `critical path: ${d.critical_path.join(" → ")}`);
+    process.stdout.write(lines.join("\n") + "\n");
+  });
+
+  cmd
+    .command("run <file>")
+    .description("run a template; prints the run id and the output")
+    .option("--input <k=v>", "an input (repeatable)", collect, [])
+    .option("--input-file <file>", "inputs from a JSON or YAML object")
+    .option("--json", "print one JSON result document on stdout")
+    .option("--concurrency <n>", "stage executions in flight in this process")
+    .addOption(new Option("--durability <mode>", "normal: WAL + synchronous=NORMAL; full: fsync every transition").choices(["normal", "full"]).default("normal"))
+    .action(async (file: string, o: { input: string[]; inputFile?: string; json?: boolean; concurrency?: string; durability: string }) => {
+      const plan = loadPlanFile(file);
+      const inputs = validateInputs(plan, rawInputs(o.input, o.inputFile));
+      const store = storeOf(g(), o.durability);
+      const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
+      const runtime = makeRuntime(store, o.concurrency, progress);
+      try {
+        set(await follow(runtime, () => runtime.start(plan, inputs), o.json === true, progress));
+      } finally {
+        await store.close();
+      }
+    });
+
+  cmd
+    .command("resume <run>")
+    .description("continue a run after a crash, cancel or pause")
+    .option("--json", "print one JSON result document on stdout")
+    .option("--concurrency <n>", "stage executions in flight in this process")
+    .action(async (run: string, o: { json?: boolean; concurrency?: string }) => {
+      const store = storeOf(g());
+      const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
+      const runtime = makeRuntime(store, o.concurrency, progress);
+      try {
+        const id = await store.resolveId(run);
+        set(await follow(runtime, () => runtime.resume(id), o.json === true, progress));
+      } finally {
+        await store.close();
+      }
+    });
+
+  cmd.command("cancel <run>").description("cancel a run (it stays resumable)").action(async (run: string) => {
+    const store = storeOf(g());
+    const runtime = new Runtime({ store, loadPlan: planFromSource });
+    try {
+      const id = await store.resolveId(run);
+      const r = await runtime.cancel(id);
+      if (r === "finished") process.stdout.write(`run ${id} had already finished (${(await store.get(id))?.status})\n`);
+      else if (r === "signalled") {
+        // The owner picks the signal up within its poll interval; wait for it to record the cancel.
+        const deadline = Date.now() + 10_000;
+        while (Date.now() < deadline && (await store.get(id))?.status === "running") await new Promise((res) => setTimeout(res, 100));
+        const status = (await store.get(id))?.status;
+        process.stdout.write(status === "cancelled" ? `run ${id} cancelled\n` : `cancel sent to run ${id}; its process has not answered yet (status ${status})\n`);
+      } else process.stdout.write(`run ${id} cancelled\n`);
+    } finally {
+      await runtime.close();
+      await store.close();
+    }
+  });
+
+  cmd.command("runs").description("list runs, newest first").option("--json", "print JSON").option("--status <status>", "only runs with this status").option("--pipeline <name>", "only runs of this pipeline").option("--limit <n>", "at most this many", "50")
+    .action(async (o: { json?: boolean; status?: string; pipeline?: string; limit: string }) => {
+      const store = storeOf(g());
+      try {
+        const runs = await store.list({ ...(o.status ? { status: o.status as "running" } : {}), ...(o.pipeline ? { pipeline: o.pipeline } : {}), limit: Number(o.limit) || 50 });
+        if (o.json) {
+          process.stdout.write(JSON.stringify(runs.map((r) => ({ id: r.id, pipeline: r.pipeline, status: r.status, started_at: r.startedAt, ended_at: r.endedAt ?? null }))) + "\n");
+          return;
+        }
+        if (runs.length === 0) process.stdout.write("no runs yet: start one with `baton run FILE`\n");
+        for (const r of runs) {
+          const dur = r.endedAt ? `${Date.parse(r.endedAt) - Date.parse(r.startedAt)} ms` : "";
+          process.stdout.write(`${r.id}  ${r.status.padEnd(9)}  ${r.pipeline.padEnd(20)}  ${r.startedAt}  ${dur}\n`);
+        }
+      } finally {
+        await store.close();
+      }
+    });
+
+  cmd.command("trace <run>").description("the execution trace (human view, or SPEC JSON)").option("--json", "print the trace JSON").action(async (run: string, o: { json?: boolean }) => {
+    const store = storeOf(g());
+    try {
+      const id = await store.resolveId(run);
+      const { events } = await store.load(id);
+      const first = events[0];
+      let plan;
+      try {
+        plan = first?.type === "run_started" && first.source.format !== "ts" ? planFromSource(first.source) : undefined;
+      } catch {
+        plan = undefined;
+      }
+      const trace = buildTrace(events, plan);
+      process.stdout.write(o.json ? JSON.stringify(trace, null, 2) + "\n" : renderTrace(trace, { color: process.stdout.isTTY === true, width: process.stdout.columns ?? 100 }) + "\n");
+      void resultOf;
+    } finally {
+      await store.close();
+    }
+  });
+
+  return Object.assign(cmd, { exitCode: () => code });
+}
+
+/** Run the CLI with argv; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const cmd = program() as Command & { exitCode: () => number };
+  try {
+    await cmd.parseAsync(argv, { from: "user" });
+    return cmd.exitCode();
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return 0;
+      return 2;
+    }
+    return reportError(err, cmd.opts<GlobalOpts>().debug === true);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // Exit once output is flushed: an aborted handler that ignores its signal must not keep us alive.
+    process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
+  },
+  (err) => {
+    process.stderr.write(`baton: ${String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -14,16 +14,19 @@ export const EXPR_LIMITS = Object.freeze({
   timeoutMs: 1000,
   /** Evaluation depth bound (JSONata error D1011). */
   stack: 500,
+  /** Longest sequence an evaluation may build (JSONata error D2015): a memory bound. */
+  sequence: 1_000_000,
 });
 
-const OPTIONS = { timeout: EXPR_LIMITS.timeoutMs, stack: EXPR_LIMITS.stack };
+const OPTIONS = { timeout: EXPR_LIMITS.timeoutMs, stack: EXPR_LIMITS.stack, sequence: EXPR_LIMITS.sequence };
 
 /** Flags JSONata sets on the arrays it returns; a value without them is plain JSON. */
 const ARRAY_FLAGS = ["sequence", "keepSingleton", "cons", "outerWrapper", "tupleStream"];
 
 /**
- * Strip JSONata's bookkeeping (flagged "sequence" arrays) from a result, so a value kept in
- * memory behaves like the same value read back from the event log. Copies only what changes.
+ * Strip JSONata's bookkeeping (flagged "sequence" arrays, prototype-less objects) from a
+ * result, so a value kept in memory behaves like the same value read back from the event log.
+ * Copies only what changes.
  */
 export function plainResult(value: unknown): unknown {
   if (Array.isArray(value)) {
@@ -38,7 +41,8 @@ export function plainResult(value: unknown): unknown {
   }
   if (value !== null && typeof value === "object") {
     const obj = value as Record<string, unknown>;
-    let out: Record<string, unknown> | undefined;
+    // $merge, $spread … build objects without a prototype: make them ordinary objects.
+    let out: Record<string, unknown> | undefined = Object.getPrototypeOf(obj) === null ? { ...obj } : undefined;
     for (const k of Object.keys(obj)) {
       const v = obj[k];
       const p = plainResult(v);
@@ -94,7 +98,7 @@ export class CompiledExpr implements Expr {
     try {
       return plainResult(await this.#compiled.evaluate(scope));
     } catch (err) {
-      throw evaluationError(err, this.source);
+      throw evaluationError(err, this.source, EXPR_LIMITS);
     }
   }
 }
@@ -115,13 +119,26 @@ export function compileExpr(source: string): Expr {
   return compileExprInternal(source);
 }
 
+/**
+ * Compiled expressions by source text. A compiled expression is immutable, so templates that
+ * repeat an expression, and recompiles of the same template (resume), share one. Bounded:
+ * cleared when full.
+ */
+const cache = new Map<string, CompiledExpr>();
+const CACHE_MAX = 10_000;
+
 /** {@link compileExpr} with the implementation type. @internal */
 export function compileExprInternal(source: string): CompiledExpr {
+  const hit = cache.get(source);
+  if (hit !== undefined) return hit;
   let compiled: jsonata.Expression;
   try {
     compiled = jsonata(source, OPTIONS);
   } catch (err) {
     throw syntaxError(err, source);
   }
-  return new CompiledExpr(source, compiled);
+  const expr = new CompiledExpr(source, compiled);
+  if (cache.size >= CACHE_MAX) cache.clear();
+  cache.set(source, expr);
+  return expr;
 }

@@ -92,7 +92,7 @@ export function syntaxError(err: unknown, source: string): ExprError {
 }
 
 /** Wrap a JSONata evaluation failure, naming the limits for runaway expressions. */
-export function evaluationError(err: unknown, source: string): ExprError {
+export function evaluationError(err: unknown, source: string, limits: { readonly sequence: number }): ExprError {
   if (err instanceof ExprError) return err;
   const f = asFailure(err);
   let detail: string;
@@ -104,7 +104,7 @@ export function evaluationError(err: unknown, source: string): ExprError {
       detail = `recursed more than ${String(f.value)} levels deep`;
       break;
     case "D2015":
-      detail = `built a sequence longer than ${String(f.value)} items`;
+      detail = `built a sequence longer than ${limits.sequence} items`;
       break;
     default:
       detail = `failed: ${f.message ?? "unknown error"}`;

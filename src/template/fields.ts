@@ -2,10 +2,11 @@
 import type { ErrorObject } from "ajv/dist/2020.js";
 import { parseDuration } from "../expr/index.js";
 import type { RetryPolicy } from "../plan/types.js";
-import { newAjv } from "./schema.js";
+import { sharedAjv } from "./schema.js";
 import type { DocPath, Reporter } from "./source.js";
 import { didYouMean } from "./suggest.js";
 
+/** A mapping read from template data. */
 export type Rec = Record<string, unknown>;
 
 /** A plain mapping (not null, not an array). */
@@ -57,7 +58,6 @@ export function retryOf(raw: Rec, base: RetryPolicy, path: DocPath, owner: strin
 }
 
 const TYPES = ["array", "boolean", "integer", "null", "number", "object", "string"];
-let metaAjv: ReturnType<typeof newAjv> | undefined;
 
 function pointerPath(pointer: string): (string | number)[] {
   if (pointer === "") return [];
@@ -72,8 +72,15 @@ function pointerPath(pointer: string): (string | number)[] {
 export function checkJsonSchema(schema: unknown, path: DocPath, what: string, report: Reporter): void {
   if (typeof schema === "boolean") return;
   if (!isRec(schema)) return; // the template schema reported it
-  metaAjv ??= newAjv();
-  if (metaAjv.validateSchema(schema) === true) return;
+  const metaAjv = sharedAjv();
+  try {
+    if (metaAjv.validateSchema(schema) === true) return;
+  } catch (err) {
+    // e.g. a `$schema` of another draft
+    const why = typeof schema.$schema === "string" ? `$schema '${schema.$schema}' is not supported: write JSON Schema draft 2020-12` : (err as Error).message;
+    report.value(typeof schema.$schema === "string" ? [...path, "$schema"] : path, `${what} is not a valid JSON Schema: ${why}`);
+    return;
+  }
   const errors: ErrorObject[] = metaAjv.errors ?? [];
   const first = errors[0];
   if (first === undefined) return;

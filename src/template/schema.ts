@@ -24,7 +24,18 @@ export function newAjv(opts: { useDefaults?: boolean } = {}): Ajv2020 {
   });
 }
 
+let shared: Ajv2020 | undefined;
 let templateValidator: ValidateFunction | undefined;
+
+/**
+ * The process-wide ajv used while compiling templates (template schema, JSON Schema checks,
+ * input defaults). One instance: each new one compiles the draft 2020-12 meta-schema again.
+ * @internal
+ */
+export function sharedAjv(): Ajv2020 {
+  shared ??= newAjv();
+  return shared;
+}
 
 /** The template JSON Schema, as shipped in `schema/template.schema.json`. */
 export function templateSchema(): Schema {
@@ -33,7 +44,7 @@ export function templateSchema(): Schema {
 }
 
 function validator(): ValidateFunction {
-  templateValidator ??= newAjv().compile(templateSchema());
+  templateValidator ??= sharedAjv().compile(templateSchema());
   return templateValidator;
 }
 
@@ -68,8 +79,8 @@ export function describePath(path: DocPath): { owner?: string; field: string } {
 
 /** How a value is shown after "got". */
 export function showValue(v: unknown): string {
-  if (Array.isArray(v)) return "a list";
-  if (v !== null && typeof v === "object") return "a mapping";
+  if (Array.isArray(v)) return v.length === 0 ? "an empty list" : "a list";
+  if (v !== null && typeof v === "object") return Object.keys(v).length === 0 ? "an empty mapping" : "a mapping";
   if (typeof v === "string") return JSON.stringify(v.length > 40 ? v.slice(0, 39) + "…" : v);
   return String(v);
 }
@@ -163,10 +174,11 @@ export function checkSchema(data: unknown, report: Reporter): void {
   if (validate(data)) return;
   const errors = validate.errors ?? [];
   // Branch errors of a failing oneOf/anyOf are noise: its own error says what was expected.
-  const unions = errors.filter((e) => e.keyword === "oneOf" || e.keyword === "anyOf").map((e) => e.schemaPath + "/");
+  const unions = errors.filter((e) => e.keyword === "oneOf" || e.keyword === "anyOf").map((e) => e.instancePath);
   const seen = new Set<string>();
   for (const e of errors) {
-    if (unions.some((u) => e.schemaPath.startsWith(u))) continue;
+    const isUnion = e.keyword === "oneOf" || e.keyword === "anyOf";
+    if (!isUnion && unions.some((u) => e.instancePath === u || e.instancePath.startsWith(u + "/"))) continue;
     if (e.keyword === "propertyNames" || e.schemaPath.includes("/propertyNames/")) continue; // ids are checked with the stages
     const extra = e.keyword === "additionalProperties" || e.keyword === "required" ? JSON.stringify(e.params) : "";
     const key = `${e.instancePath}|${extra}`;

@@ -140,7 +140,7 @@ function jsonErrorOffset(text: string): { offset: number; message: string } | un
 /** Parse YAML (or JSON, which is read by the same parser so positions and duplicate keys work). */
 export function parseText(text: string, format: "yaml" | "json", file: string): ParsedText {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, keepSourceTokens: true });
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const diagnostics: Diagnostic[] = [];
   let fatal = false;
   const push = (offset: number, message: string): void => {

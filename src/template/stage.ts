@@ -2,19 +2,21 @@
  * One stage of a template: its kind, fields, policies and expressions, checked and turned
  * into a draft that the graph pass and the plan builder finish.
  */
-import type { RetryPolicy, StageKind, StageSpec } from "../plan/types.js";
+import { resolve } from "node:path";
 import type { CompiledExpr } from "../expr/compile.js";
 import type { CompiledValueTemplate } from "../expr/value-template.js";
-import { ExprChecker, RESERVED_IDS, type StageScope, type Where } from "./refs.js";
+import type { RetryPolicy, StageKind, StageSpec } from "../plan/types.js";
+import { checkJsonSchema, durationOf, isRec, retryOf, type Rec } from "./fields.js";
+import { RESERVED_IDS, type ExprChecker, type StageScope, type Where } from "./refs.js";
 import type { DocPath, Reporter } from "./source.js";
 import { didYouMean } from "./suggest.js";
-import { resolve } from "node:path";
-import { checkJsonSchema, durationOf, retryOf, type Rec, isRec } from "./fields.js";
 
+/** The stage kinds; a stage has exactly one of these fields. */
 export const KINDS = ["agent", "run", "value", "http", "pipeline", "approval"] as const;
 const ID = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const JSONATA_WORDS = new Set(["and", "or", "in", "true", "false", "null", "function"]);
 
+/** A checked route, its goto target still by id. */
 export interface RouteDraft {
   readonly path: DocPath;
   readonly when?: CompiledExpr;
@@ -25,6 +27,7 @@ export interface RouteDraft {
   readonly max: number;
 }
 
+/** `on_error`, a fallback still by id. */
 export type OnErrorDraft = { readonly kind: "fail" | "continue" | "escalate" } | { readonly kind: "fallback"; readonly stage: string };
 
 /** A checked stage, with stage references still by id. */
@@ -56,11 +59,11 @@ export interface StageContext {
   readonly exprs: ExprChecker;
   readonly stageIds: ReadonlySet<string>;
   readonly agents: Readonly<Record<string, Rec>>;
+  readonly agentNames: ReadonlySet<string>;
   readonly limits: ReadonlySet<string>;
   readonly fallbacks: ReadonlySet<string>;
   readonly defaults: { readonly retry: RetryPolicy; readonly timeoutMs?: number; readonly onError: OnErrorDraft };
   readonly baseDir: string;
-  readonly format: "yaml" | "json" | "ts";
 }
 
 function checkId(id: string, path: DocPath, report: Reporter): void {
@@ -82,11 +85,12 @@ function runSpec(raw: unknown, path: DocPath, ctx: StageContext, id: string): St
   return { kind: "run", module, export: name, baseDir: ctx.baseDir };
 }
 
-function ref(ctx: StageContext, path: DocPath, name: unknown, set: Iterable<string>, what: string): string | undefined {
+function ref(ctx: StageContext, path: DocPath, name: unknown, set: ReadonlySet<string>, what: "agent" | "limit" | "stage"): string | undefined {
   if (typeof name !== "string") return undefined;
-  const known = set instanceof Set ? set.has(name) : [...set].includes(name);
-  if (!known) ctx.report.value(path, `unknown ${what} '${name}'${didYouMean(name, set)}`);
-  return known ? name : undefined;
+  if (set.has(name)) return name;
+  const hint = set.size === 0 && what !== "stage" ? `: declare it under ${what === "limit" ? "limits" : "agents"}:` : didYouMean(name, set);
+  ctx.report.value(path, `unknown ${what} '${name}'${hint}`);
+  return undefined;
 }
 
 /** Check one stage and build its draft. */
@@ -130,7 +134,7 @@ export function analyzeStage(id: string, idx: number, raw: unknown, ctx: StageCo
   let spec: StageSpec | undefined;
   switch (kind) {
     case "agent": {
-      const agent = ref(ctx, at("agent"), s.agent, Object.keys(ctx.agents), "agent");
+      const agent = ref(ctx, at("agent"), s.agent, ctx.agentNames, "agent");
       const prompt = has("prompt") ? exprs.template(at("prompt"), s.prompt, w("prompt", true)) : undefined;
       if (has("output")) checkJsonSchema(s.output, at("output"), `stage '${id}': output`, report);
       const output = s.output ?? (agent === undefined ? undefined : ctx.agents[agent]?.output);

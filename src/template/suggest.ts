@@ -30,7 +30,7 @@ export function closest(word: string, candidates: Iterable<string>): string | un
     if (c === word) continue;
     const d = editDistance(w, c.toLowerCase());
     const limit = Math.min(3, Math.ceil(Math.max(w.length, c.length) / 2));
-    if (d <= limit && d < bestD) {
+    if (d <= limit && d < Math.max(w.length, c.length) && d < bestD) {
       best = c;
       bestD = d;
     }

@@ -1,0 +1,318 @@
+/**
+ * `buildTrace`: one linear pass over a run's event log into the SPEC §5 trace document.
+ * Executions are indexed in a Map by their entry id, so a 10,000-item for_each costs
+ * 10,000 map entries and nothing quadratic. The trace is a view: it never changes the events.
+ */
+import type { BatonEvent, RunFinished, RunStarted } from "../engine/events.js";
+import type { Plan } from "../plan/types.js";
+import { executionId, iso, isoOrNull, newAttempt, recovered, toDecision, toError, toStage, type Attempt, type Entry, type ErrorRow } from "./entry.js";
+import type { Trace, TraceDecision, TraceError, TraceRunStatus } from "./types.js";
+
+/** The assembly description used when the plan has no `output:` expression. */
+export const SINK_OUTPUTS = "outputs of sink stages";
+
+/** Token/cost fields a later event kind (agent stages) may carry; read structurally so the trace needs no change. */
+function usageOf(e: unknown): { model: string | undefined; input: number; output: number; cost: number } | undefined {
+  if (typeof e !== "object" || e === null) return undefined;
+  const r = e as Record<string, unknown>;
+  const t = r["tokens"] as Record<string, unknown> | undefined;
+  const cost = typeof r["cost_usd"] === "number" ? r["cost_usd"] : 0;
+  const model = typeof r["model"] === "string" ? r["model"] : undefined;
+  if ((typeof t !== "object" || t === null) && cost === 0 && model === undefined) return undefined;
+  const n = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? v : 0);
+  return { model, input: n(t?.["input"]), output: n(t?.["output"]), cost };
+}
+
+/**
+ * Build the trace of one run from its event log (SPEC §5). Linear in the number of events.
+ *
+ * @param events The run's whole log, in order; it must start with `run_started`.
+ * @param plan The run's plan (optional). When given and its hash matches the run's, the trace
+ *   names route targets and the assembly expression; otherwise those are left out / `null`.
+ * @throws Error when the log has no `run_started` event.
+ * @example
+ * const { events } = await store.load(runId);
+ * console.log(JSON.stringify(buildTrace(events, plan), null, 2));
+ */
+export function buildTrace(events: readonly BatonEvent[], plan?: Plan): Trace {
+  const first = events[0];
+  if (first?.type !== "run_started") {
+    throw new Error(
+      `buildTrace: expected the run's event log to start with run_started, got ${events.length === 0 ? "no events" : `'${first?.type}' first`}; ` +
+        "pass the whole log, e.g. (await store.load(runId)).events",
+    );
+  }
+  const started: RunStarted = first;
+  const usePlan = plan !== undefined && plan.hash === started.plan_hash ? plan : undefined;
+  const entries = new Map<string, Entry>();
+  const order: Entry[] = [];
+  const wholes: Entry[] = [];
+  const open = new Set<Entry>();
+  const lastVisit = new Map<string, number>();
+  const decisions: TraceDecision[] = [];
+  const errors: ErrorRow[] = [];
+  const runTokens = { input: 0, output: 0 };
+  let runCost = 0;
+  let status: TraceRunStatus = "running";
+  let endedAt: number | undefined;
+  let finished: RunFinished | undefined;
+  let waiting: { at: number; stage: string; message: string } | undefined;
+
+  const entry = (stage: string, visit: number, item: number | undefined, fallbackFor: string | undefined, at: number, whole = false): Entry => {
+    const id = executionId(stage, visit, item, fallbackFor);
+    let x = entries.get(id);
+    if (x) return x;
+    x = {
+      id, stage, visit, item, fallbackFor, whole, status: "running", reason: undefined, startedAt: at, endedAt: undefined,
+      queuedMs: null, input: null, output: null, attempts: [], logs: undefined, itemCount: undefined, completed: false,
+      settled: false, model: undefined, tokens: undefined, cost: undefined,
+    };
+    entries.set(id, x);
+    order.push(x);
+    if ((lastVisit.get(stage) ?? 0) < visit) lastVisit.set(stage, visit);
+    return x;
+  };
+  const attemptOf = (x: Entry, n: number, at: number): Attempt => {
+    for (let i = x.attempts.length - 1; i >= 0; i--) if (x.attempts[i]!.n === n) return x.attempts[i]!;
+    const a = newAttempt(n, at, false); // an outcome whose start was not logged
+    x.attempts.push(a);
+    return a;
+  };
+  const interrupt = (x: Entry): void => {
+    const a = x.attempts[x.attempts.length - 1];
+    if (a?.status !== "running") return;
+    a.status = "cancelled";
+    a.error = { kind: "interrupted", message: "the process stopped during this attempt; it ran again after resume", retryable: true };
+    x.status = "cancelled";
+    x.reason = "interrupted (the process stopped)";
+    open.delete(x);
+  };
+  const addUsage = (x: Entry, e: unknown): void => {
+    const u = usageOf(e);
+    if (!u) return;
+    if (u.model !== undefined) x.model = u.model;
+    x.tokens ??= { input: 0, output: 0 };
+    x.tokens.input += u.input;
+    x.tokens.output += u.output;
+    x.cost = (x.cost ?? 0) + u.cost;
+    runTokens.input += u.input;
+    runTokens.output += u.output;
+    runCost += u.cost;
+  };
+
+  for (const e of events) {
+    switch (e.type) {
+      case "run_started":
+        break;
+      case "stage_started": {
+        const x = entry(e.stage, e.visit, e.item, e.fallback_for, e.at);
+        interrupt(x);
+        if (x.attempts.length === 0) x.queuedMs = e.queued_ms;
+        x.attempts.push(newAttempt(e.attempt, e.at, e.rerun === true));
+        x.status = "running";
+        x.reason = undefined;
+        x.endedAt = undefined;
+        open.add(x);
+        break;
+      }
+      case "stage_succeeded": {
+        const x = entry(e.stage, e.visit, e.item, e.fallback_for, e.at);
+        const a = attemptOf(x, e.attempt, e.at);
+        a.status = "succeeded";
+        a.endedAt = e.at;
+        a.logs = e.logs;
+        open.delete(x);
+        x.status = "succeeded";
+        x.endedAt = e.at;
+        x.output = e.output;
+        x.input = e.input ?? null;
+        x.logs = e.logs;
+        addUsage(x, e);
+        if (e.fallback_for !== undefined) {
+          const owner = entries.get(executionId(e.fallback_for, e.visit, e.item));
+          if (owner) {
+            owner.status = "fallback";
+            owner.output = e.output;
+            owner.endedAt = e.at;
+            owner.settled = true;
+          }
+        }
+        break;
+      }
+      case "stage_failed": {
+        const x = entry(e.stage, e.visit, e.item, e.fallback_for, e.at);
+        const a = attemptOf(x, e.attempt, e.at);
+        a.status = "failed";
+        a.endedAt = e.at;
+        a.error = { ...e.error };
+        a.logs = e.logs;
+        open.delete(x);
+        x.status = "failed";
+        x.endedAt = e.at;
+        x.input = e.input ?? null;
+        x.logs = e.logs;
+        addUsage(x, e);
+        const { kind, message, retryable } = e.error;
+        errors.push({ at: e.at, entry: x, stage: e.stage, attempt: e.attempt, kind, message, retryable, resumed: false });
+        break;
+      }
+      case "retry_scheduled": {
+        const x = entry(e.stage, e.visit, e.item, e.fallback_for, e.at);
+        attemptOf(x, e.attempt - 1, e.at).retryInMs = e.delay_ms;
+        x.status = "retrying";
+        x.endedAt = undefined;
+        break;
+      }
+      case "stage_settled": {
+        const x = entry(e.stage, e.visit, e.item, e.fallback_for, e.at);
+        x.status = e.outcome;
+        x.endedAt = e.at;
+        if (e.outcome === "continued") x.output = null;
+        if (e.outcome === "fallback") x.output = e.output ?? null;
+        x.settled = e.outcome !== "failed";
+        break;
+      }
+      case "stage_cancelled": {
+        const x = entry(e.stage, e.visit, e.item, e.fallback_for, e.at);
+        const a = attemptOf(x, e.attempt, e.at);
+        a.status = "cancelled";
+        a.endedAt = e.at;
+        a.reason = e.reason;
+        open.delete(x);
+        x.status = "cancelled";
+        x.reason = e.reason;
+        x.endedAt = e.at;
+        break;
+      }
+      case "stage_skipped": {
+        const x = entry(e.stage, e.visit, undefined, undefined, e.at);
+        x.status = "skipped";
+        x.reason = e.reason;
+        x.endedAt = e.at;
+        break;
+      }
+      case "stage_completed": {
+        const x = entries.get(executionId(e.stage, e.visit));
+        if (x) {
+          x.completed = true;
+          x.endedAt = e.at;
+        }
+        break;
+      }
+      case "decision":
+        decisions.push(toDecision(e, usePlan));
+        if (e.kind === "for_each" && e.error === undefined) {
+          const x = entry(e.stage, e.visit, undefined, undefined, e.at, true);
+          x.itemCount = e.items?.length ?? (typeof e.result === "number" ? e.result : 0);
+          wholes.push(x);
+        } else if (e.kind === "fallback") {
+          const x = entries.get(executionId(e.stage, e.visit, e.item));
+          if (x) {
+            x.status = "fallback";
+            x.endedAt = undefined;
+          }
+        }
+        break;
+      case "run_waiting":
+        status = "waiting";
+        waiting = { at: e.at, stage: e.stage, message: e.message };
+        break;
+      case "run_cancel_requested":
+        break;
+      case "run_resumed":
+        status = "running";
+        endedAt = undefined;
+        finished = undefined;
+        waiting = undefined;
+        for (const x of [...open]) interrupt(x);
+        for (const r of errors) if (r.entry === undefined) r.resumed = true;
+        break;
+      case "run_finished":
+        status = e.status;
+        endedAt = e.at;
+        finished = e;
+        waiting = undefined;
+        if (e.error) {
+          const { kind, message } = e.error;
+          errors.push({ at: e.at, entry: undefined, stage: e.error.stage ?? null, attempt: null, kind, message, retryable: false, resumed: false });
+        }
+        break;
+    }
+  }
+
+  const done = status === "succeeded" || status === "failed" || status === "cancelled";
+  for (const x of order) {
+    if (x.whole || !done) continue;
+    if (x.status === "running" || x.status === "retrying" || (x.status === "fallback" && !x.settled)) {
+      x.status = "cancelled";
+      x.reason = `run ${status}`;
+      x.endedAt ??= endedAt;
+    }
+  }
+  for (const w of wholes) settleWhole(w, entries, done ? `run ${status}` : undefined, (lastVisit.get(w.stage) ?? 0) > w.visit, endedAt);
+
+  const unexplained = new Set<string>();
+  for (const r of errors) if (r.entry && !recovered(r.entry)) unexplained.add(`${r.kind}\u0000${r.message}`);
+  const traceErrors: TraceError[] = [];
+  for (const r of errors) {
+    if (!r.entry && unexplained.has(`${r.kind}\u0000${r.message}`)) continue;
+    traceErrors.push(toError(r));
+  }
+
+  return {
+    run: {
+      id: started.run_id, pipeline: started.pipeline, plan_hash: started.plan_hash, status, inputs: started.inputs,
+      output: status === "succeeded" ? (finished?.output ?? null) : null,
+      started_at: iso(started.at), ended_at: isoOrNull(endedAt), duration_ms: endedAt === undefined ? null : endedAt - started.at,
+      tokens: runTokens, cost_usd: runCost,
+      ...(finished?.error ? { error: { ...finished.error } } : {}),
+      ...(waiting && status === "waiting" ? { waiting: { at: iso(waiting.at), stage: waiting.stage, message: waiting.message } } : {}),
+      ...(started.parent_id !== undefined ? { parent_id: started.parent_id } : {}),
+    },
+    stages: order.map(toStage),
+    decisions,
+    errors: traceErrors,
+    assembly: {
+      expression: usePlan ? (usePlan.output?.source ?? SINK_OUTPUTS) : null,
+      read: finished?.read ? [...finished.read] : [],
+    },
+  };
+}
+
+/**
+ * A for_each stage's own entry: succeeded once `stage_completed` says so (or every item has
+ * settled, e.g. when a route back left before completion), failed when an item failed for
+ * good, cancelled when a route back or the run's end cut it off, running otherwise.
+ */
+function settleWhole(w: Entry, entries: ReadonlyMap<string, Entry>, runEnd: string | undefined, superseded: boolean, endedAt: number | undefined): void {
+  const n = w.itemCount ?? 0;
+  const out = new Array<unknown>(n);
+  let settled = 0;
+  let failedAt: number | undefined;
+  let cancelled: Entry | undefined;
+  let last = w.startedAt;
+  for (let i = 0; i < n; i++) {
+    const x = entries.get(executionId(w.stage, w.visit, i));
+    out[i] = null;
+    if (!x) continue;
+    if (recovered(x)) {
+      settled++;
+      out[i] = x.output;
+      if (x.endedAt !== undefined && x.endedAt > last) last = x.endedAt;
+    } else if (x.status === "failed") failedAt ??= x.endedAt;
+    else if (x.status === "cancelled") cancelled ??= x;
+  }
+  if (w.completed || (failedAt === undefined && settled === n)) {
+    w.status = "succeeded";
+    w.output = out;
+    w.endedAt ??= last;
+  } else if (failedAt !== undefined) {
+    w.status = "failed";
+    w.endedAt = failedAt;
+  } else if (superseded || runEnd !== undefined) {
+    w.status = "cancelled";
+    w.reason = cancelled?.reason ?? runEnd ?? "route back";
+    w.endedAt = cancelled?.endedAt ?? endedAt;
+  }
+}
+

@@ -1,0 +1,280 @@
+/**
+ * `renderTrace`: the human view of a trace for `baton trace RUN` — a header, a timeline tree
+ * (one line per stage visit in start order, for_each items and fallback calls under their
+ * stage, retries and decisions where they happened), the errors, and the final output.
+ */
+import { executionId } from "./entry.js";
+import { clip, compact, count, duration, jsonLines, paint, reads, type Seg } from "./format.js";
+import type { Trace, TraceAttempt, TraceDecision, TraceRunStatus, TraceStage, TraceStageStatus } from "./types.js";
+
+/** Options of {@link renderTrace}. */
+export interface RenderOptions {
+  /** Emit ANSI colour codes (a TTY that wants them). With `false` the text has no escape codes. */
+  readonly color: boolean;
+  /** Columns per line; longer lines are cut with `…`. @default 100 */
+  readonly width?: number;
+  /** for_each items listed per stage before the rest are summarised (unusual ones first). @default 10 */
+  readonly maxItems?: number;
+  /** Lines of the final output's JSON shown. @default 20 */
+  readonly outputLines?: number;
+  /** Errors listed before the rest are summarised. @default 20 */
+  readonly maxErrors?: number;
+}
+
+const SYMBOL: Record<TraceStageStatus, Seg> = {
+  succeeded: ["✓", "green"], failed: ["✗", "red"], retrying: ["↻", "yellow"], running: ["…", "cyan"],
+  skipped: ["⊘", "dim"], cancelled: ["⊗", "magenta"], continued: ["↷", "yellow"], fallback: ["⇢", "blue"],
+};
+const RUN_SYMBOL: Record<TraceRunStatus, Seg> = {
+  succeeded: ["✓", "green"], failed: ["✗", "red"], cancelled: ["⊗", "magenta"], running: ["…", "cyan"], waiting: ["‖", "yellow"],
+};
+const ATTEMPT_SYMBOL: Record<TraceAttempt["status"], Seg> = {
+  succeeded: ["✓", "green"], failed: ["✗", "red"], cancelled: ["⊗", "magenta"], running: ["…", "cyan"],
+};
+
+type Row = { readonly at: string; readonly stage?: TraceStage; readonly decision?: TraceDecision };
+
+/**
+ * Render a trace as text for a terminal or a log file.
+ *
+ * @example
+ * const text = renderTrace(buildTrace(events, plan), { color: process.stdout.isTTY === true, width: process.stdout.columns });
+ * process.stdout.write(text + "\n");
+ */
+export function renderTrace(trace: Trace, opts: RenderOptions): string {
+  const r = new Renderer(trace, opts);
+  return r.render();
+}
+
+class Renderer {
+  private readonly out: string[] = [];
+  private readonly width: number;
+  private readonly items = new Map<string, TraceStage[]>();
+  private readonly fallbacks = new Map<string, TraceStage[]>();
+  private readonly decisions = new Map<string, TraceDecision[]>();
+  private nameWidth = 0;
+
+  constructor(private readonly trace: Trace, private readonly opts: RenderOptions) {
+    this.width = Math.max(40, opts.width ?? 100);
+  }
+
+  private line(indent: number, ...segs: Seg[]): void {
+    this.out.push(paint([[" ".repeat(indent)], ...segs], this.width, this.opts.color));
+  }
+
+  render(): string {
+    this.header();
+    this.out.push("");
+    this.timeline();
+    this.out.push("");
+    this.errors();
+    this.output();
+    return this.out.join("\n");
+  }
+
+  private header(): void {
+    const run = this.trace.run;
+    const sym = RUN_SYMBOL[run.status];
+    const took = run.duration_ms === null ? "" : ` in ${duration(run.duration_ms)}`;
+    this.line(0, ["run ", "bold"], [run.id, "bold"], ["  "], [run.pipeline], ["  "], sym, [` ${run.status}`, sym[1]], [took]);
+    const ended = run.ended_at === null ? "" : `  ended ${run.ended_at}`;
+    this.line(0, [`started ${run.started_at}${ended}  plan ${run.plan_hash.slice(0, 12)}`, "dim"]);
+    if (run.tokens.input + run.tokens.output > 0 || run.cost_usd > 0) {
+      this.line(0, [`tokens ${count(run.tokens.input)} in / ${count(run.tokens.output)} out  $${run.cost_usd.toFixed(4)}`, "dim"]);
+    }
+    if (run.error) {
+      const where = run.error.stage !== undefined ? `stage '${run.error.stage}': ` : "";
+      this.line(0, ["error ", "red"], [`${where}${run.error.kind}: ${run.error.message}`]);
+    }
+    if (run.waiting) this.line(0, ["waiting ", "yellow"], [`on '${run.waiting.stage}': ${run.waiting.message}`]);
+  }
+
+  private timeline(): void {
+    const ids = new Set<string>();
+    const top: Row[] = [];
+    for (const s of this.trace.stages) ids.add(s.id);
+    for (const s of this.trace.stages) {
+      const owner = s.fallback_for !== undefined ? executionId(s.fallback_for, s.visit, s.item) : undefined;
+      const whole = s.item !== undefined && owner === undefined ? executionId(s.stage, s.visit) : undefined;
+      if (owner !== undefined && ids.has(owner)) push(this.fallbacks, owner, s);
+      else if (whole !== undefined && ids.has(whole)) push(this.items, whole, s);
+      else {
+        top.push({ at: s.started_at, stage: s });
+        this.nameWidth = Math.max(this.nameWidth, label(s).length);
+      }
+    }
+    for (const d of this.trace.decisions) {
+      const key = executionId(d.stage, d.visit, d.kind === "fallback" ? d.item : undefined);
+      if (ids.has(key)) push(this.decisions, key, d);
+      else top.push({ at: d.at, decision: d });
+    }
+    this.nameWidth = Math.min(this.nameWidth, 30);
+    top.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    this.line(0, ["timeline", "bold"]);
+    if (top.length === 0) this.line(2, ["(nothing ran yet)", "dim"]);
+    for (const row of top) {
+      if (row.stage) this.entry(row.stage, 0, this.nameWidth, true);
+      else if (row.decision) this.decision(row.decision, 0);
+    }
+  }
+
+  private entry(s: TraceStage, indent: number, nameWidth: number, showLogs: boolean): void {
+    const sym = SYMBOL[s.status];
+    const name = (s.fallback_for !== undefined ? `${label(s)} (fallback for ${s.fallback_for})` : s.item !== undefined ? `[${s.item}]` : label(s)).padEnd(nameWidth);
+    const segs: Seg[] = [sym, [" "], [name]];
+    if (s.status === "skipped" || s.status === "cancelled") segs.push([`  ${s.status}: ${s.reason ?? ""}`, sym[1]]);
+    else if (s.status !== "succeeded") segs.push([`  ${s.status}`, sym[1]]);
+    if (s.status !== "skipped") segs.push([`  ${s.duration_ms === null ? "…" : duration(s.duration_ms)}`]);
+    const extra: string[] = [];
+    if (s.item_count !== undefined) extra.push(itemsText(s.item_count));
+    if (s.attempts.length > 1) extra.push(`${s.attempts.length} attempts`);
+    if (s.queued_ms !== null && s.queued_ms >= 1000) extra.push(`queued ${duration(s.queued_ms)}`);
+    if (s.model !== undefined) extra.push(s.model);
+    if (s.tokens) extra.push(`${count(s.tokens.input + s.tokens.output)} tokens`);
+    if (s.cost_usd !== undefined && s.cost_usd > 0) extra.push(`$${s.cost_usd.toFixed(4)}`);
+    if (extra.length) segs.push([`  ${extra.join(" · ")}`, "dim"]);
+    this.line(indent, ...segs);
+
+    const inner = indent + 2;
+    const ds = this.decisions.get(s.id) ?? [];
+    for (const d of ds) if (d.kind === "if" || d.kind === "for_each") this.decision(d, inner);
+    if (s.attempts.length > 1 || s.attempts.some((a) => a.status === "failed" || a.status === "cancelled")) {
+      for (const a of s.attempts) this.attempt(a, inner);
+    }
+    if (showLogs && s.logs) {
+      for (const l of s.logs.slice(0, 3)) this.line(inner, [`log: ${l}`, "dim"]);
+      if (s.logs.length > 3) this.line(inner, [`log: … ${count(s.logs.length - 3)} more lines`, "dim"]);
+    }
+    for (const d of ds) if (d.kind === "fallback") this.decision(d, inner);
+    for (const f of this.fallbacks.get(s.id) ?? []) this.entry(f, inner, 0, false);
+    const items = this.items.get(s.id);
+    if (items || s.item_count !== undefined) this.itemList(s, items ?? [], inner);
+    for (const d of ds) if (d.kind === "route" || d.kind === "escalate") this.decision(d, inner);
+  }
+
+  private itemList(whole: TraceStage, items: readonly TraceStage[], indent: number): void {
+    const max = this.opts.maxItems ?? 10;
+    const picked = new Set<TraceStage>();
+    for (const x of items) {
+      if (picked.size >= max) break;
+      if (x.status !== "succeeded" || x.attempts.length > 1 || this.fallbacks.has(x.id)) picked.add(x);
+    }
+    for (const x of items) {
+      if (picked.size >= max) break;
+      picked.add(x);
+    }
+    const shown = [...picked].sort((a, b) => (a.item ?? 0) - (b.item ?? 0));
+    const w = shown.reduce((m, x) => Math.max(m, `[${x.item ?? 0}]`.length), 0);
+    for (const x of shown) this.entry(x, indent, w, false);
+    const hidden = new Map<TraceStageStatus, number>();
+    for (const x of items) if (!picked.has(x)) hidden.set(x.status, (hidden.get(x.status) ?? 0) + 1);
+    const notStarted = Math.max(0, (whole.item_count ?? 0) - items.length);
+    const rest = items.length - picked.size;
+    if (rest > 0 || notStarted > 0) {
+      const parts = [...hidden].map(([st, n]) => `${count(n)} ${st}`);
+      if (notStarted > 0) parts.push(`${count(notStarted)} not started`);
+      this.line(indent, [`… ${count(rest + notStarted)} more: ${parts.join(", ")}`, "dim"]);
+    }
+  }
+
+  private attempt(a: TraceAttempt, indent: number): void {
+    const sym = ATTEMPT_SYMBOL[a.status];
+    const segs: Seg[] = [sym, [` attempt ${a.n}${a.rerun ? " (rerun)" : ""}`]];
+    if (a.ended_at !== null) segs.push([`  ${duration(Date.parse(a.ended_at) - Date.parse(a.started_at))}`]);
+    if (a.error) segs.push([`  ${a.error.kind}: ${a.error.message}`, sym[1]]);
+    else if (a.reason !== undefined) segs.push([`  cancelled: ${a.reason}`, "dim"]);
+    if (a.retry_in_ms !== undefined) segs.push([`  → retry in ${duration(a.retry_in_ms)}`, "yellow"]);
+    this.line(indent, ...segs);
+  }
+
+  private decision(d: TraceDecision, indent: number): void {
+    const where = indent === 0 ? `${d.stage}${d.visit > 1 ? ` #${d.visit}` : ""}: ` : "";
+    const read = reads(d.read);
+    // The expression gives way first so that what it read stays visible.
+    const why = (prefix: string, head: string): string => {
+      const readPart = read ? ` read ${read}` : "";
+      const room = this.width - indent - 2 - head.length - 3 - prefix.length - readPart.length;
+      return ` (${prefix}${clip(d.expression, Math.max(16, room))}${readPart})`;
+    };
+    const mark: Seg = ["◇ ", "dim"];
+    if (d.error !== undefined) {
+      this.line(indent, mark, [`${where}${d.kind} `], ["✗ ", "red"], [d.error, "red"]);
+      return;
+    }
+    switch (d.kind) {
+      case "if": {
+        const head = `${where}if ${d.result === true} → ${d.result === true ? "run" : "skipped"}`;
+        this.line(indent, mark, [head], [why("if: ", head), "dim"]);
+        return;
+      }
+      case "for_each": {
+        const head = `${where}for_each → ${typeof d.result === "number" ? itemsText(d.result) : compact(d.result)}`;
+        this.line(indent, mark, [head], [why("", head), "dim"]);
+        return;
+      }
+      case "route": {
+        const target = d.goto ?? (d.fail !== undefined ? `fail "${d.fail}"` : d.escalate !== undefined ? `escalate "${d.escalate}"` : undefined);
+        const name = target !== undefined ? `route → ${target}` : `route[${d.route ?? "?"}]`;
+        const withText = d.with !== undefined ? ` with ${compact(d.with)}` : "";
+        const head = `${where}${d.taken === true ? `${name}${target === undefined ? " taken" : ""}${withText}` : `${name} not taken`}`;
+        this.line(indent, mark, [head, d.taken === true ? "bold" : undefined], [why("when: ", head), "dim"]);
+        return;
+      }
+      case "fallback": {
+        const e = d.read["error"] as { kind?: unknown; message?: unknown } | undefined;
+        const after = e && typeof e === "object" ? `${String(e.kind)}: ${String(e.message)}` : read;
+        this.line(indent, mark, [`${where}fallback → ${String(d.result)}`], [after ? ` (after ${after})` : "", "dim"]);
+        return;
+      }
+      case "escalate": {
+        const head = `${where}escalate → ${compact(d.result, 60)}`;
+        this.line(indent, mark, [head], [why("", head), "dim"]);
+        return;
+      }
+    }
+  }
+
+  private errors(): void {
+    const errs = this.trace.errors;
+    if (errs.length === 0) {
+      this.line(0, ["errors: none", "bold"]);
+      return;
+    }
+    this.line(0, [`errors (${count(errs.length)})`, "bold"]);
+    const max = this.opts.maxErrors ?? 20;
+    for (const e of errs.slice(0, max)) {
+      const where = e.execution ?? (e.stage !== null ? `${e.stage} (run)` : "run");
+      const segs: Seg[] = [["✗ ", e.recovered ? "yellow" : "red"], [where]];
+      if (e.attempt !== null) segs.push([`  attempt ${e.attempt}`]);
+      segs.push([`  ${e.kind}: ${e.message}`], [`  ${e.retryable ? "retryable" : "not retryable"} · `, "dim"]);
+      segs.push(e.recovered ? ["recovered", "green"] : ["not recovered", "red"]);
+      this.line(2, ...segs);
+    }
+    if (errs.length > max) {
+      const rest = errs.slice(max);
+      this.line(2, [`… ${count(rest.length)} more errors (${count(rest.filter((e) => e.recovered).length)} recovered)`, "dim"]);
+    }
+  }
+
+  private output(): void {
+    const { run, assembly } = this.trace;
+    if (run.status !== "succeeded") return;
+    this.out.push("");
+    const from = assembly.read.length ? ` from ${assembly.read.join(", ")}` : "";
+    const expr = assembly.expression !== null ? ` (${assembly.expression})` : "";
+    this.line(0, ["output", "bold"], [`${from}${expr}`, "dim"]);
+    for (const l of jsonLines(run.output, this.width - 2, this.opts.outputLines ?? 20)) this.line(2, [l]);
+  }
+}
+
+const itemsText = (n: number): string => `${count(n)} ${n === 1 ? "item" : "items"}`;
+
+function label(s: TraceStage): string {
+  return s.visit > 1 ? `${s.stage} #${s.visit}` : s.stage;
+}
+
+function push<T>(m: Map<string, T[]>, k: string, v: T): void {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
+}

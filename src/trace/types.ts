@@ -1,0 +1,198 @@
+/**
+ * The trace (SPEC §5): a read-only JSON view over a run's event log. It is derived from the
+ * {@link BatonEvent} union by {@link buildTrace} and holds nothing the events do not say
+ * (plus, when the plan is given, the assembly expression and route targets).
+ *
+ * Field names are public contract: add, don't break. Timestamps are ISO-8601 UTC strings,
+ * durations are milliseconds. Optional fields are absent (not `undefined`) when unknown.
+ */
+import type { ErrorKind } from "../engine/events.js";
+
+/** Status of the run: the last of `run_finished`, `run_waiting`, `run_resumed` decides it. */
+export type TraceRunStatus = "running" | "waiting" | "succeeded" | "failed" | "cancelled";
+
+/**
+ * Status of one stage entry.
+ * - `running`: an attempt is in flight (or, for a for_each entry, items are).
+ * - `retrying`: an attempt failed and a retry is scheduled.
+ * - `succeeded` / `failed`: settled by its own attempts (`failed` = on_error fail, or its fallback failed too).
+ * - `continued`: failed for good and `on_error: continue` made its output `null`.
+ * - `fallback`: failed for good and handed to its fallback stage; `output` is the fallback's
+ *   output once that succeeds (`ended_at` stays `null` until then).
+ * - `skipped`: never ran (see `reason`).
+ * - `cancelled`: cut off by a route back, a run failure or a run cancel (see `reason`).
+ */
+export type TraceStageStatus =
+  | "running"
+  | "retrying"
+  | "succeeded"
+  | "failed"
+  | "continued"
+  | "fallback"
+  | "skipped"
+  | "cancelled";
+
+/** Status of one attempt. An attempt cut short by a process crash is `cancelled` with error kind `interrupted`. */
+export type TraceAttemptStatus = "running" | "succeeded" | "failed" | "cancelled";
+
+/** Token usage (summed from events that report it; agent stages). */
+export interface TraceTokens {
+  readonly input: number;
+  readonly output: number;
+}
+
+/** An error as stored on an attempt. */
+export interface TraceAttemptError {
+  readonly kind: ErrorKind;
+  readonly message: string;
+  readonly retryable: boolean;
+  readonly retry_after_ms?: number;
+}
+
+/** One attempt of an execution (attempts are numbered from 1). */
+export interface TraceAttempt {
+  readonly n: number;
+  readonly started_at: string;
+  /** `null` while running, or when a crash cut it short at an unknown time. */
+  readonly ended_at: string | null;
+  readonly status: TraceAttemptStatus;
+  readonly error?: TraceAttemptError;
+  /** Delay of the retry scheduled after this attempt failed (`retry_scheduled.delay_ms`). */
+  readonly retry_in_ms?: number;
+  /** true when this attempt re-ran one interrupted by a crash or cancel of the run. */
+  readonly rerun?: true;
+  /** Why the attempt was cancelled (`stage_cancelled.reason`). */
+  readonly reason?: string;
+  /** Lines the handler wrote with `ctx.log` during this attempt. */
+  readonly logs?: readonly string[];
+}
+
+/**
+ * One execution of a stage on a visit: a plain stage, one for_each item, a for_each stage as a
+ * whole, a skipped stage, or a fallback call.
+ *
+ * `id` is `STAGE#VISIT`, then `[ITEM]` for a for_each item, then `<-OWNER` for a fallback
+ * call standing in for stage OWNER: `research#1`, `fact_check#2[17]`, `fb#1[0]<-s7`.
+ * Stage ids are `[A-Za-z_][A-Za-z0-9_]*`, so ids are unambiguous and stable across rebuilds.
+ */
+export interface TraceStage {
+  readonly id: string;
+  readonly stage: string;
+  readonly visit: number;
+  /** 0-based for_each item index; absent on plain stages and a for_each stage's own entry. */
+  readonly item?: number;
+  /** Set on a fallback call: the stage (same visit and item) it stands in for. */
+  readonly fallback_for?: string;
+  readonly status: TraceStageStatus;
+  /** Why it was skipped or cancelled. */
+  readonly reason?: string;
+  /** First attempt's start; for a for_each entry its `for_each` decision; for a skipped stage the skip. */
+  readonly started_at: string;
+  readonly ended_at: string | null;
+  readonly duration_ms: number | null;
+  /** ms the first attempt waited between becoming ready and starting; `null` when it never started. */
+  readonly queued_ms: number | null;
+  /** The last attempt's evaluated `input:` (`null` when none). */
+  readonly input: unknown;
+  /** The entry's output (`null` until it has one); for a for_each entry, the item outputs in order. */
+  readonly output: unknown;
+  readonly attempts: readonly TraceAttempt[];
+  /** for_each entry only: number of items. */
+  readonly item_count?: number;
+  /** The last attempt's `ctx.log` lines. */
+  readonly logs?: readonly string[];
+  readonly model?: string;
+  readonly tokens?: TraceTokens;
+  readonly cost_usd?: number;
+}
+
+/** One evaluated decision (every `decision` event). */
+export interface TraceDecision {
+  readonly at: string;
+  readonly stage: string;
+  readonly visit: number;
+  readonly item?: number;
+  readonly kind: "route" | "if" | "for_each" | "fallback" | "escalate";
+  readonly expression: string;
+  /** The values the expression read, by name. */
+  readonly read: Readonly<Record<string, unknown>>;
+  /** `if`/`route`: a boolean; `for_each`: the item count; `fallback`: the fallback stage id. */
+  readonly result: unknown;
+  /** route: whether it was taken. */
+  readonly taken?: boolean;
+  /** route: index in the stage's `routes:`. */
+  readonly route?: number;
+  /** route: the `goto` target (from the plan, when given to {@link buildTrace}). */
+  readonly goto?: string;
+  /** route: the `fail:` message (from the plan). */
+  readonly fail?: string;
+  /** route: the `escalate:` message (from the plan). */
+  readonly escalate?: string;
+  /** route: the evaluated `with:`. */
+  readonly with?: unknown;
+  /** Error while evaluating. */
+  readonly error?: string;
+}
+
+/**
+ * One failure. Stage errors come from `stage_failed` (one per failed attempt); a run-level
+ * error (run timeout, output expression, `if`/`for_each` expression, route `fail:`, cancel)
+ * comes from `run_finished` when no unrecovered stage error explains it — then `attempt`,
+ * `visit` and `execution` are `null`, and `stage` is `null` unless the error names one.
+ */
+export interface TraceError {
+  readonly at: string;
+  readonly stage: string | null;
+  readonly visit: number | null;
+  readonly item?: number;
+  readonly fallback_for?: string;
+  /** Id of the {@link TraceStage} entry the failed attempt belongs to. */
+  readonly execution: string | null;
+  readonly attempt: number | null;
+  readonly kind: string;
+  readonly message: string;
+  readonly retryable: boolean;
+  /**
+   * true when the failure did not fail the run: the execution later succeeded, or on_error
+   * continue / a successful fallback settled it; for a run-level error, the run was resumed.
+   */
+  readonly recovered: boolean;
+}
+
+/** The run as a whole. */
+export interface TraceRun {
+  readonly id: string;
+  readonly pipeline: string;
+  readonly plan_hash: string;
+  readonly status: TraceRunStatus;
+  readonly inputs: Readonly<Record<string, unknown>>;
+  /** The final output (`null` unless the run succeeded). */
+  readonly output: unknown;
+  readonly started_at: string;
+  /** `null` while running or waiting. */
+  readonly ended_at: string | null;
+  readonly duration_ms: number | null;
+  readonly tokens: TraceTokens;
+  readonly cost_usd: number;
+  readonly error?: { readonly stage?: string; readonly kind: string; readonly message: string };
+  /** Set while the run waits for a human. */
+  readonly waiting?: { readonly at: string; readonly stage: string; readonly message: string };
+  readonly parent_id?: string;
+}
+
+/** How the final output was assembled. */
+export interface TraceAssembly {
+  /** The plan's `output:` expression; `"outputs of sink stages"` when it has none; `null` without a plan. */
+  readonly expression: string | null;
+  /** Stage ids whose outputs the final output read (`run_finished.read`). */
+  readonly read: readonly string[];
+}
+
+/** The whole trace document (`baton trace RUN --json`). */
+export interface Trace {
+  readonly run: TraceRun;
+  readonly stages: readonly TraceStage[];
+  readonly decisions: readonly TraceDecision[];
+  readonly errors: readonly TraceError[];
+  readonly assembly: TraceAssembly;
+}

@@ -71,7 +71,7 @@ export class Progress {
       case "stage_started": {
         const row = this.rows.get(e.fallback_for ?? e.stage);
         if (row) {
-          if (row.visit !== e.visit) Object.assign(row, { visit: e.visit, itemsDone: 0, note: "" });
+          if (row.visit !== e.visit) Object.assign(row, { visit: e.visit, itemsDone: 0, note: "", startedAt: e.at, attempt: 0 });
           row.state = "running";
           row.attempt = Math.max(row.attempt, e.attempt);
           row.startedAt ??= e.at;

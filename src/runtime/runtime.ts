@@ -102,8 +102,8 @@ export class Runtime {
       ...(o.parentId ? { parent_id: o.parentId } : {}),
     };
     const seq = await this.store.create({ id, pipeline: plan.name, planHash: plan.hash, ...(o.parentId ? { parentId: o.parentId } : {}) }, [started]);
+    if (!(await this.store.claim(id, this.owner, this.leaseMs))) throw new UserError(`run ${id} was claimed by another process as it started`);
     this.opts.onEvents?.(id, [started], plan);
-    await this.store.claim(id, this.owner, this.leaseMs);
     const state = createState(plan);
     apply(state, started);
     return this.drive(plan, state, id, seq);
@@ -126,7 +126,7 @@ export class Runtime {
     if (state.status === "succeeded" || state.status === "failed") {
       return { id: runId, done: Promise.resolve(resultOf(plan, runId, events)) };
     }
-    if (!(await this.store.claim(runId, this.owner, this.leaseMs))) {
+    if (!(await this.claimOrTakeOver(runId))) {
       const holder = await this.store.leaseHolder(runId);
       throw new UserError(`run ${runId} is being executed by another process (${holder}); wait for it, or cancel it with \`baton cancel ${runId}\``);
     }
@@ -150,7 +150,7 @@ export class Runtime {
     const { run, events } = await this.store.load(runId);
     if (run.status === "succeeded" || run.status === "failed" || run.status === "cancelled") return "finished";
     const holder = await this.store.leaseHolder(runId);
-    if (holder !== undefined) {
+    if (holder !== undefined && !(await this.claimOrTakeOver(runId))) {
       await this.store.signal(runId, "cancel", { reason });
       return "signalled";
     }
@@ -161,6 +161,7 @@ export class Runtime {
     apply(state, req);
     const step = decide(state, this.clock());
     await this.store.append(runId, [req, ...step.events], run.seq);
+    await this.store.release(runId, this.owner);
     return "cancelled";
   }
 
@@ -177,6 +178,22 @@ export class Runtime {
       await this.store.release(id, this.owner).catch(() => undefined);
     }
     this.drivers.clear();
+  }
+
+  /**
+   * Claim a run's lease. A lease held by a process on this host that no longer exists (it was
+   * killed) is taken over at once instead of waiting for it to expire.
+   */
+  private async claimOrTakeOver(runId: string): Promise<boolean> {
+    if (await this.store.claim(runId, this.owner, this.leaseMs)) return true;
+    const holder = await this.store.leaseHolder(runId);
+    if (holder === undefined) return this.store.claim(runId, this.owner, this.leaseMs);
+    const [host, pid] = holder.split(":");
+    if (host === hostname() && pid !== undefined && !processAlive(Number(pid))) {
+      await this.store.release(runId, holder);
+      return this.store.claim(runId, this.owner, this.leaseMs);
+    }
+    return false;
   }
 
   private async loadPlan(source: RunStarted["source"], runId: string): Promise<Plan> {
@@ -221,6 +238,17 @@ export class Runtime {
     this.waitingForSlots.delete(d);
     this.stopTimers(d.runId);
     void this.store.release(d.runId, this.owner).catch(() => undefined);
+  }
+}
+
+/** Whether a process with this pid exists on this machine. */
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import type { StageContext } from "baton";
 
-interface Source {
+export interface Source {
   url: string;
   claim: string;
   primary: boolean;

@@ -103,14 +103,19 @@ export function program(): Command {
   let code = 0;
   const set = (c: number): void => void (code = c);
 
-  cmd.command("validate <file>").description("check a template; errors as FILE:LINE:COL: message").action((file: string) => {
-    const diags = validateFile(file);
-    for (const d of diags) process.stderr.write(formatDiagnostic(d) + "\n");
-    if (diags.length === 0) {
-      const plan = loadPlanFile(file);
-      process.stdout.write(`${file}: ok (${plan.stages.length} stages, plan ${plan.hash.slice(0, 12)})\n`);
-    } else process.stderr.write(`${diags.length} error${diags.length === 1 ? "" : "s"}\n`);
-    set(diags.length === 0 ? 0 : 1);
+  cmd.command("validate <files...>").description("check templates; errors as FILE:LINE:COL: message").action((files: string[]) => {
+    let errors = 0;
+    for (const file of files) {
+      const diags = validateFile(file);
+      for (const d of diags) process.stderr.write(formatDiagnostic(d) + "\n");
+      errors += diags.length;
+      if (diags.length === 0) {
+        const plan = loadPlanFile(file);
+        process.stdout.write(`${file}: ok (${plan.stages.length} stages, plan ${plan.hash.slice(0, 12)})\n`);
+      }
+    }
+    if (errors > 0) process.stderr.write(`${errors} error${errors === 1 ? "" : "s"}\n`);
+    set(errors === 0 ? 0 : 1);
   });
 
   cmd.command("plan <file>").description("stages, dependencies, parallel levels, critical path").option("--json", "print JSON").action((file: string, o: { json?: boolean }) => {

@@ -223,7 +223,7 @@ export function program(): Command {
         plan = undefined;
       }
       const trace = buildTrace(events, plan);
-      process.stdout.write(o.json ? JSON.stringify(trace, null, 2) + "\n" : renderTrace(trace, { color: process.stdout.isTTY === true, width: process.stdout.columns ?? 100 }) + "\n");
+      process.stdout.write(o.json ? JSON.stringify(trace, null, 2) + "\n" : renderTrace(trace, { color: process.stdout.isTTY === true, width: process.stdout.isTTY ? (process.stdout.columns ?? 100) : 160 }) + "\n");
       void resultOf;
     } finally {
       await store.close();

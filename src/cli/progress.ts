@@ -4,6 +4,7 @@
  */
 import type { BatonEvent } from "../engine/events.js";
 import type { Plan } from "../plan/types.js";
+import { descendants } from "../engine/state.js";
 
 interface Row {
   state: string;
@@ -131,6 +132,12 @@ export class Progress {
           const route = plan.stages[plan.stageIndex.get(e.stage)!]!.routes[e.route ?? 0];
           const where = route?.goto !== undefined ? `goto ${plan.stages[route.goto]!.id}` : route?.fail !== undefined ? `fail: ${route.fail}` : `escalate: ${route?.escalate ?? ""}`;
           this.line(`${at} ${e.stage} route taken (${e.expression}) → ${where}`);
+          if (route?.goto !== undefined && route.backward) {
+            for (const idx of [route.goto, ...descendants(plan, route.goto)]) {
+              const r = this.rows.get(plan.stages[idx]!.id);
+              if (r) Object.assign(r, { state: "pending", startedAt: undefined, endedAt: undefined, items: 0, itemsDone: 0, note: `visit ${r.visit + 1} next` });
+            }
+          }
         }
         return;
       }

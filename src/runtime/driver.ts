@@ -38,9 +38,12 @@ export interface DriverHost {
 }
 
 interface Running {
-  readonly ctrl: AbortController;
+  /** Created when the handler first reads `ctx.signal`. */
+  ctrl: AbortController | undefined;
+  reason: unknown;
   released: boolean;
   cancelled: boolean;
+  timer: NodeJS.Timeout | undefined;
 }
 
 /** JSONata truthiness ($boolean). */
@@ -104,7 +107,7 @@ export class RunDriver {
   abortAll(reason: string): void {
     for (const r of this.running.values()) {
       r.cancelled = true;
-      r.ctrl.abort(new DOMException(reason, "AbortError"));
+      abortRunning(r, new DOMException(reason, "AbortError"));
     }
   }
 
@@ -190,13 +193,13 @@ export class RunDriver {
       switch (ef.kind) {
         case "execute":
           started++;
-          void this.execute(ef);
+          this.execute(ef);
           break;
         case "cancel": {
           const r = this.running.get(ef.exec);
           if (r && !r.cancelled) {
             r.cancelled = true;
-            r.ctrl.abort(new DOMException(ef.reason, "AbortError"));
+            abortRunning(r, new DOMException(ef.reason, "AbortError"));
             if (!r.released) {
               r.released = true;
               this.host.release();
@@ -302,67 +305,115 @@ export class RunDriver {
     }
   }
 
-  private async execute(ef: Extract<Effect, { kind: "execute" }>): Promise<void> {
+  /**
+   * Execute one attempt. Synchronous handlers (and simple-path inputs) complete without a
+   * promise; the AbortController is created only when a handler reads `ctx.signal`.
+   */
+  private execute(ef: Extract<Effect, { kind: "execute" }>): void {
     const plan = this.plan;
     const stage = plan.stages[ef.stage]!;
     const exec = ef.exec;
     const owner = exec.owner;
-    const r: Running = { ctrl: new AbortController(), released: false, cancelled: false };
+    const r: Running = { ctrl: undefined, reason: undefined, released: false, cancelled: false, timer: undefined };
     this.running.set(exec, r);
-    const logs: string[] = [];
-    const key = {
-      stage: stage.id, visit: ef.visit,
-      ...(ef.item !== undefined ? { item: ef.item } : {}),
-      ...(owner ? { fallback_for: plan.stages[owner.stage]!.id } : {}),
-    };
+    let logs: string[] | undefined;
+    const ownerId = owner ? plan.stages[owner.stage]!.id : undefined;
     let input: unknown;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const scope = scopeFor(this.state, ef.stage, {
-        item: ef.item, attempt: ef.attempt,
-        ...(owner ? { node: exec.node, fallback: { input: owner.lastInput ?? null, error: owner.lastError ? { kind: owner.lastError.kind, message: owner.lastError.message } : null } } : {}),
-      });
-      if (stage.input) input = toJsonValue(await evaluate(stage.input, scope), `input of '${stage.id}'`);
-      const outputs: Record<string, unknown> = {};
-      for (const d of stage.deps) outputs[plan.stages[d]!.id] = this.state.nodes[d]!.output;
-      for (const id of stage.reads) if (Object.hasOwn(scope, id)) outputs[id] = scope[id];
-      const ctx: StageContext = {
-        input, inputs: this.state.inputs as Record<string, unknown>, outputs, item: scope.item, index: ef.item, visit: ef.visit,
-        attempt: ef.attempt, route: scope.route, prev: scope.prev, signal: r.ctrl.signal,
-        idempotencyKey: `${this.runId}:${key.stage}:${ef.visit}:${ef.item ?? ""}${owner ? `:${key.fallback_for}` : ""}`,
-        log: (m: string) => void logs.push(String(m)), runId: this.runId,
-      };
-      const exe = executorFor(stage.spec.kind);
-      let result = exe({ plan, stage, ctx, scope });
-      if (result instanceof Promise || stage.timeoutMs !== undefined) {
-        const aborted = new Promise<never>((_, rej) => {
-          const onAbort = (): void => rej(r.ctrl.signal.reason);
-          if (r.ctrl.signal.aborted) onAbort();
-          else r.ctrl.signal.addEventListener("abort", onAbort, { once: true });
-        });
-        aborted.catch(() => undefined);
-        if (stage.timeoutMs !== undefined) {
-          const ms = stage.timeoutMs;
-          timer = setTimeout(() => r.ctrl.abort(new DOMException(`stage '${stage.id}' attempt ${ef.attempt} timed out after ${ms} ms`, "TimeoutError")), ms);
-        }
-        result = await Promise.race([result, aborted]);
-      }
-      const output = toJsonValue(result, `output of stage '${stage.id}'`);
-      if (!r.cancelled) {
-        this.push({ type: "stage_succeeded", at: this.host.now(), ...key, attempt: ef.attempt, ...(input !== undefined ? { input } : {}), output, ...(logs.length ? { logs } : {}) });
-      }
-    } catch (err) {
-      if (!r.cancelled) {
-        const error = toStageError(err);
-        this.push({ type: "stage_failed", at: this.host.now(), ...key, attempt: ef.attempt, ...(input !== undefined ? { input } : {}), error, ...(logs.length ? { logs } : {}) });
-      }
-    } finally {
-      if (timer) clearTimeout(timer);
+    const key = (): { stage: string; visit: number; item?: number; fallback_for?: string } => {
+      const k: { stage: string; visit: number; item?: number; fallback_for?: string } = { stage: stage.id, visit: ef.visit };
+      if (ef.item !== undefined) k.item = ef.item;
+      if (ownerId !== undefined) k.fallback_for = ownerId;
+      return k;
+    };
+    const settle = (): void => {
+      if (r.timer) clearTimeout(r.timer);
       this.running.delete(exec);
       if (!r.released) {
         r.released = true;
         this.host.release();
       }
+    };
+    const succeed = (result: unknown): void => {
+      if (r.cancelled) return settle();
+      let output: unknown;
+      try {
+        output = toJsonValue(result, `output of stage '${stage.id}'`);
+      } catch (err) {
+        return fail(err);
+      }
+      const e: BatonEvent = { type: "stage_succeeded", at: this.host.now(), ...key(), attempt: ef.attempt, output };
+      if (input !== undefined) (e as { input?: unknown }).input = input;
+      if (logs) (e as { logs?: readonly string[] }).logs = logs;
+      settle();
+      this.push(e);
+    };
+    const fail = (err: unknown): void => {
+      if (r.cancelled) return settle();
+      const e: BatonEvent = { type: "stage_failed", at: this.host.now(), ...key(), attempt: ef.attempt, error: toStageError(err) };
+      if (input !== undefined) (e as { input?: unknown }).input = input;
+      if (logs) (e as { logs?: readonly string[] }).logs = logs;
+      settle();
+      this.push(e);
+    };
+    if (stage.timeoutMs !== undefined) {
+      const ms = stage.timeoutMs;
+      r.timer = setTimeout(() => {
+        if (r.cancelled) return;
+        const reason = new DOMException(`stage '${stage.id}' attempt ${ef.attempt} timed out after ${ms} ms`, "TimeoutError");
+        abortRunning(r, reason);
+        fail(reason);
+        r.cancelled = true; // a late result of the timed-out attempt is ignored
+      }, ms);
+    }
+    try {
+      const scope = scopeFor(this.state, ef.stage, {
+        item: ef.item, attempt: ef.attempt,
+        ...(owner ? { node: exec.node, fallback: { input: owner.lastInput ?? null, error: owner.lastError ? { kind: owner.lastError.kind, message: owner.lastError.message } : null } } : {}),
+      });
+      const call = (): void => {
+        const outputs: Record<string, unknown> = {};
+        for (const d of stage.deps) outputs[plan.stages[d]!.id] = this.state.nodes[d]!.output;
+        for (const id of stage.reads) if (Object.hasOwn(scope, id)) outputs[id] = scope[id];
+        const runId = this.runId;
+        const ctx: StageContext = {
+          input, inputs: this.state.inputs as Record<string, unknown>, outputs, item: scope.item, index: ef.item, visit: ef.visit,
+          attempt: ef.attempt, route: scope.route, prev: scope.prev, runId,
+          get signal(): AbortSignal {
+            r.ctrl ??= new AbortController();
+            if (r.reason !== undefined && !r.ctrl.signal.aborted) r.ctrl.abort(r.reason);
+            return r.ctrl.signal;
+          },
+          idempotencyKey: `${runId}:${stage.id}:${ef.visit}:${ef.item ?? ""}${ownerId !== undefined ? `:${ownerId}` : ""}`,
+          log: (m: string) => void (logs ??= []).push(String(m)),
+        };
+        const result = executorFor(stage.spec.kind)({ plan, stage, ctx, scope });
+        if (result instanceof Promise) result.then(succeed, fail);
+        else succeed(result);
+      };
+      if (stage.input) {
+        const v = stage.input.evaluate(scope);
+        if (v instanceof Promise) {
+          v.then((val) => {
+            try {
+              input = toJsonValue(val, `input of '${stage.id}'`);
+              call();
+            } catch (err) {
+              fail(err);
+            }
+          }, fail);
+          return;
+        }
+        input = toJsonValue(v, `input of '${stage.id}'`);
+      }
+      call();
+    } catch (err) {
+      fail(err);
     }
   }
+}
+
+/** Abort an execution's signal (creating nothing if the handler never read it). */
+function abortRunning(r: Running, reason: unknown): void {
+  r.reason = reason;
+  if (r.ctrl && !r.ctrl.signal.aborted) r.ctrl.abort(reason);
 }

@@ -51,11 +51,18 @@ export async function loadHandler(module: string, exportName: string, baseDir: s
   return fn as (ctx: unknown) => unknown;
 }
 
-/** Execute a `run:` stage. */
-export async function executeRun({ stage, ctx }: ExecuteArgs): Promise<unknown> {
+const loaded = new Map<string, (ctx: unknown) => unknown>();
+
+/** Execute a `run:` stage. A function (TS API, or a module already loaded) is called directly. */
+export function executeRun({ stage, ctx }: ExecuteArgs): unknown {
   const spec = stage.spec;
   if (spec.kind !== "run") throw new Error("executeRun on a non-run stage");
   if ("fn" in spec) return spec.fn(ctx);
-  const fn = await loadHandler(spec.module, spec.export, spec.baseDir, stage.id);
-  return fn(ctx);
+  const key = `${spec.baseDir}\0${spec.module}\0${spec.export}`;
+  const fn = loaded.get(key);
+  if (fn) return fn(ctx);
+  return loadHandler(spec.module, spec.export, spec.baseDir, stage.id).then((f) => {
+    loaded.set(key, f);
+    return f(ctx);
+  });
 }

@@ -131,6 +131,8 @@ export interface Decision extends Base {
   readonly route?: number;
   /** route: whether this route was taken (its `when` held and its `max` was not used up). */
   readonly taken?: boolean;
+  /** route: the goto target's stage id (absent for fail/escalate routes). */
+  readonly goto?: string;
   /** for_each: the items (stored so replay never re-evaluates). */
   readonly items?: readonly unknown[];
   /** route `with:` evaluated. */

@@ -255,7 +255,7 @@ export class RunDriver {
     for (let i = from; i < stage.routes.length; i++) {
       const route = stage.routes[i]!;
       if ((this.state.routeTaken.get(stage.idx * 1024 + i) ?? 0) >= route.max) continue;
-      const { value, event } = await one("route", route.when, { route: i });
+      const { value, event } = await one("route", route.when, route.goto !== undefined ? { route: i, goto: this.plan.stages[route.goto]!.id } : { route: i });
       if (event.type !== "decision" || event.error !== undefined) {
         out.push(event);
         break;

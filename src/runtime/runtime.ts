@@ -130,10 +130,22 @@ export class Runtime {
       const holder = await this.store.leaseHolder(runId);
       throw new UserError(`run ${runId} is being executed by another process (${holder}); wait for it, or cancel it with \`baton cancel ${runId}\``);
     }
-    const resumed: BatonEvent = { type: "run_resumed", at: this.clock() };
-    const seq = await this.store.append(runId, [resumed], run.seq);
-    this.opts.onEvents?.(runId, [resumed], plan);
-    apply(state, resumed);
+    // Attempts that were in flight when the process died are recorded as interrupted; they run again.
+    const now = this.clock();
+    const batch: BatonEvent[] = [];
+    for (const exec of state.running) {
+      const e: BatonEvent = {
+        type: "stage_cancelled", at: now, stage: plan.stages[exec.stage]!.id, visit: exec.visit, attempt: exec.attempt,
+        reason: "interrupted: the process running it stopped",
+        ...(exec.item !== undefined ? { item: exec.item } : {}),
+        ...(exec.owner ? { fallback_for: plan.stages[exec.owner.stage]!.id } : {}),
+      };
+      batch.push(e);
+    }
+    batch.push({ type: "run_resumed", at: now });
+    const seq = await this.store.append(runId, batch, run.seq);
+    this.opts.onEvents?.(runId, batch, plan);
+    for (const e of batch) apply(state, e);
     return this.drive(plan, state, runId, seq);
   }
 

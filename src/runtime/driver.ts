@@ -292,7 +292,7 @@ export class RunDriver {
         output = toJsonValue(await evaluate(plan.output, scope), "the run's output");
         read = plan.output.roots.filter((r) => plan.stageIndex.has(r));
       } else {
-        const sinks = plan.stages.filter((s) => s.dependents.length === 0 && !s.isFallback);
+        const sinks = plan.stages.filter((s) => !s.isFallback && s.dependents.every((d) => plan.stages[d]!.isFallback));
         const o: Record<string, unknown> = {};
         for (const s of sinks) o[s.id] = this.state.nodes[s.idx]!.output ?? null;
         output = o;

@@ -10,6 +10,9 @@ import { compileObject, loadPlanFile, validateInputs } from "../template/index.j
 
 type Duration = string;
 
+/** Schema of a pipeline without inputs (built once: zod compiles a schema on its first parse). */
+const NO_INPUTS = z.object({});
+
 /** Retry policy, as in templates. */
 export interface RetrySpec {
   /** Total attempts including the first. @default 1 */
@@ -136,7 +139,7 @@ export class PipelineBuilder<In, Outs extends Record<string, unknown>, Out = Out
   }
 
   parseInputs(raw: unknown): In {
-    const schema = this.config.inputs ?? z.object({});
+    const schema = this.config.inputs ?? NO_INPUTS;
     const r = schema.safeParse(raw ?? {});
     if (!r.success) {
       const issue = r.error.issues[0]!;

@@ -8,9 +8,8 @@
 import type { Expr } from "../expr/types.js";
 import { apply, decide, nextWakeAt, readOf, scopeFor, type BatonEvent, type Effect, type Exec, type RunState } from "../engine/index.js";
 import type { Plan, StagePlan } from "../plan/types.js";
-import { executorFor, type StageContext } from "../stages/index.js";
 import type { Store } from "../store/port.js";
-import { toStageError } from "./errors.js";
+import { Attempt, type AttemptHost } from "./attempt.js";
 import { toJsonValue } from "./json.js";
 
 /** What a run ended as (SPEC §4 `--json`). */
@@ -37,15 +36,6 @@ export interface DriverHost {
   finished(driver: RunDriver): void;
 }
 
-interface Running {
-  /** Created when the handler first reads `ctx.signal`. */
-  ctrl: AbortController | undefined;
-  reason: unknown;
-  released: boolean;
-  cancelled: boolean;
-  timer: NodeJS.Timeout | undefined;
-}
-
 /** JSONata truthiness ($boolean). */
 export function truthy(v: unknown): boolean {
   if (v === undefined || v === null || v === false || v === 0 || v === "" || Number.isNaN(v)) return false;
@@ -67,12 +57,13 @@ export class RunDriver {
   private flushing = false;
   private scheduled = false;
   private timer: NodeJS.Timeout | undefined;
-  private readonly running = new Map<Exec, Running>();
+  private readonly running = new Map<Exec, Attempt>();
   private resolveDone!: (r: RunResult) => void;
   private rejectDone!: (e: unknown) => void;
   private stopped = false;
   /** Resolves when the run stops. */
   readonly done: Promise<RunResult>;
+  private readonly attemptHost: AttemptHost;
 
   constructor(
     private readonly host: DriverHost,
@@ -81,6 +72,15 @@ export class RunDriver {
     readonly runId: string,
     private seq: number,
   ) {
+    this.attemptHost = {
+      plan, state, runId,
+      now: () => this.host.now(),
+      done: (a: Attempt, e: BatonEvent | undefined) => {
+        this.running.delete(a.ef.exec);
+        this.host.release();
+        if (e) this.push(e);
+      },
+    };
     this.done = new Promise<RunResult>((res, rej) => {
       this.resolveDone = res;
       this.rejectDone = rej;
@@ -105,10 +105,7 @@ export class RunDriver {
 
   /** Abort every execution in flight (process shutdown). */
   abortAll(reason: string): void {
-    for (const r of this.running.values()) {
-      r.cancelled = true;
-      abortRunning(r, new DOMException(reason, "AbortError"));
-    }
+    for (const a of [...this.running.values()]) a.cancel(new DOMException(reason, "AbortError"));
   }
 
   private async step(): Promise<void> {
@@ -195,18 +192,9 @@ export class RunDriver {
           started++;
           this.execute(ef);
           break;
-        case "cancel": {
-          const r = this.running.get(ef.exec);
-          if (r && !r.cancelled) {
-            r.cancelled = true;
-            abortRunning(r, new DOMException(ef.reason, "AbortError"));
-            if (!r.released) {
-              r.released = true;
-              this.host.release();
-            }
-          }
+        case "cancel":
+          this.running.get(ef.exec)?.cancel(new DOMException(ef.reason, "AbortError"));
           break;
-        }
         case "evaluate_if":
         case "expand":
         case "routes":
@@ -305,115 +293,10 @@ export class RunDriver {
     }
   }
 
-  /**
-   * Execute one attempt. Synchronous handlers (and simple-path inputs) complete without a
-   * promise; the AbortController is created only when a handler reads `ctx.signal`.
-   */
+  /** Execute one attempt (see {@link Attempt}). */
   private execute(ef: Extract<Effect, { kind: "execute" }>): void {
-    const plan = this.plan;
-    const stage = plan.stages[ef.stage]!;
-    const exec = ef.exec;
-    const owner = exec.owner;
-    const r: Running = { ctrl: undefined, reason: undefined, released: false, cancelled: false, timer: undefined };
-    this.running.set(exec, r);
-    let logs: string[] | undefined;
-    const ownerId = owner ? plan.stages[owner.stage]!.id : undefined;
-    let input: unknown;
-    const key = (): { stage: string; visit: number; item?: number; fallback_for?: string } => {
-      const k: { stage: string; visit: number; item?: number; fallback_for?: string } = { stage: stage.id, visit: ef.visit };
-      if (ef.item !== undefined) k.item = ef.item;
-      if (ownerId !== undefined) k.fallback_for = ownerId;
-      return k;
-    };
-    const settle = (): void => {
-      if (r.timer) clearTimeout(r.timer);
-      this.running.delete(exec);
-      if (!r.released) {
-        r.released = true;
-        this.host.release();
-      }
-    };
-    const succeed = (result: unknown): void => {
-      if (r.cancelled) return settle();
-      let output: unknown;
-      try {
-        output = toJsonValue(result, `output of stage '${stage.id}'`);
-      } catch (err) {
-        return fail(err);
-      }
-      const e: BatonEvent = { type: "stage_succeeded", at: this.host.now(), ...key(), attempt: ef.attempt, output };
-      if (input !== undefined) (e as { input?: unknown }).input = input;
-      if (logs) (e as { logs?: readonly string[] }).logs = logs;
-      settle();
-      this.push(e);
-    };
-    const fail = (err: unknown): void => {
-      if (r.cancelled) return settle();
-      const e: BatonEvent = { type: "stage_failed", at: this.host.now(), ...key(), attempt: ef.attempt, error: toStageError(err) };
-      if (input !== undefined) (e as { input?: unknown }).input = input;
-      if (logs) (e as { logs?: readonly string[] }).logs = logs;
-      settle();
-      this.push(e);
-    };
-    if (stage.timeoutMs !== undefined) {
-      const ms = stage.timeoutMs;
-      r.timer = setTimeout(() => {
-        if (r.cancelled) return;
-        const reason = new DOMException(`stage '${stage.id}' attempt ${ef.attempt} timed out after ${ms} ms`, "TimeoutError");
-        abortRunning(r, reason);
-        fail(reason);
-        r.cancelled = true; // a late result of the timed-out attempt is ignored
-      }, ms);
-    }
-    try {
-      const scope = scopeFor(this.state, ef.stage, {
-        item: ef.item, attempt: ef.attempt,
-        ...(owner ? { node: exec.node, fallback: { input: owner.lastInput ?? null, error: owner.lastError ? { kind: owner.lastError.kind, message: owner.lastError.message } : null } } : {}),
-      });
-      const call = (): void => {
-        const outputs: Record<string, unknown> = {};
-        for (const d of stage.deps) outputs[plan.stages[d]!.id] = this.state.nodes[d]!.output;
-        for (const id of stage.reads) if (Object.hasOwn(scope, id)) outputs[id] = scope[id];
-        const runId = this.runId;
-        const ctx: StageContext = {
-          input, inputs: this.state.inputs as Record<string, unknown>, outputs, item: scope.item, index: ef.item, visit: ef.visit,
-          attempt: ef.attempt, route: scope.route, prev: scope.prev, runId,
-          get signal(): AbortSignal {
-            r.ctrl ??= new AbortController();
-            if (r.reason !== undefined && !r.ctrl.signal.aborted) r.ctrl.abort(r.reason);
-            return r.ctrl.signal;
-          },
-          idempotencyKey: `${runId}:${stage.id}:${ef.visit}:${ef.item ?? ""}${ownerId !== undefined ? `:${ownerId}` : ""}`,
-          log: (m: string) => void (logs ??= []).push(String(m)),
-        };
-        const result = executorFor(stage.spec.kind)({ plan, stage, ctx, scope });
-        if (result instanceof Promise) result.then(succeed, fail);
-        else succeed(result);
-      };
-      if (stage.input) {
-        const v = stage.input.evaluate(scope);
-        if (v instanceof Promise) {
-          v.then((val) => {
-            try {
-              input = toJsonValue(val, `input of '${stage.id}'`);
-              call();
-            } catch (err) {
-              fail(err);
-            }
-          }, fail);
-          return;
-        }
-        input = toJsonValue(v, `input of '${stage.id}'`);
-      }
-      call();
-    } catch (err) {
-      fail(err);
-    }
+    const a = new Attempt(this.attemptHost, ef);
+    this.running.set(ef.exec, a);
+    a.start();
   }
-}
-
-/** Abort an execution's signal (creating nothing if the handler never read it). */
-function abortRunning(r: Running, reason: unknown): void {
-  r.reason = reason;
-  if (r.ctrl && !r.ctrl.signal.aborted) r.ctrl.abort(reason);
 }

@@ -23,6 +23,8 @@ export function toJsonValue(value: unknown, what: string): unknown {
       break;
   }
   if (value === null) return null;
+  // Plain data (what handlers and JSONata return) is taken as it is: no copy.
+  if (isPlainJson(value, 0)) return value;
   let text: string;
   try {
     text = JSON.stringify(value);
@@ -30,4 +32,37 @@ export function toJsonValue(value: unknown, what: string): unknown {
     throw new NonRetryableError(`${what} is not JSON-serialisable (${(err as Error).message}): return plain data without cycles or BigInts`);
   }
   return JSON.parse(text);
+}
+
+/**
+ * True when `v` is JSON as it stands: plain objects and arrays of strings, finite numbers,
+ * booleans and null, no `undefined` values, no `toJSON`, nested at most 256 deep (deeper, or a
+ * cycle, goes through JSON.stringify, which reports it).
+ */
+function isPlainJson(v: unknown, depth: number): boolean {
+  if (depth > 256) return false;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) if (!plainValue(v[i], depth)) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const k in v as object) {
+    if (!plainValue((v as Record<string, unknown>)[k], depth)) return false;
+  }
+  return true;
+}
+
+function plainValue(x: unknown, depth: number): boolean {
+  switch (typeof x) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(x);
+    case "object":
+      return x === null || isPlainJson(x, depth + 1);
+    default:
+      return false;
+  }
 }

@@ -3,7 +3,7 @@
  * process-wide execution slots among them, holds each run's lease and listens for signals
  * (cancel) sent from other processes.
  */
-import { randomBytes } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { apply, createState, decide, fold, type BatonEvent, type RunStarted } from "../engine/index.js";
@@ -40,9 +40,22 @@ export interface RunHandle {
   readonly done: Promise<RunResult>;
 }
 
+let host: string | undefined;
+/** This machine's host name (looked up once). */
+function thisHost(): string {
+  return (host ??= hostname());
+}
+
+let owner: string | undefined;
+let runtimes = 0;
+/** Lease owner id of this process: `host:pid:random`. */
+function processOwner(): string {
+  return (owner ??= `${thisHost()}:${process.pid}:${randomUUID().slice(0, 6)}`);
+}
+
 /** A new run id: time-sortable, 18 characters. */
 export function newRunId(now = Date.now()): string {
-  return now.toString(36).padStart(9, "0") + randomBytes(5).toString("hex").slice(0, 9);
+  return now.toString(36).padStart(9, "0") + randomUUID().slice(0, 8) + randomUUID().slice(9, 10);
 }
 
 export class Runtime {
@@ -52,7 +65,7 @@ export class Runtime {
   private inflight = 0;
   private readonly drivers = new Map<string, RunDriver>();
   private readonly waitingForSlots = new Set<RunDriver>();
-  private readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
+  private readonly owner = `${processOwner()}:${++runtimes}`;
   private readonly leaseMs: number;
   private readonly pollMs: number;
   private readonly timers = new Map<string, NodeJS.Timeout[]>();
@@ -98,7 +111,7 @@ export class Runtime {
     const started: RunStarted = {
       type: "run_started", at: this.clock(), run_id: id, pipeline: plan.name, plan_hash: plan.hash,
       source: { format: plan.source.format, ...(plan.source.file ? { file: plan.source.file } : {}), ...(plan.source.text !== undefined ? { text: plan.source.text } : {}) },
-      inputs, seed: o.seed ?? randomBytes(4).readUInt32BE(0) >>> 1,
+      inputs, seed: o.seed ?? Math.floor(Math.random() * 0x7fffffff),
       ...(o.parentId ? { parent_id: o.parentId } : {}),
     };
     const seq = await this.store.create({ id, pipeline: plan.name, planHash: plan.hash, ...(o.parentId ? { parentId: o.parentId } : {}) }, [started]);
@@ -201,7 +214,7 @@ export class Runtime {
     const holder = await this.store.leaseHolder(runId);
     if (holder === undefined) return this.store.claim(runId, this.owner, this.leaseMs);
     const [host, pid] = holder.split(":");
-    if (host === hostname() && pid !== undefined && !processAlive(Number(pid))) {
+    if (host === thisHost() && pid !== undefined && !processAlive(Number(pid))) {
       await this.store.release(runId, holder);
       return this.store.claim(runId, this.owner, this.leaseMs);
     }

@@ -1,0 +1,171 @@
+/**
+ * One attempt of one execution: evaluate the stage's input, call its kind's executor with a
+ * `ctx`, and report exactly one outcome (or none, when cancelled). Kept allocation-light: this
+ * is the per-stage hot path. Synchronous handlers complete without a promise, and the
+ * AbortController exists only once a handler reads `ctx.signal`.
+ */
+import { scopeFor, type BatonEvent, type Effect, type RunState } from "../engine/index.js";
+import type { Plan, StagePlan } from "../plan/types.js";
+import { executorFor, type StageContext } from "../stages/index.js";
+import { toStageError } from "./errors.js";
+import { toJsonValue } from "./json.js";
+
+/** What an attempt needs from its run driver. */
+export interface AttemptHost {
+  readonly plan: Plan;
+  readonly state: RunState;
+  readonly runId: string;
+  now(): number;
+  /** The attempt is over; `event` (its outcome) is undefined when it was cancelled. */
+  done(a: Attempt, event: BatonEvent | undefined): void;
+}
+
+/** The `ctx` handed to handlers (a class: a getter on the prototype is far cheaper than on a literal). */
+class StageCtx implements StageContext {
+  constructor(
+    private readonly a: Attempt,
+    readonly input: unknown,
+    readonly inputs: Record<string, unknown>,
+    readonly outputs: Record<string, unknown>,
+    readonly item: unknown,
+    readonly index: number | undefined,
+    readonly visit: number,
+    readonly attempt: number,
+    readonly route: unknown,
+    readonly prev: unknown,
+    readonly runId: string,
+    readonly idempotencyKey: string,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.a.signal();
+  }
+
+  log(message: string): void {
+    (this.a.logs ??= []).push(String(message));
+  }
+}
+
+export class Attempt {
+  readonly stage: StagePlan;
+  private ctrl: AbortController | undefined;
+  private reason: unknown;
+  private over = false;
+  private timer: NodeJS.Timeout | undefined;
+  private input: unknown;
+  logs: string[] | undefined;
+
+  constructor(
+    private readonly host: AttemptHost,
+    readonly ef: Extract<Effect, { kind: "execute" }>,
+  ) {
+    this.stage = host.plan.stages[ef.stage]!;
+  }
+
+  /** The attempt's AbortSignal, created on first use. */
+  signal(): AbortSignal {
+    this.ctrl ??= new AbortController();
+    if (this.reason !== undefined && !this.ctrl.signal.aborted) this.ctrl.abort(this.reason);
+    return this.ctrl.signal;
+  }
+
+  /** Abort the handler and drop whatever it returns later. */
+  cancel(reason: unknown): void {
+    if (this.over) return;
+    this.abort(reason);
+    this.finish(undefined);
+  }
+
+  private abort(reason: unknown): void {
+    this.reason = reason;
+    if (this.ctrl && !this.ctrl.signal.aborted) this.ctrl.abort(reason);
+  }
+
+  start(): void {
+    const { stage, ef } = this;
+    if (stage.timeoutMs !== undefined) {
+      const ms = stage.timeoutMs;
+      this.timer = setTimeout(() => {
+        const reason = new DOMException(`stage '${stage.id}' attempt ${ef.attempt} timed out after ${ms} ms`, "TimeoutError");
+        this.abort(reason);
+        this.fail(reason); // a late result of the timed-out attempt is ignored
+      }, ms);
+    }
+    try {
+      const exec = ef.exec;
+      const owner = exec.owner;
+      const scope = scopeFor(this.host.state, ef.stage, owner
+        ? { item: ef.item, attempt: ef.attempt, node: exec.node, fallback: { input: owner.lastInput ?? null, error: owner.lastError ? { kind: owner.lastError.kind, message: owner.lastError.message } : null } }
+        : { item: ef.item, attempt: ef.attempt });
+      if (stage.input) {
+        const v = stage.input.evaluate(scope);
+        if (v instanceof Promise) {
+          v.then((val) => this.call(scope, val), (err) => this.fail(err));
+          return;
+        }
+        this.call(scope, v);
+      } else this.call(scope, undefined);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private call(scope: Record<string, unknown>, rawInput: unknown): void {
+    if (this.over) return;
+    try {
+      const { stage, ef, host } = this;
+      const plan = host.plan;
+      const input = rawInput === undefined ? undefined : toJsonValue(rawInput, `input of '${stage.id}'`);
+      this.input = input;
+      const outputs: Record<string, unknown> = {};
+      for (const d of stage.deps) outputs[plan.stages[d]!.id] = host.state.nodes[d]!.output;
+      for (const id of stage.reads) if (Object.hasOwn(scope, id)) outputs[id] = scope[id];
+      const ownerId = ef.fallbackFor !== undefined ? plan.stages[ef.fallbackFor]!.id : undefined;
+      const key = `${host.runId}:${stage.id}:${ef.visit}:${ef.item ?? ""}${ownerId !== undefined ? `:${ownerId}` : ""}`;
+      const ctx = new StageCtx(this, input, host.state.inputs as Record<string, unknown>, outputs, scope.item, ef.item, ef.visit, ef.attempt, scope.route, scope.prev, host.runId, key);
+      const result = executorFor(stage.spec.kind)({ plan, stage, ctx, scope });
+      if (result instanceof Promise) result.then((v) => this.succeed(v), (err) => this.fail(err));
+      else this.succeed(result);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private event(type: "stage_succeeded" | "stage_failed"): Record<string, unknown> {
+    const { ef, stage, host } = this;
+    const e: Record<string, unknown> = { type, at: host.now(), stage: stage.id, visit: ef.visit };
+    if (ef.item !== undefined) e.item = ef.item;
+    if (ef.fallbackFor !== undefined) e.fallback_for = host.plan.stages[ef.fallbackFor]!.id;
+    e.attempt = ef.attempt;
+    if (this.input !== undefined) e.input = this.input;
+    return e;
+  }
+
+  private succeed(result: unknown): void {
+    if (this.over) return;
+    let output: unknown;
+    try {
+      output = toJsonValue(result, `output of stage '${this.stage.id}'`);
+    } catch (err) {
+      return this.fail(err);
+    }
+    const e = this.event("stage_succeeded");
+    e.output = output;
+    if (this.logs) e.logs = this.logs;
+    this.finish(e as unknown as BatonEvent);
+  }
+
+  private fail(err: unknown): void {
+    if (this.over) return;
+    const e = this.event("stage_failed");
+    e.error = toStageError(err);
+    if (this.logs) e.logs = this.logs;
+    this.finish(e as unknown as BatonEvent);
+  }
+
+  private finish(e: BatonEvent | undefined): void {
+    this.over = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.host.done(this, e);
+  }
+}

@@ -237,6 +237,7 @@ export class Runtime {
   }
 
   private startTimers(d: RunDriver): void {
+    if (!this.store.shared) return; // no other process can see the run: nothing to renew or poll
     const renew = setInterval(() => void this.store.claim(d.runId, this.owner, this.leaseMs).catch(() => undefined), Math.max(50, this.leaseMs / 3));
     const poll = setInterval(() => {
       void this.store.takeSignals(d.runId).then((signals) => {

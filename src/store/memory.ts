@@ -63,6 +63,7 @@ function newestFirst(a: MemRun, b: MemRun): number {
 
 /** The in-memory adapter of the {@link Store} port. */
 export class MemoryStore implements Store {
+  readonly shared = false;
   private readonly runs = new Map<string, MemRun>();
   private nextSignalId = 1;
 

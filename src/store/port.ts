@@ -66,6 +66,11 @@ export class RunNotFoundError extends Error {
  */
 export interface Store {
   /**
+   * Whether other processes can see this store (SQLite, PostgreSQL): then runs hold renewed
+   * leases and poll for signals. An in-memory store is private to its process.
+   */
+  readonly shared: boolean;
+  /**
    * Create a run whose log starts with `events` (the first must be `run_started`).
    * Throws if the id exists. Returns the new sequence number (= events.length).
    */

@@ -104,6 +104,7 @@ function isBlobRef(value: unknown): value is { $blob: string } {
 
 /** The SQLite adapter of the {@link Store} port. Create it with {@link SqliteStore.open}. */
 export class SqliteStore implements Store {
+  readonly shared = true;
   /** The underlying connection (diagnostics and tests; do not write through it). */
   readonly db: Database.Database;
   private readonly s: ReturnType<typeof prepareStatements>;

@@ -96,6 +96,10 @@ export class RunDriver {
   /** Schedule a step soon (batching everything that arrives in this tick). */
   schedule(): void {
     if (this.scheduled || this.stopped) return;
+    if (this.flushing) {
+      this.again = true; // the step in progress loops once more
+      return;
+    }
     this.scheduled = true;
     queueMicrotask(() => {
       this.scheduled = false;
@@ -123,7 +127,8 @@ export class RunDriver {
         const step = decide(this.state, now, { slots: this.host.freeSlots() });
         if (step.events.length) for (const e of step.events) batch.push(e);
         if (batch.length > 0) {
-          this.seq = await this.host.store.append(this.runId, batch, this.seq);
+          const store = this.host.store;
+          this.seq = store.appendNow ? store.appendNow(this.runId, batch, this.seq) : await store.append(this.runId, batch, this.seq);
           this.host.onEvents(this, batch);
         }
         this.perform(step.effects);

@@ -3,6 +3,7 @@
  * minus durability. Events are kept as given (no cloning on the hot path), but the internal
  * arrays are never handed out.
  */
+import { rowChange } from "./status.js";
 import type { BatonEvent } from "../engine/events.js";
 import { ConflictError, RunNotFoundError } from "./port.js";
 import type { RunFilter, RunRecord, RunSignal, RunStatus, Store } from "./port.js";
@@ -29,17 +30,12 @@ interface MemRun {
   signals: PendingSignal[];
 }
 
-/** Apply the run-row effect of one event (run_finished / run_waiting / run_resumed). */
-function applyStatus(run: MemRun, e: BatonEvent): void {
-  if (e.type === "run_finished") {
-    run.status = e.status;
-    run.endedAt = e.at;
-  } else if (e.type === "run_waiting") {
-    run.status = "waiting";
-  } else if (e.type === "run_resumed") {
-    run.status = "running";
-    run.endedAt = undefined;
-  }
+/** Apply the run-row effect of events (see {@link rowChange}). */
+function applyStatus(run: MemRun, events: readonly BatonEvent[]): void {
+  const c = rowChange(events);
+  if (c.status !== undefined) run.status = c.status;
+  if (c.endedAt === null) run.endedAt = undefined;
+  else if (c.endedAt !== undefined) run.endedAt = c.endedAt;
 }
 
 function toRecord(run: MemRun): RunRecord {
@@ -88,12 +84,16 @@ export class MemoryStore implements Store {
       leaseUntil: 0,
       signals: [],
     };
-    for (const e of events) applyStatus(mem, e);
+    applyStatus(mem, events);
     this.runs.set(run.id, mem);
     return mem.events.length;
   }
 
   async append(runId: string, events: readonly BatonEvent[], expectedSeq: number): Promise<number> {
+    return this.appendNow(runId, events, expectedSeq);
+  }
+
+  appendNow(runId: string, events: readonly BatonEvent[], expectedSeq: number): number {
     const run = this.runs.get(runId);
     if (run === undefined) throw new RunNotFoundError(runId);
     const log = run.events;
@@ -101,7 +101,7 @@ export class MemoryStore implements Store {
     for (let i = 0; i < events.length; i++) {
       const e = events[i] as BatonEvent;
       log.push(e);
-      if (e.type === "run_finished" || e.type === "run_waiting" || e.type === "run_resumed") applyStatus(run, e);
+      if (e.type === "run_finished" || e.type === "run_waiting" || e.type === "run_resumed") applyStatus(run, [e]);
     }
     return log.length;
   }

@@ -82,6 +82,11 @@ export interface Store {
    * Returns the new sequence number.
    */
   append(runId: string, events: readonly BatonEvent[], expectedSeq: number): Promise<number>;
+  /**
+   * The same as {@link append}, completed synchronously, for stores that can (in-memory):
+   * saves the runtime a promise per step. Optional.
+   */
+  appendNow?(runId: string, events: readonly BatonEvent[], expectedSeq: number): number;
   /** The run row and its whole log, in order. Throws {@link RunNotFoundError}. */
   load(runId: string): Promise<{ run: RunRecord; events: BatonEvent[] }>;
   /** Events with seq > afterSeq, in order (for followers). */

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
+import { rowChange } from "./status.js";
 import type { BatonEvent, EventType } from "../engine/events.js";
 import { ConflictError, RunNotFoundError } from "./port.js";
 import type { RunFilter, RunRecord, RunSignal, RunStatus, Store } from "./port.js";
@@ -52,29 +53,6 @@ interface SignalRow {
   kind: string;
   data: string | null;
   at: number;
-}
-
-/** The run-row columns an event sequence changes: `undefined` = left as it was. */
-interface RowChange {
-  status: RunStatus | undefined;
-  /** `null` clears ended_at (resumed), `undefined` leaves it. */
-  endedAt: number | null | undefined;
-}
-
-function rowChange(events: readonly BatonEvent[]): RowChange {
-  const change: RowChange = { status: undefined, endedAt: undefined };
-  for (const e of events) {
-    if (e.type === "run_finished") {
-      change.status = e.status;
-      change.endedAt = e.at;
-    } else if (e.type === "run_waiting") {
-      change.status = "waiting";
-    } else if (e.type === "run_resumed") {
-      change.status = "running";
-      change.endedAt = null;
-    }
-  }
-  return change;
 }
 
 function toRecord(row: RunRow): RunRecord {

@@ -9,10 +9,35 @@ describe("TypeScript API", () => {
       .stage("research", { run: async (ctx) => { order.push("research"); return { sources: Array.from({ length: ctx.inputs.depth }, (_, i) => `${ctx.inputs.topic}-${i}`) }; } })
       .stage("count", { needs: ["research"], run: (ctx) => { order.push("count"); return ctx.outputs.research.sources.length; } })
       .stage("draft", { needs: ["research", "count"], run: (ctx) => `${ctx.outputs.count}: ${ctx.outputs.research.sources.join(", ")}` })
+      .stage("typed", {
+        needs: ["count"],
+        run: (ctx) => {
+          const n: number = ctx.outputs.count;
+          // @ts-expect-error research is not among this stage's needs, so its output is not in ctx.outputs
+          void ctx.outputs.research;
+          // @ts-expect-error count is a number, not a string
+          const s: string = ctx.outputs.count;
+          void s;
+          return n;
+        },
+      })
       .returns("draft");
     const out: string = await run(p, { topic: "tides" } as { topic: string; depth: number });
     expect(out).toBe("2: tides-0, tides-1");
     expect(order).toEqual(["research", "count"]);
+  });
+
+  it("a handler output that is not JSON fails the stage with a clear, non-retryable error", async () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    for (const [bad, why] of [[10n, /is a bigint, which is not JSON/], [cyclic, /not JSON-serialisable .*circular/i], [NaN, /is NaN, which JSON cannot carry/]] as const) {
+      let calls = 0;
+      const p = definePipeline({ name: "bad-output" }).stage("a", { retry: { attempts: 3, delay: "1ms" }, run: () => { calls++; return bad; } });
+      const r = await execute(p, {});
+      expect(r.status).toBe("failed");
+      expect(r.error?.message).toMatch(why);
+      expect(calls).toBe(1);
+    }
   });
 
   it("retries a transient failure and fails fast on NonRetryableError", async () => {

@@ -171,6 +171,44 @@ export function program(): Command {
       }
     });
 
+  const answer = (approved: boolean) => async (run: string, stage: string, o: { data?: string; comment?: string; item?: string; json?: boolean }) => {
+    let data: unknown;
+    if (o.data !== undefined) {
+      try {
+        data = JSON.parse(o.data);
+      } catch (err) {
+        throw new UserError(`--data must be JSON (e.g. '{"ok": true}'): ${(err as Error).message}`, 2);
+      }
+    }
+    const item = o.item === undefined ? undefined : Number(o.item);
+    if (item !== undefined && !(Number.isInteger(item) && item >= 0)) throw new UserError(`--item must be a for_each item index (0, 1, …), got '${o.item}'`, 2);
+    const store = storeOf(g());
+    const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
+    const runtime = makeRuntime(store, undefined, progress);
+    try {
+      const id = await store.resolveId(run);
+      const by = process.env.USER ?? process.env.USERNAME;
+      const r = await runtime.answer(id, stage, { approved, ...(data !== undefined ? { data } : {}), ...(item !== undefined ? { item } : {}), ...(by ? { by } : {}), ...(o.comment ? { comment: o.comment } : {}) });
+      process.stderr.write(`${approved ? "approved" : "rejected"} '${stage}' in run ${id}${r.recorded > 1 ? ` (${r.recorded} items)` : ""}\n`);
+      if (r.signalled) {
+        process.stdout.write(`the answer was sent to the process running ${id}\n`);
+        return;
+      }
+      // The run continues here; the answer is recorded whatever it does next (exit 0).
+      await follow(runtime, async () => r.handle!, o.json === true, progress);
+      set(0);
+    } finally {
+      await runtime.close();
+      await store.close();
+    }
+  };
+  cmd.command("approve <run> <stage>").description("approve a waiting stage (its output is --data, or { approved: true }) and continue the run")
+    .option("--data <json>", "the stage's output, as JSON").option("--item <n>", "only this for_each item").option("--comment <text>", "recorded with the decision").option("--json", "print one JSON result document on stdout")
+    .action(answer(true));
+  cmd.command("reject <run> <stage>").description("reject a waiting stage (it fails) and continue the run")
+    .option("--item <n>", "only this for_each item").option("--comment <text>", "the reason, recorded with the decision").option("--json", "print one JSON result document on stdout")
+    .action(answer(false));
+
   cmd.command("cancel <run>").description("cancel a run (it stays resumable)").action(async (run: string) => {
     const store = storeOf(g());
     const runtime = new Runtime({ store, loadPlan: planFromSource });

@@ -94,11 +94,18 @@ export function decide(state: RunState, now: number, opts: DecideOptions = {}): 
     emit({ type: "run_finished", at: now, status: "failed", error: { ...state.failure } });
     return step;
   }
-  if (state.waiting && state.status === "running") {
-    emit({ type: "run_waiting", at: now, stage: state.waiting.stage, message: state.waiting.message });
-  }
   if (state.status !== "running") return step;
   startReady(state, now, opts.slots ?? Infinity, emit, step);
+  // Pause when nothing can progress without a human: no work in flight, ready or scheduled.
+  if (state.waitingOn.size > 0 && state.inflight === 0 && state.ready.length === 0 && !state.timers.some((x) => x.status === "retry_wait")) {
+    const all = [...state.waitingOn.values()];
+    const first = all[0]!;
+    emit({
+      type: "run_waiting", at: now, stage: first.stage, message: first.message,
+      ...(all.length > 1 ? { waiting: all.map((w) => ({ stage: w.stage, visit: w.visit, ...(w.item !== undefined ? { item: w.item } : {}), message: w.message })) } : {}),
+    });
+    return step;
+  }
   if (state.unsettled === 0 && state.inflight === 0 && !state.assemblePending) {
     state.assemblePending = true;
     step.effects.push({ kind: "assemble" });
@@ -188,9 +195,7 @@ function handleFailures(state: RunState, now: number, emit: Emit): void {
       };
       emit(d);
     } else if (onError.kind === "escalate") {
-      if (!state.waiting) {
-        state.waiting = { stage: stage.id, message: `stage '${stage.id}' failed (${err.kind}: ${err.message}): approve to continue or reject to fail the run` };
-      }
+      emit({ type: "stage_escalated", at: now, ...k, message: `stage '${stage.id}' failed (${err.kind}: ${err.message}): approve (optionally with the output to use) to continue, or reject to fail the run` });
     } else {
       emit({ type: "stage_settled", at: now, ...k, outcome: "failed" });
     }

@@ -29,6 +29,16 @@ export interface StageError {
   readonly retryable: boolean;
   /** A provider's Retry-After, in ms. */
   readonly retry_after_ms?: number;
+  /** malformed_output: the reply that failed (truncated), so the next attempt can ask for a repair. */
+  readonly reply?: string;
+}
+
+/** Model usage of one attempt (agent stages). */
+export interface AttemptUsage {
+  /** provider:model */
+  readonly model?: string;
+  readonly tokens?: { readonly input: number; readonly output: number };
+  readonly cost_usd?: number;
 }
 
 interface Base {
@@ -68,7 +78,7 @@ export interface StageStarted extends Base, ExecKey {
   readonly rerun?: boolean;
 }
 
-export interface StageSucceeded extends Base, ExecKey {
+export interface StageSucceeded extends Base, ExecKey, AttemptUsage {
   readonly type: "stage_succeeded";
   readonly attempt: number;
   readonly input?: unknown;
@@ -77,7 +87,7 @@ export interface StageSucceeded extends Base, ExecKey {
   readonly logs?: readonly string[];
 }
 
-export interface StageFailed extends Base, ExecKey {
+export interface StageFailed extends Base, ExecKey, AttemptUsage {
   readonly type: "stage_failed";
   readonly attempt: number;
   readonly input?: unknown;
@@ -148,10 +158,44 @@ export interface ExecCancelled extends Base, ExecKey {
   readonly reason: string;
 }
 
+/** An approval stage (or for_each item) now waits for a human decision. */
+export interface StageWaiting extends Base, ExecKey {
+  readonly type: "stage_waiting";
+  readonly attempt: number;
+  readonly message: string;
+}
+
+/** A stage failed for good and its `on_error: escalate` hands it to a human. */
+export interface StageEscalated extends Base, ExecKey {
+  readonly type: "stage_escalated";
+  readonly message: string;
+}
+
+/**
+ * A human answered a waiting stage (approval stage, escalating route or on_error escalate).
+ * Approved: `data` (default `{ approved: true }`) is the stage's output — for an escalating
+ * route the stage keeps its own output unless data is given. Rejected: the stage fails.
+ */
+export interface Approval extends Base {
+  readonly type: "approval";
+  readonly stage: string;
+  readonly visit: number;
+  readonly item?: number;
+  readonly approved: boolean;
+  readonly data?: unknown;
+  /** Who answered (user name, if known). */
+  readonly by?: string;
+  readonly comment?: string;
+}
+
+/** Nothing can progress until a human answers: the run pauses (status `waiting`). */
 export interface RunWaiting extends Base {
   readonly type: "run_waiting";
+  /** The first stage waiting, and its message. */
   readonly stage: string;
   readonly message: string;
+  /** Every waiting stage (id#visit[item]) when more than one waits. */
+  readonly waiting?: readonly { readonly stage: string; readonly visit: number; readonly item?: number; readonly message: string }[];
 }
 
 export interface RunCancelRequested extends Base {
@@ -184,6 +228,9 @@ export type BatonEvent =
   | StageCompleted
   | Decision
   | ExecCancelled
+  | StageWaiting
+  | StageEscalated
+  | Approval
   | RunWaiting
   | RunCancelRequested
   | RunResumed

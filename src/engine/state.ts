@@ -18,7 +18,7 @@
 import type { Plan, StageIdx } from "../plan/types.js";
 import type { BatonEvent, StageError } from "./events.js";
 
-export type ExecStatus = "ready" | "running" | "failed" | "retry_wait" | "fallback" | "succeeded" | "settled";
+export type ExecStatus = "ready" | "running" | "failed" | "retry_wait" | "fallback" | "waiting" | "escalated" | "succeeded" | "settled";
 
 /** One execution slot: a stage visit's single execution, or one for_each item, or a fallback call. */
 export interface Exec {
@@ -100,6 +100,22 @@ export interface Node {
 
 export type RunStatus = "running" | "waiting" | "succeeded" | "failed" | "cancelled";
 
+/** Something a human must answer: an approval stage, an escalating route or an on_error escalate. */
+export interface WaitEntry {
+  readonly kind: "approval" | "route" | "on_error";
+  readonly stage: string;
+  readonly visit: number;
+  readonly item: number | undefined;
+  readonly message: string;
+  readonly node: Node;
+  readonly exec: Exec | undefined;
+}
+
+/** Key of a waiting entry. */
+export function waitKey(stage: string, visit: number, item: number | undefined): string {
+  return `${stage}#${visit}${item === undefined ? "" : `[${item}]`}`;
+}
+
 export interface RunState {
   readonly plan: Plan;
   runId: string;
@@ -128,7 +144,12 @@ export interface RunState {
   failedQ: Exec[];
   failure: { stage?: string; kind: string; message: string } | undefined;
   cancelRequested: boolean;
+  /** Model usage so far (every attempt that reported some). */
+  usage: { input: number; output: number; usd: number };
+  /** The first waiting stage, as the last run_waiting said (for results and messages). */
   waiting: { stage: string; message: string } | undefined;
+  /** Stages (visits, items) waiting for a human, keyed `stage#visit[item]`. */
+  waitingOn: Map<string, WaitEntry>;
   // transient:
   dirty: Node[];
   ready: Node[];
@@ -160,8 +181,8 @@ export function createState(plan: Plan): RunState {
   return {
     plan, runId: "", status: "running", inputs: {}, seed: 0, startedAt: 0, activeStart: 0, activeBefore: 0,
     lastAt: 0, nodes, unsettled: plan.stages.filter((s) => !s.isFallback).length, inflight: 0,
-    running: new Set(), routeTaken: new Map(), timers: [], failedQ: [], readyFallbacks: [], failure: undefined, cancelRequested: false,
-    waiting: undefined, dirty: [], ready: [], cut: [], assemblePending: false,
+    running: new Set(), routeTaken: new Map(), timers: [], failedQ: [], readyFallbacks: [], failure: undefined, cancelRequested: false, usage: { input: 0, output: 0, usd: 0 },
+    waiting: undefined, waitingOn: new Map(), dirty: [], ready: [], cut: [], assemblePending: false,
   };
 }
 
@@ -331,6 +352,7 @@ export function apply(state: RunState, e: BatonEvent): void {
       return;
     }
     case "stage_succeeded": {
+      if (e.tokens) addUsage(state, e);
       const exec = findExec(state, e);
       if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return;
       exec.lastInput = e.input;
@@ -338,6 +360,7 @@ export function apply(state: RunState, e: BatonEvent): void {
       return;
     }
     case "stage_failed": {
+      if (e.tokens) addUsage(state, e);
       const exec = findExec(state, e);
       if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return;
       stopRunning(state, exec);
@@ -404,6 +427,25 @@ export function apply(state: RunState, e: BatonEvent): void {
     case "decision":
       applyDecision(state, e);
       return;
+    case "stage_waiting": {
+      const exec = findExec(state, e);
+      if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return;
+      stopRunning(state, exec);
+      exec.status = "waiting";
+      state.waitingOn.set(waitKey(e.stage, e.visit, e.item), { kind: "approval", stage: e.stage, visit: e.visit, item: e.item, message: e.message, node: exec.node, exec });
+      markDirty(state, exec.node);
+      return;
+    }
+    case "stage_escalated": {
+      const exec = findExec(state, e);
+      if (!exec || exec.status !== "failed") return;
+      exec.status = "escalated";
+      state.waitingOn.set(waitKey(e.stage, e.visit, e.item), { kind: "on_error", stage: e.stage, visit: e.visit, item: e.item, message: e.message, node: exec.node, exec });
+      return;
+    }
+    case "approval":
+      applyApproval(state, e);
+      return;
     case "run_waiting":
       state.status = "waiting";
       state.waiting = { stage: e.stage, message: e.message };
@@ -436,6 +478,12 @@ export function apply(state: RunState, e: BatonEvent): void {
       if (e.status === "failed" && e.error) state.failure ??= { ...e.error };
       return;
   }
+}
+
+function addUsage(state: RunState, e: { tokens?: { input: number; output: number }; cost_usd?: number }): void {
+  state.usage.input += e.tokens?.input ?? 0;
+  state.usage.output += e.tokens?.output ?? 0;
+  state.usage.usd += e.cost_usd ?? 0;
 }
 
 function applyDecision(state: RunState, e: Extract<BatonEvent, { type: "decision" }>): void {
@@ -473,6 +521,36 @@ function applyDecision(state: RunState, e: Extract<BatonEvent, { type: "decision
   }
 }
 
+function applyApproval(state: RunState, e: Extract<BatonEvent, { type: "approval" }>): void {
+  const key = waitKey(e.stage, e.visit, e.item);
+  const w = state.waitingOn.get(key);
+  if (!w || w.node.visit !== e.visit) return;
+  state.waitingOn.delete(key);
+  const why = `rejected by ${e.by ?? "a human"}${e.comment ? `: ${e.comment}` : ""}`;
+  if (w.kind === "route") {
+    w.node.held = false;
+    if (!e.approved) return failRun(state, e.stage, "rejected", why);
+    if (e.data !== undefined && !w.node.items && w.node.execs[0]) w.node.execs[0].output = e.data;
+    maybeComplete(state, w.node);
+    return;
+  }
+  const exec = w.exec!;
+  if (w.kind === "approval") {
+    if (e.approved) return settleExec(state, exec, "succeeded", e.data === undefined ? { approved: true, ...(e.by ? { by: e.by } : {}), ...(e.comment ? { comment: e.comment } : {}) } : e.data);
+    exec.status = "failed";
+    exec.lastError = { kind: "handler", message: why, retryable: false };
+    state.failedQ.push(exec);
+    markDirty(state, exec.node);
+    return;
+  }
+  // on_error escalate: a human stands in for the failed stage, or confirms the failure.
+  if (e.approved) return settleExec(state, exec, e.data === undefined ? "continued" : "fallback", e.data ?? null);
+  exec.status = "failed";
+  settleExec(state, exec, "failed", null);
+  exec.node.outcome = "failed";
+  failRun(state, e.stage, "rejected", why);
+}
+
 function failRun(state: RunState, stage: string, kind: string, message: string): void {
   state.failure ??= { stage, kind, message };
 }
@@ -491,7 +569,7 @@ function applyRoute(state: RunState, node: Node, e: Extract<BatonEvent, { type: 
   if (route.fail !== undefined) return failRun(state, stage.id, "route", route.fail);
   if (route.escalate !== undefined) {
     node.held = true;
-    state.waiting = { stage: stage.id, message: route.escalate };
+    state.waitingOn.set(waitKey(stage.id, node.visit, undefined), { kind: "route", stage: stage.id, visit: node.visit, item: undefined, message: route.escalate, node, exec: undefined });
     return;
   }
   if (route.goto === undefined) return;
@@ -546,6 +624,7 @@ function resetFrom(state: RunState, target: Node, withValue: unknown, at: number
   const set = descendants(plan, target.idx);
   set.add(target.idx);
   const members = [...set].sort((a, b) => a - b);
+  for (const [k, w] of state.waitingOn) if (set.has(w.node.idx)) state.waitingOn.delete(k);
   for (const idx of members) {
     const node = state.nodes[idx]!;
     for (const exec of node.execs) {

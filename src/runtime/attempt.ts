@@ -7,8 +7,11 @@
 import { scopeFor, type BatonEvent, type Effect, type RunState } from "../engine/index.js";
 import type { Plan, StagePlan } from "../plan/types.js";
 import { executorFor, type StageContext } from "../stages/index.js";
+import type { RunServices } from "../stages/types.js";
+import type { AttemptUsage } from "../engine/events.js";
 import { toStageError } from "./errors.js";
 import { toJsonValue } from "./json.js";
+import { AwaitHuman } from "../stages/approval.js";
 
 /** What an attempt needs from its run driver. */
 export interface AttemptHost {
@@ -16,6 +19,7 @@ export interface AttemptHost {
   readonly state: RunState;
   readonly runId: string;
   now(): number;
+  readonly services: RunServices;
   /** The attempt is over; `event` (its outcome) is undefined when it was cancelled. */
   done(a: Attempt, event: BatonEvent | undefined): void;
 }
@@ -54,6 +58,8 @@ export class Attempt {
   private timer: NodeJS.Timeout | undefined;
   private input: unknown;
   logs: string[] | undefined;
+  /** Model usage reported by the executor (agent stages). */
+  private usage: AttemptUsage | undefined;
 
   constructor(
     private readonly host: AttemptHost,
@@ -123,7 +129,8 @@ export class Attempt {
       const ownerId = ef.fallbackFor !== undefined ? plan.stages[ef.fallbackFor]!.id : undefined;
       const key = `${host.runId}:${stage.id}:${ef.visit}:${ef.item ?? ""}${ownerId !== undefined ? `:${ownerId}` : ""}`;
       const ctx = new StageCtx(this, input, host.state.inputs as Record<string, unknown>, outputs, scope.item, ef.item, ef.visit, ef.attempt, scope.route, scope.prev, host.runId, key);
-      const result = executorFor(stage.spec.kind)({ plan, stage, ctx, scope });
+      const previous = ef.attempt > 1 ? ef.exec.lastError : undefined;
+      const result = executorFor(stage.spec.kind)({ plan, stage, ctx, scope, previous, report: (u) => void (this.usage = u), services: host.services });
       if (result instanceof Promise) result.then((v) => this.succeed(v), (err) => this.fail(err));
       else this.succeed(result);
     } catch (err) {
@@ -131,13 +138,19 @@ export class Attempt {
     }
   }
 
-  private event(type: "stage_succeeded" | "stage_failed"): Record<string, unknown> {
+  private event(type: "stage_succeeded" | "stage_failed" | "stage_waiting"): Record<string, unknown> {
     const { ef, stage, host } = this;
     const e: Record<string, unknown> = { type, at: host.now(), stage: stage.id, visit: ef.visit };
     if (ef.item !== undefined) e.item = ef.item;
     if (ef.fallbackFor !== undefined) e.fallback_for = host.plan.stages[ef.fallbackFor]!.id;
     e.attempt = ef.attempt;
     if (this.input !== undefined) e.input = this.input;
+    const u = this.usage;
+    if (u) {
+      if (u.model !== undefined) e.model = u.model;
+      if (u.tokens !== undefined) e.tokens = u.tokens;
+      if (u.cost_usd !== undefined) e.cost_usd = u.cost_usd;
+    }
     return e;
   }
 
@@ -157,6 +170,13 @@ export class Attempt {
 
   private fail(err: unknown): void {
     if (this.over) return;
+    if (err instanceof AwaitHuman) {
+      const w = this.event("stage_waiting");
+      w.message = err.prompt;
+      delete w.input;
+      this.finish(w as unknown as BatonEvent);
+      return;
+    }
     const e = this.event("stage_failed");
     e.error = toStageError(err);
     if (this.logs) e.logs = this.logs;

@@ -9,6 +9,7 @@ import type { Expr } from "../expr/types.js";
 import { apply, decide, nextWakeAt, readOf, scopeFor, type BatonEvent, type Effect, type Exec, type RunState } from "../engine/index.js";
 import type { Plan, StagePlan } from "../plan/types.js";
 import type { Store } from "../store/port.js";
+import type { BatonConfig } from "../agents/config.js";
 import { Attempt, type AttemptHost } from "./attempt.js";
 import { toJsonValue } from "./json.js";
 
@@ -25,6 +26,8 @@ export interface RunResult {
 /** What the driver needs from the process runtime. */
 export interface DriverHost {
   readonly store: Store;
+  /** Providers and model facts for agent stages. */
+  readonly config: BatonConfig;
   now(): number;
   /** Execution slots free in the process now. */
   freeSlots(): number;
@@ -74,6 +77,10 @@ export class RunDriver {
   ) {
     this.attemptHost = {
       plan, state, runId,
+      services: {
+        config: host.config,
+        usage: () => ({ tokens: state.usage.input + state.usage.output, usd: state.usage.usd }),
+      },
       now: () => this.host.now(),
       done: (a: Attempt, e: BatonEvent | undefined) => {
         this.running.delete(a.ef.exec);

@@ -56,6 +56,8 @@ export function toStageError(err: unknown): StageError {
       kind, message: e.message || e.name, retryable,
     };
     if (typeof e.retryAfterMs === "number" && e.retryAfterMs >= 0) out.retry_after_ms = e.retryAfterMs;
+    const reply = (e as { reply?: unknown }).reply;
+    if (typeof reply === "string") (out as { reply?: string }).reply = reply;
     return out;
   }
   return { kind: "handler", message: typeof err === "string" ? err : `handler threw ${safeString(err)}`, retryable: true };

@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import { apply, createState, decide, fold, type BatonEvent, type RunStarted } from "../engine/index.js";
 import type { Plan } from "../plan/types.js";
 import type { Store } from "../store/port.js";
+import type { BatonConfig } from "../agents/config.js";
 import { UserError } from "./errors.js";
 import { RunDriver, type DriverHost, type RunResult } from "./driver.js";
 
@@ -32,6 +33,8 @@ export interface RuntimeOptions {
    * recompiles YAML/JSON source; TS pipelines pass their plan to `resume` instead.
    */
   readonly loadPlan?: (source: RunStarted["source"]) => Plan | Promise<Plan>;
+  /** Providers and model facts for agent stages (see `loadConfig`). @default {} */
+  readonly config?: BatonConfig;
 }
 
 /** A run in progress. */
@@ -81,6 +84,7 @@ export class Runtime {
     const self = this;
     this.host = {
       store: this.store,
+      config: opts.config ?? {},
       now: this.clock,
       freeSlots: () => self.concurrency - self.inflight,
       take: (n) => void (self.inflight += n),
@@ -190,6 +194,37 @@ export class Runtime {
     return "cancelled";
   }
 
+  /**
+   * Answer a waiting stage (approval stage, escalating route, on_error escalate) and continue
+   * the run. Driven here: at once. Driven by another live process (other branches still
+   * running): a signal it picks up. Paused: recorded, then the run continues in this process
+   * (`handle` is returned).
+   */
+  async answer(runId: string, stage: string, answer: HumanAnswer, o: { plan?: Plan } = {}): Promise<{ recorded: number; handle?: RunHandle; signalled?: boolean }> {
+    const d = this.drivers.get(runId);
+    if (d) {
+      const events = answerEvents(d.state, stage, answer, this.clock());
+      d.push(...events);
+      return { recorded: events.length, handle: { id: runId, done: d.done } };
+    }
+    const { run, events } = await this.store.load(runId);
+    const first = events[0] as RunStarted;
+    const plan = o.plan ?? (await this.loadPlan(first.source, runId));
+    const state = fold(plan, events);
+    const answers = answerEvents(state, stage, answer, this.clock()); // throws when nothing waits there
+    if (run.status === "running" && !(await this.claimOrTakeOver(runId))) {
+      await this.store.signal(runId, "answer", { stage, ...answer });
+      return { recorded: answers.length, signalled: true };
+    }
+    if (state.status === "succeeded" || state.status === "failed") throw new UserError(`run ${runId} already ${state.status}`);
+    if (!(await this.claimOrTakeOver(runId))) throw new UserError(`run ${runId} is being executed by another process; try again in a moment`);
+    const batch: BatonEvent[] = [...answers, { type: "run_resumed", at: this.clock() }];
+    const seq = await this.store.append(runId, batch, run.seq);
+    this.opts.onEvents?.(runId, batch, plan);
+    for (const e of batch) apply(state, e);
+    return { recorded: answers.length, handle: this.drive(plan, state, runId, seq) };
+  }
+
   /** Cancel every run this process drives (Ctrl-C). */
   cancelAll(reason = "cancelled by user (interrupt)"): void {
     for (const d of this.drivers.values()) d.push({ type: "run_cancel_requested", at: this.clock(), reason });
@@ -245,6 +280,13 @@ export class Runtime {
           if (s.kind === "cancel") {
             const reason = (s.data as { reason?: string } | undefined)?.reason ?? "cancelled by signal";
             d.push({ type: "run_cancel_requested", at: this.clock(), reason });
+          } else if (s.kind === "answer") {
+            const a = s.data as HumanAnswer & { stage: string };
+            try {
+              d.push(...answerEvents(d.state, a.stage, a, this.clock()));
+            } catch {
+              // the stage stopped waiting meanwhile (e.g. a route re-ran it): nothing to answer
+            }
           }
         }
       }, () => undefined);
@@ -265,6 +307,35 @@ export class Runtime {
     this.stopTimers(d.runId);
     void this.store.release(d.runId, this.owner).catch(() => undefined);
   }
+}
+
+/** A human's answer to a waiting stage. */
+export interface HumanAnswer {
+  readonly approved: boolean;
+  /** Approved: the stage's output (default `{ approved: true }` for approval stages). */
+  readonly data?: unknown;
+  /** A for_each item; all waiting items of the stage when absent. */
+  readonly item?: number;
+  readonly by?: string;
+  readonly comment?: string;
+}
+
+/** The approval events answering `stage` (every waiting item unless one is named); throws when nothing waits there. */
+export function answerEvents(state: ReturnType<typeof createState>, stage: string, a: HumanAnswer, at: number): BatonEvent[] {
+  const out: BatonEvent[] = [];
+  for (const w of state.waitingOn.values()) {
+    if (w.stage !== stage || (a.item !== undefined && w.item !== a.item)) continue;
+    out.push({
+      type: "approval", at, stage, visit: w.visit, approved: a.approved,
+      ...(w.item !== undefined ? { item: w.item } : {}), ...(a.data !== undefined ? { data: a.data } : {}),
+      ...(a.by !== undefined ? { by: a.by } : {}), ...(a.comment !== undefined ? { comment: a.comment } : {}),
+    });
+  }
+  if (out.length === 0) {
+    const waiting = [...new Set([...state.waitingOn.values()].map((w) => w.stage))];
+    throw new UserError(`stage '${stage}'${a.item !== undefined ? ` item ${a.item}` : ""} is not waiting for a decision` + (waiting.length ? ` (waiting: ${waiting.join(", ")})` : " (nothing in this run is waiting)"));
+  }
+  return out;
 }
 
 /** Whether a process with this pid exists on this machine. */

@@ -1,6 +1,9 @@
 /** The stage-kind registry. */
 import type { StageKind } from "../plan/types.js";
 import { NonRetryableError } from "../runtime/errors.js";
+import { executeAgent } from "./agent.js";
+import { executeApproval } from "./approval.js";
+import { executeHttp } from "./http.js";
 import { executeRun } from "./run.js";
 import type { StageKindExecutor } from "./types.js";
 import { executeValue } from "./value.js";
@@ -11,6 +14,9 @@ export { loadHandler } from "./run.js";
 const registry = new Map<StageKind, StageKindExecutor>([
   ["run", executeRun],
   ["value", executeValue],
+  ["http", executeHttp],
+  ["agent", executeAgent],
+  ["approval", executeApproval],
 ]);
 
 /** Register (or replace) the executor of a stage kind. */
@@ -23,7 +29,7 @@ export function executorFor(kind: StageKind): StageKindExecutor {
   return (
     registry.get(kind) ??
     (({ stage }) => {
-      throw new NonRetryableError(`stage '${stage.id}': '${kind}' stages are not available in this version of Baton (run and value stages are)`, { kind: "template" });
+      throw new NonRetryableError(`stage '${stage.id}': '${kind}' stages are not available in this version of Baton (${[...registry.keys()].join(", ")} stages are)`, { kind: "template" });
     })
   );
 }

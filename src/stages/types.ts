@@ -4,6 +4,8 @@
  */
 import type { Scope } from "../expr/types.js";
 import type { Plan, StagePlan } from "../plan/types.js";
+import type { AttemptUsage, StageError } from "../engine/events.js";
+import type { BatonConfig } from "../agents/config.js";
 
 /** What a `run:` handler receives (SPEC §1 "Stage inputs and handlers"). */
 export interface StageContext<Input = unknown, Outputs = Record<string, unknown>, Inputs = Record<string, unknown>> {
@@ -41,6 +43,20 @@ export interface ExecuteArgs {
   readonly ctx: StageContext;
   /** The expression scope of the stage (for kinds that evaluate expressions themselves). */
   readonly scope: Scope;
+  /** The previous attempt's error when this is a retry (e.g. a malformed reply to repair). */
+  readonly previous: StageError | undefined;
+  /** Record model usage of this attempt: it lands on the attempt's event and the run's totals. */
+  report(usage: AttemptUsage): void;
+  /** Run-wide services. */
+  readonly services: RunServices;
+}
+
+/** What the runtime offers stage kinds beyond the stage itself. */
+export interface RunServices {
+  /** Providers and model facts from baton.config. */
+  readonly config: BatonConfig;
+  /** Tokens and USD the run has used so far. */
+  usage(): { readonly tokens: number; readonly usd: number };
 }
 
 /** A stage kind's executor. */

@@ -39,6 +39,8 @@ export interface AttemptUsage {
   readonly model?: string;
   readonly tokens?: { readonly input: number; readonly output: number };
   readonly cost_usd?: number;
+  /** pipeline stages: the child run this attempt ran. */
+  readonly child_run?: string;
 }
 
 interface Base {

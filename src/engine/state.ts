@@ -467,6 +467,15 @@ export function apply(state: RunState, e: BatonEvent): void {
         exec.readyAt = e.at;
         if (!exec.owner && exec.node.items) exec.node.readyAgain.push(exec.item!);
       }
+      // A sub-pipeline stage waiting on its child runs again: it resumes the child.
+      for (const [k, w] of state.waitingOn) {
+        if (w.kind !== "approval" || !w.exec || state.plan.stages[w.exec.stage]!.spec.kind !== "pipeline") continue;
+        state.waitingOn.delete(k);
+        w.exec.status = "ready";
+        w.exec.interruptions++;
+        w.exec.readyAt = e.at;
+        if (w.node.items) w.node.readyAgain.push(w.exec.item!);
+      }
       for (const n of state.nodes) markDirty(state, n);
       return;
     }

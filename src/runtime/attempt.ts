@@ -150,6 +150,7 @@ export class Attempt {
       if (u.model !== undefined) e.model = u.model;
       if (u.tokens !== undefined) e.tokens = u.tokens;
       if (u.cost_usd !== undefined) e.cost_usd = u.cost_usd;
+      if (u.child_run !== undefined) e.child_run = u.child_run;
     }
     return e;
   }

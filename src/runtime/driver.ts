@@ -10,6 +10,7 @@ import { apply, decide, nextWakeAt, readOf, scopeFor, type BatonEvent, type Effe
 import type { Plan, StagePlan } from "../plan/types.js";
 import type { Store } from "../store/port.js";
 import type { BatonConfig } from "../agents/config.js";
+import type { ChildRuns } from "../stages/types.js";
 import { Attempt, type AttemptHost } from "./attempt.js";
 import { toJsonValue } from "./json.js";
 
@@ -28,6 +29,7 @@ export interface DriverHost {
   readonly store: Store;
   /** Providers and model facts for agent stages. */
   readonly config: BatonConfig;
+  readonly children: ChildRuns;
   now(): number;
   /** Execution slots free in the process now. */
   freeSlots(): number;
@@ -79,12 +81,14 @@ export class RunDriver {
       plan, state, runId,
       services: {
         config: host.config,
+        children: host.children,
         usage: () => ({ tokens: state.usage.input + state.usage.output, usd: state.usage.usd }),
       },
       now: () => this.host.now(),
       done: (a: Attempt, e: BatonEvent | undefined) => {
         this.running.delete(a.ef.exec);
-        this.host.release();
+        // A sub-pipeline stage holds no slot while its child runs (the child's stages take them).
+        if (a.stage.spec.kind !== "pipeline") this.host.release();
         if (e) this.push(e);
       },
     };
@@ -201,7 +205,7 @@ export class RunDriver {
     for (const ef of effects) {
       switch (ef.kind) {
         case "execute":
-          started++;
+          if (this.plan.stages[ef.stage]!.spec.kind !== "pipeline") started++;
           this.execute(ef);
           break;
         case "cancel":

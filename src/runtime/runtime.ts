@@ -85,6 +85,7 @@ export class Runtime {
     this.host = {
       store: this.store,
       config: opts.config ?? {},
+      children: { run: (plan, inputs, base, attempt, signal) => self.runChild(plan, inputs, base, attempt, signal) },
       now: this.clock,
       freeSlots: () => self.concurrency - self.inflight,
       take: (n) => void (self.inflight += n),
@@ -223,6 +224,36 @@ export class Runtime {
     this.opts.onEvents?.(runId, batch, plan);
     for (const e of batch) apply(state, e);
     return { recorded: answers.length, handle: this.drive(plan, state, runId, seq) };
+  }
+
+  /** See {@link ChildRuns.run}. */
+  private async runChild(plan: Plan, inputs: Record<string, unknown>, base: string, attempt: number, signal: AbortSignal): Promise<RunResult> {
+    // The newest child of this execution: base, base-a2, … base-aN.
+    let id = base;
+    let existing = await this.store.get(base);
+    for (let a = 2; a <= attempt; a++) {
+      const r = await this.store.get(`${base}-a${a}`);
+      if (!r) break;
+      id = `${base}-a${a}`;
+      existing = r;
+    }
+    if (existing?.status === "failed" && attempt > 1) {
+      id = `${base}-a${attempt}`;
+      existing = await this.store.get(id);
+    }
+    const parentId = base.slice(0, base.lastIndexOf("~"));
+    let handle: RunHandle;
+    if (!existing) handle = await this.start(plan, inputs, { runId: id, parentId });
+    else if (existing.status === "succeeded" || existing.status === "failed") handle = { id, done: this.store.load(id).then((l) => resultOf(plan, id, l.events)) };
+    else handle = await this.resume(id);
+    const onAbort = (): void => void this.cancel(id, "the parent run's stage was cancelled").catch(() => undefined);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await handle.done;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
   }
 
   /** Cancel every run this process drives (Ctrl-C). */

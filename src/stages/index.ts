@@ -4,6 +4,7 @@ import { NonRetryableError } from "../runtime/errors.js";
 import { executeAgent } from "./agent.js";
 import { executeApproval } from "./approval.js";
 import { executeHttp } from "./http.js";
+import { executePipeline } from "./pipeline.js";
 import { executeRun } from "./run.js";
 import type { StageKindExecutor } from "./types.js";
 import { executeValue } from "./value.js";
@@ -17,6 +18,7 @@ const registry = new Map<StageKind, StageKindExecutor>([
   ["http", executeHttp],
   ["agent", executeAgent],
   ["approval", executeApproval],
+  ["pipeline", executePipeline],
 ]);
 
 /** Register (or replace) the executor of a stage kind. */

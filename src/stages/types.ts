@@ -57,6 +57,18 @@ export interface RunServices {
   readonly config: BatonConfig;
   /** Tokens and USD the run has used so far. */
   usage(): { readonly tokens: number; readonly usd: number };
+  /** Child runs (sub-pipelines). */
+  readonly children: ChildRuns;
+}
+
+/** Starting and resuming child runs of sub-pipeline stages. */
+export interface ChildRuns {
+  /**
+   * Run `plan` as a child run with an id derived from `base`: an existing unfinished child is
+   * resumed, a succeeded one reused; a failed one is replaced by a fresh child on a later
+   * attempt. Aborting `signal` cancels the child.
+   */
+  run(plan: Plan, inputs: Record<string, unknown>, base: string, attempt: number, signal: AbortSignal): Promise<import("../runtime/driver.js").RunResult>;
 }
 
 /** A stage kind's executor. */

@@ -11,6 +11,9 @@ import { openStore } from "../store/open.js";
 import type { Store } from "../store/port.js";
 import { compileSource } from "../template/index.js";
 import type { Pipeline } from "./pipeline.js";
+import { loadConfig, type BatonConfig } from "../agents/config.js";
+
+const hasAgents = (plan: Plan): boolean => plan.stages.some((s) => s.spec.kind === "agent" || s.spec.kind === "pipeline");
 
 /** Options of {@link run} and {@link execute}. */
 export interface RunOptions {
@@ -27,6 +30,8 @@ export interface RunOptions {
   seed?: number;
   /** Abort the run (it is cancelled and stays resumable). */
   signal?: AbortSignal;
+  /** Providers and model facts for agent stages. @default loaded from baton.config.* in the working directory */
+  config?: BatonConfig;
 }
 
 /** A run that did not succeed. */
@@ -51,6 +56,7 @@ export async function execute<In, Out>(pipeline: Pipeline<In, Out>, inputs: In, 
     store, ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
     ...(opts.onEvents ? { onEvents: (id: string, es: readonly BatonEvent[]) => opts.onEvents!(id, es) } : {}),
     loadPlan: planFromSource,
+    config: opts.config ?? (hasAgents(pipeline.plan) ? await loadConfig() : {}),
   });
   try {
     const parsed = pipeline.parseInputs(inputs) as Record<string, unknown>;

@@ -13,6 +13,7 @@ import type { Store } from "../store/port.js";
 import { describePlan, loadPlanFile, validateFile, validateInputs, formatDiagnostic } from "../template/index.js";
 import { buildTrace, renderTrace } from "../trace/index.js";
 import { Progress } from "./progress.js";
+import { loadConfig } from "../agents/config.js";
 import { reportError } from "./errors.js";
 
 const EXIT: Record<RunResult["status"], number> = { succeeded: 0, failed: 1, waiting: 3, cancelled: 130 };
@@ -82,11 +83,11 @@ async function follow(runtime: Runtime, start: () => Promise<{ id: string; done:
   }
 }
 
-function makeRuntime(store: Store, concurrency: string | undefined, progress: Progress): Runtime {
+async function makeRuntime(store: Store, concurrency: string | undefined, progress: Progress): Promise<Runtime> {
   const n = concurrency === undefined ? undefined : Number(concurrency);
   if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new UserError(`--concurrency must be a whole number from 1 up, got '${concurrency}'`, 2);
   return new Runtime({
-    store, ...(n !== undefined ? { concurrency: n } : {}), loadPlan: planFromSource,
+    store, ...(n !== undefined ? { concurrency: n } : {}), loadPlan: planFromSource, config: await loadConfig(),
     onEvents: (id, events, plan) => progress.onEvents(id, events, plan),
   });
 }
@@ -146,7 +147,7 @@ export function program(): Command {
       const inputs = validateInputs(plan, rawInputs(o.input, o.inputFile));
       const store = storeOf(g(), o.durability);
       const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
-      const runtime = makeRuntime(store, o.concurrency, progress);
+      const runtime = await makeRuntime(store, o.concurrency, progress);
       try {
         set(await follow(runtime, () => runtime.start(plan, inputs), o.json === true, progress));
       } finally {
@@ -162,7 +163,7 @@ export function program(): Command {
     .action(async (run: string, o: { json?: boolean; concurrency?: string }) => {
       const store = storeOf(g());
       const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
-      const runtime = makeRuntime(store, o.concurrency, progress);
+      const runtime = await makeRuntime(store, o.concurrency, progress);
       try {
         const id = await store.resolveId(run);
         set(await follow(runtime, () => runtime.resume(id), o.json === true, progress));
@@ -184,7 +185,7 @@ export function program(): Command {
     if (item !== undefined && !(Number.isInteger(item) && item >= 0)) throw new UserError(`--item must be a for_each item index (0, 1, …), got '${o.item}'`, 2);
     const store = storeOf(g());
     const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
-    const runtime = makeRuntime(store, undefined, progress);
+    const runtime = await makeRuntime(store, undefined, progress);
     try {
       const id = await store.resolveId(run);
       const by = process.env.USER ?? process.env.USERNAME;

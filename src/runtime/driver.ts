@@ -12,6 +12,7 @@ import type { Store } from "../store/port.js";
 import type { BatonConfig } from "../agents/config.js";
 import type { ChildRuns } from "../stages/types.js";
 import { Attempt, type AttemptHost } from "./attempt.js";
+import type { Redactor } from "./redact.js";
 import { toJsonValue } from "./json.js";
 
 /** What a run ended as (SPEC §4 `--json`). */
@@ -30,6 +31,8 @@ export interface DriverHost {
   /** Providers and model facts for agent stages. */
   readonly config: BatonConfig;
   readonly children: ChildRuns;
+  /** Removes secrets from events before they are stored. */
+  readonly redactor: Redactor;
   now(): number;
   /** Execution slots free in the process now. */
   freeSlots(): number;
@@ -138,6 +141,7 @@ export class RunDriver {
         const step = decide(this.state, now, { slots: this.host.freeSlots() });
         if (step.events.length) for (const e of step.events) batch.push(e);
         if (batch.length > 0) {
+          for (const e of batch) this.host.redactor.event(e);
           const store = this.host.store;
           this.seq = store.appendNow ? store.appendNow(this.runId, batch, this.seq) : await store.append(this.runId, batch, this.seq);
           this.host.onEvents(this, batch);

@@ -11,6 +11,7 @@ import type { Plan } from "../plan/types.js";
 import type { Store } from "../store/port.js";
 import type { BatonConfig } from "../agents/config.js";
 import { UserError } from "./errors.js";
+import { Redactor } from "./redact.js";
 import { RunDriver, type DriverHost, type RunResult } from "./driver.js";
 
 export type { RunResult } from "./driver.js";
@@ -73,6 +74,7 @@ export class Runtime {
   private readonly pollMs: number;
   private readonly timers = new Map<string, NodeJS.Timeout[]>();
   private readonly host: DriverHost;
+  private readonly redactor: Redactor;
 
   constructor(private readonly opts: RuntimeOptions) {
     this.store = opts.store;
@@ -82,7 +84,9 @@ export class Runtime {
     this.leaseMs = opts.leaseMs ?? 30_000;
     this.pollMs = opts.signalPollMs ?? 250;
     const self = this;
+    this.redactor = new Redactor();
     this.host = {
+      redactor: this.redactor,
       store: this.store,
       config: opts.config ?? {},
       children: { run: (plan, inputs, base, attempt, signal) => self.runChild(plan, inputs, base, attempt, signal) },
@@ -119,6 +123,7 @@ export class Runtime {
       inputs, seed: o.seed ?? Math.floor(Math.random() * 0x7fffffff),
       ...(o.parentId ? { parent_id: o.parentId } : {}),
     };
+    this.redactor.event(started);
     const seq = await this.store.create({ id, pipeline: plan.name, planHash: plan.hash, ...(o.parentId ? { parentId: o.parentId } : {}) }, [started]);
     if (!(await this.store.claim(id, this.owner, this.leaseMs))) throw new UserError(`run ${id} was claimed by another process as it started`);
     this.opts.onEvents?.(id, [started], plan);

@@ -36,8 +36,26 @@ const DEFAULT_KEY_ENV: Record<string, string | undefined> = { openai: "OPENAI_AP
 // Clients are reused per (provider, base URL, key) so connections are pooled.
 const clients = new Map<string, (id: string) => LanguageModel>();
 
+/**
+ * Expand `${NAME}` and `${NAME:-default}` from the environment (in `model` and `base_url`, so a
+ * template can choose its provider at run time). An unset variable without a default is an error.
+ */
+export function expandEnv(text: string, where: string): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_, name: string, dflt: string | undefined) => {
+    const v = process.env[name];
+    if (v !== undefined && v !== "") return v;
+    if (dflt !== undefined) return dflt;
+    throw new NonRetryableError(`${where} refers to \${${name}}, which is not set in the environment (write \${${name}:-default} for a default)`, { kind: "template" });
+  });
+}
+
 /** Resolve an agent's model. Errors are non-retryable and say what to set. */
-export function resolveModel(agentName: string, agent: AgentSpec, config: BatonConfig): ResolvedModel {
+export function resolveModel(agentName: string, declared: AgentSpec, config: BatonConfig): ResolvedModel {
+  const agent: AgentSpec = {
+    ...declared,
+    model: expandEnv(declared.model, `agent '${agentName}': model`),
+    ...(declared.base_url !== undefined ? { base_url: expandEnv(declared.base_url, `agent '${agentName}': base_url`) } : {}),
+  };
   const colon = agent.model.indexOf(":");
   if (colon <= 0) throw new NonRetryableError(`agent '${agentName}': model '${agent.model}' must be provider:model (openai, anthropic, openai-compatible or mock)`, { kind: "template" });
   const provider = agent.model.slice(0, colon);

@@ -73,7 +73,11 @@ async function follow(runtime: Runtime, start: () => Promise<{ id: string; done:
       const tail = result.status === "succeeded" ? "" : result.error ? `: ${result.error.stage ? `stage '${result.error.stage}': ` : ""}${result.error.message}` : "";
       process.stderr.write(`run ${result.id} ${result.status} in ${result.duration_ms} ms${tail}\n`);
       if (result.status === "succeeded") process.stdout.write(JSON.stringify(result.output, null, 2) + "\n");
-      if (result.status === "cancelled" || result.status === "waiting") process.stderr.write(`resume it with: baton resume ${result.id}\n`);
+    }
+    if (result.status === "cancelled") process.stderr.write(`resume it with: baton resume ${result.id}\n`);
+    if (result.status === "waiting") {
+      const stage = result.error?.stage ?? "STAGE";
+      process.stderr.write(`answer it with: baton approve ${result.id} ${stage} [--data JSON]  or  baton reject ${result.id} ${stage} [--comment TEXT]\n`);
     }
     return EXIT[result.status];
   } finally {

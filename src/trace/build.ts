@@ -213,6 +213,43 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan): Trace {
           }
         }
         break;
+      case "stage_waiting": {
+        const x = entry(e.stage, e.visit, e.item, e.fallback_for, e.at);
+        const a = attemptOf(x, e.attempt, e.at);
+        a.status = "waiting";
+        open.delete(x);
+        x.status = "waiting";
+        x.reason = e.message;
+        break;
+      }
+      case "stage_escalated": {
+        const x = entry(e.stage, e.visit, e.item, e.fallback_for, e.at);
+        x.status = "escalated";
+        x.reason = e.message;
+        x.endedAt = undefined;
+        break;
+      }
+      case "approval": {
+        decisions.push({
+          at: iso(e.at), stage: e.stage, visit: e.visit, ...(e.item !== undefined ? { item: e.item } : {}), kind: "approval",
+          expression: "human decision", read: {}, result: e.approved ? (e.data ?? { approved: true }) : false, taken: e.approved,
+          ...(e.by !== undefined ? { by: e.by } : {}), ...(e.comment !== undefined ? { comment: e.comment } : {}),
+        });
+        const x = entries.get(executionId(e.stage, e.visit, e.item));
+        if (!x) break;
+        const a = x.attempts[x.attempts.length - 1];
+        if (a && a.status === "waiting") {
+          a.status = e.approved ? "succeeded" : "failed";
+          a.endedAt = e.at;
+        }
+        x.reason = `${e.approved ? "approved" : "rejected"}${e.by ? ` by ${e.by}` : ""}${e.comment ? `: ${e.comment}` : ""}`;
+        if (e.approved) {
+          x.status = x.status === "escalated" ? (e.data === undefined ? "continued" : "fallback") : "succeeded";
+          if (e.data !== undefined || x.output === undefined) x.output = e.data ?? { approved: true };
+          x.endedAt = e.at;
+        }
+        break;
+      }
       case "run_waiting":
         status = "waiting";
         waiting = { at: e.at, stage: e.stage, message: e.message };

@@ -103,7 +103,7 @@ export function toDecision(e: Decision, plan: Plan | undefined): TraceDecision {
     kind: e.kind, expression: e.expression, read: e.read, result: e.result,
     ...(e.taken !== undefined ? { taken: e.taken } : {}),
     ...(e.route !== undefined ? { route: e.route } : {}),
-    ...(target !== undefined ? { goto: target } : {}),
+    ...(target !== undefined ? { goto: target } : e.goto !== undefined ? { goto: e.goto } : {}),
     ...(route?.fail !== undefined ? { fail: route.fail } : {}),
     ...(route?.escalate !== undefined ? { escalate: route.escalate } : {}),
     ...(e.with !== undefined ? { with: e.with } : {}),

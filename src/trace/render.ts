@@ -24,12 +24,13 @@ export interface RenderOptions {
 const SYMBOL: Record<TraceStageStatus, Seg> = {
   succeeded: ["✓", "green"], failed: ["✗", "red"], retrying: ["↻", "yellow"], running: ["…", "cyan"],
   skipped: ["⊘", "dim"], cancelled: ["⊗", "magenta"], continued: ["↷", "yellow"], fallback: ["⇢", "blue"],
+  waiting: ["⏸", "magenta"], escalated: ["⏸", "red"],
 };
 const RUN_SYMBOL: Record<TraceRunStatus, Seg> = {
   succeeded: ["✓", "green"], failed: ["✗", "red"], cancelled: ["⊗", "magenta"], running: ["…", "cyan"], waiting: ["‖", "yellow"],
 };
 const ATTEMPT_SYMBOL: Record<TraceAttempt["status"], Seg> = {
-  succeeded: ["✓", "green"], failed: ["✗", "red"], cancelled: ["⊗", "magenta"], running: ["…", "cyan"],
+  succeeded: ["✓", "green"], failed: ["✗", "red"], cancelled: ["⊗", "magenta"], running: ["…", "cyan"], waiting: ["⏸", "magenta"],
 };
 
 type Row = { readonly at: string; readonly stage?: TraceStage; readonly decision?: TraceDecision };

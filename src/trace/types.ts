@@ -30,10 +30,12 @@ export type TraceStageStatus =
   | "continued"
   | "fallback"
   | "skipped"
-  | "cancelled";
+  | "cancelled"
+  | "waiting"
+  | "escalated";
 
 /** Status of one attempt. An attempt cut short by a process crash is `cancelled` with error kind `interrupted`. */
-export type TraceAttemptStatus = "running" | "succeeded" | "failed" | "cancelled";
+export type TraceAttemptStatus = "running" | "succeeded" | "failed" | "cancelled" | "waiting";
 
 /** Token usage (summed from events that report it; agent stages). */
 export interface TraceTokens {
@@ -112,7 +114,7 @@ export interface TraceDecision {
   readonly stage: string;
   readonly visit: number;
   readonly item?: number;
-  readonly kind: "route" | "if" | "for_each" | "fallback" | "escalate";
+  readonly kind: "route" | "if" | "for_each" | "fallback" | "escalate" | "approval";
   readonly expression: string;
   /** The values the expression read, by name. */
   readonly read: Readonly<Record<string, unknown>>;
@@ -132,6 +134,9 @@ export interface TraceDecision {
   readonly with?: unknown;
   /** Error while evaluating. */
   readonly error?: string;
+  /** approval: who answered, and their comment. */
+  readonly by?: string;
+  readonly comment?: string;
 }
 
 /**

@@ -151,3 +151,36 @@ describe("cancel and resume across processes", () => {
     expect(JSON.parse(resumed.stdout).output).toBe(20);
   });
 });
+
+describe("approvals from the command line", () => {
+  it("run pauses (exit 3); approve --data in a new process continues it; reject fails the stage", async () => {
+    const adb = join(dir, "approve.db");
+    const tpl = join(FIX, "approve.yaml");
+    writeFileSync(tpl, `baton: 1
+name: approve-cli
+stages:
+  draft: { value: "'v1'" }
+  review: { needs: [draft], approval: { message: "Publish {{ draft }}?" } }
+  publish: { value: "{ 'text': draft, 'review': review }" }
+output: publish
+`);
+    const first = baton(["run", tpl, "--json"], { db: adb });
+    expect(first.code).toBe(3);
+    const id = JSON.parse(first.stdout).id;
+    expect(first.stderr).toContain(`answer it with: baton approve ${id} review`);
+    const wrong = baton(["approve", id, "draft"], { db: adb });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr.trim()).toBe("baton: stage 'draft' is not waiting for a decision (waiting: review)");
+    const ok = baton(["approve", id, "review", "--data", '{"ok":true}', "--comment", "lgtm", "--json"], { db: adb });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ status: "succeeded", output: { text: "v1", review: { ok: true } } });
+    const trace = JSON.parse(baton(["trace", id, "--json"], { db: adb }).stdout);
+    expect(trace.decisions.find((d: { kind: string }) => d.kind === "approval")).toMatchObject({ stage: "review", taken: true, comment: "lgtm", result: { ok: true } });
+
+    const second = JSON.parse(baton(["run", tpl, "--json"], { db: adb }).stdout).id;
+    const no = baton(["reject", second, "review", "--comment", "not now", "--json"], { db: adb });
+    expect(JSON.parse(no.stdout)).toMatchObject({ status: "failed", error: { stage: "review" } });
+    expect(JSON.parse(no.stdout).error.message).toMatch(/rejected by .*: not now/);
+    expect(baton(["approve", second, "review", "--data", "{nope"], { db: adb }).code).toBe(2);
+  });
+});

@@ -178,9 +178,8 @@ function handleFailures(state: RunState, now: number, emit: Emit): void {
       continue;
     }
     if (exec.owner) {
-      // A fallback failed for good: the stage it stood in for fails.
-      exec.owner.lastError = err;
-      emit({ type: "stage_settled", at: now, ...keyOf(state, exec.owner), outcome: "failed" });
+      // A fallback failed for good: the stage it stood in for fails, with the fallback's error.
+      emit({ type: "stage_settled", at: now, ...keyOf(state, exec.owner), outcome: "failed", error: err });
       continue;
     }
     const onError = stage.onError;

@@ -120,6 +120,8 @@ export interface StageSettled extends Base, ExecKey {
   /** "failed": on_error fail; "continued": output null; "fallback": the fallback's output stands in. */
   readonly outcome: "failed" | "continued" | "fallback";
   readonly output?: unknown;
+  /** outcome failed: the error that failed it (when it is not the stage's own last error, e.g. its fallback's). */
+  readonly error?: StageError;
 }
 
 /** Every item of a for_each stage (visit) has settled; its output is the item outputs in order. */

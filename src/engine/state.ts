@@ -382,6 +382,7 @@ export function apply(state: RunState, e: BatonEvent): void {
     case "stage_settled": {
       const exec = findExec(state, e);
       if (!exec || (exec.status !== "failed" && exec.status !== "fallback")) return;
+      if (e.error) exec.lastError = e.error;
       settleExec(state, exec, e.outcome, e.output ?? null);
       if (e.outcome === "failed" && !exec.owner) {
         exec.node.outcome = "failed";

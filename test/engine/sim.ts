@@ -20,6 +20,8 @@ export interface SimStage {
   onError?: "fail" | "continue" | "escalate" | { fallback: string };
   routes?: { goto?: string; fail?: string; escalate?: string; max?: number }[];
   isFallback?: boolean;
+  /** An approval stage: its executions wait for a (simulated) human. */
+  approval?: boolean;
 }
 
 /** Build a plan from a compact description (deps must name earlier stages). */
@@ -51,7 +53,7 @@ export function makePlan(stages: SimStage[], opts: { concurrency?: number; timeo
       : s.onError === "escalate" ? { kind: "escalate" }
       : { kind: "fallback", stage: index.get(s.onError.fallback)! };
     const sp: StagePlan = {
-      id: s.id, idx: i, spec: { kind: "run", fn: () => null }, deps: deps[i]!, dependents: dependents[i]!,
+      id: s.id, idx: i, spec: s.approval ? { kind: "approval" } : { kind: "run", fn: () => null }, deps: deps[i]!, dependents: dependents[i]!,
       reads: (s.deps ?? []).slice(), as: "item", itemConcurrency: s.itemConcurrency ?? Infinity, routes,
       retry: { attempts: 1, backoff: "exponential", delayMs: 1000, maxDelayMs: 30000, jitter: "full", ...s.retry },
       onError, isFallback: s.isFallback ?? fallbacks.has(s.id),
@@ -97,6 +99,8 @@ export interface SimOptions {
   /** Process slots. */
   slots?: number;
   maxSteps?: number;
+  /** Answer waiting runs (approve with this probability, else reject) instead of stopping. */
+  approveRate?: number;
   /** Called after every decide with the live state and the step's events. */
   onStep?: (state: RunState, events: BatonEvent[]) => void;
 }
@@ -143,6 +147,15 @@ export function simulate(plan: Plan, o: SimOptions): SimResult {
     for (const ef of step.effects) if (ef.kind !== "cancel") pending.push(ef);
     const cancelled = new Set(step.effects.flatMap((ef) => (ef.kind === "cancel" ? [ef.exec] : [])));
     pending = pending.filter((ef) => !(ef.kind === "execute" && cancelled.has(ef.exec)));
+    if (state.status === "waiting" && o.approveRate !== undefined) {
+      now += 7;
+      const answers: BatonEvent[] = [...state.waitingOn.values()].map((w) => ({
+        type: "approval", at: now, stage: w.stage, visit: w.visit, ...(w.item !== undefined ? { item: w.item } : {}),
+        approved: cond(`answer:${w.stage}:${w.visit}:${w.item}`, o.approveRate!),
+      }));
+      for (const e of [...answers, { type: "run_resumed", at: now } as BatonEvent]) { apply(state, e); log.push(e); }
+      continue;
+    }
     if (state.status !== "running") break;
     if (crashes.has(steps)) {
       crashes.delete(steps);
@@ -185,6 +198,9 @@ function perform(
   switch (ef.kind) {
     case "execute": {
       const stage = plan.stages[ef.stage]!;
+      if (stage.spec.kind === "approval") {
+        return [{ type: "stage_waiting", at: now, stage: stage.id, visit: ef.visit, ...(ef.item !== undefined ? { item: ef.item } : {}), attempt: ef.attempt, message: "approve?" }];
+      }
       const key = { stage: stage.id, visit: ef.visit, ...(ef.item !== undefined ? { item: ef.item } : {}), ...(ef.fallbackFor !== undefined ? { fallback_for: plan.stages[ef.fallbackFor]!.id } : {}) };
       const f = attemptFails(`${stage.id}:${ef.visit}:${ef.item}:${ef.fallbackFor}:${ef.attempt}`);
       if (f.fail) return [{ type: "stage_failed", at: now, ...key, attempt: ef.attempt, error: { kind: "handler", message: "boom", retryable: f.retryable } }];

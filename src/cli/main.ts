@@ -52,19 +52,25 @@ function rawInputs(pairs: string[], file: string | undefined): Record<string, un
   return raw;
 }
 
+/** What Ctrl-C / SIGTERM do: cancel the run being followed, or (before one starts) exit 130. */
+let onInterrupt: (() => void) | undefined;
+for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => (onInterrupt ? onInterrupt() : process.exit(130)));
+
 /** Drive a run to its stop with progress and Ctrl-C handling; print and return the exit code. */
 async function follow(runtime: Runtime, start: () => Promise<{ id: string; done: Promise<RunResult> }>, json: boolean, progress: Progress): Promise<number> {
   let interrupted = 0;
-  const onSigint = (): void => {
+  let handleId: string | undefined;
+  onInterrupt = (): void => {
     interrupted++;
     if (interrupted > 1) process.exit(130);
     process.stderr.write("\ninterrupt: cancelling the run (it stays resumable); press Ctrl-C again to quit at once\n");
+    if (handleId) void runtime.cancel(handleId, "cancelled by user (interrupt)");
     runtime.cancelAll();
   };
-  process.on("SIGINT", onSigint);
-  process.on("SIGTERM", onSigint);
   try {
     const handle = await start();
+    handleId = handle.id;
+    if (interrupted > 0) void runtime.cancel(handle.id, "cancelled by user (interrupt)");
     const result = await handle.done;
     progress.end();
     if (json) {
@@ -81,8 +87,7 @@ async function follow(runtime: Runtime, start: () => Promise<{ id: string; done:
     }
     return EXIT[result.status];
   } finally {
-    process.off("SIGINT", onSigint);
-    process.off("SIGTERM", onSigint);
+    onInterrupt = undefined;
     await runtime.close();
   }
 }

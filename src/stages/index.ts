@@ -1,7 +1,6 @@
 /** The stage-kind registry. */
 import type { StageKind } from "../plan/types.js";
 import { NonRetryableError } from "../runtime/errors.js";
-import { executeAgent } from "./agent.js";
 import { executeApproval } from "./approval.js";
 import { executeHttp } from "./http.js";
 import { executePipeline } from "./pipeline.js";
@@ -16,7 +15,8 @@ const registry = new Map<StageKind, StageKindExecutor>([
   ["run", executeRun],
   ["value", executeValue],
   ["http", executeHttp],
-  ["agent", executeAgent],
+  // The AI SDK is loaded on first use, so commands that run no agent start fast.
+  ["agent", (args) => import("./agent.js").then((m) => m.executeAgent(args))],
   ["approval", executeApproval],
   ["pipeline", executePipeline],
 ]);

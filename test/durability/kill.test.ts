@@ -123,9 +123,15 @@ describe("kill -9 and resume", () => {
     const db = join(dir, "int.db");
     const effects = join(dir, "int.effects");
     writeFileSync(effects, "");
-    const first = await runCli(["--db", db, "run", TEMPLATE, "--json"], { BATON_EFFECTS: effects }, 450, "SIGINT");
-    expect(first.code).toBe(130);
-    expect(JSON.parse(first.stdout).status).toBe("cancelled");
+    const child = spawn(process.execPath, [CLI, "--db", db, "run", TEMPLATE, "--json"], { env: { ...process.env, BATON_EFFECTS: effects }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    const exited = new Promise<number | null>((res) => child.on("exit", (c) => res(c)));
+    // Interrupt once the run is under way (its first stage has started).
+    for (let i = 0; i < 100 && !readFileSync(effects, "utf8").includes("start"); i++) await new Promise((r) => setTimeout(r, 20));
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(JSON.parse(out).status).toBe("cancelled");
     const runId = (await onlyRun(db))!;
     const resumed = await runCli(["--db", db, "resume", runId, "--json"], { BATON_EFFECTS: effects });
     expect(resumed.code, resumed.stderr).toBe(0);
@@ -136,7 +142,8 @@ describe("kill -9 and resume", () => {
     const db = join(dir, "lease.db");
     const effects = join(dir, "lease.effects");
     writeFileSync(effects, "");
-    const child = spawn(process.execPath, [CLI, "--db", db, "run", TEMPLATE], { env: { ...process.env, BATON_EFFECTS: effects }, stdio: "ignore" });
+    // A run that takes ~2 s (test/fixtures/cli/slow.yaml), so it is surely still going.
+    const child = spawn(process.execPath, [CLI, "--db", db, "run", resolve("test/fixtures/cli/slow.yaml")], { env: { ...process.env, BATON_EFFECTS: effects }, stdio: "ignore" });
     let runId: string | undefined;
     for (let i = 0; i < 50 && !runId; i++) {
       await new Promise((r) => setTimeout(r, 50));

@@ -51,6 +51,8 @@ export async function loadConfig(dir = process.cwd()): Promise<BatonConfig> {
       ? ((await (await import("tsx/esm/api")).tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown })
       : ((await import(pathToFileURL(file).href)) as { default?: unknown });
     data = mod.default;
+    // A .ts file outside an ESM package is loaded as CommonJS: unwrap its `export default`.
+    if (data && typeof data === "object" && Object.keys(data).length === 1 && "default" in data) data = (data as { default: unknown }).default;
   } else {
     try {
       data = parseYaml(readFileSync(file, "utf8"));

@@ -23,6 +23,8 @@ export interface BatonConfig {
   readonly providers?: Readonly<Record<string, ProviderConfig>>;
   /** Model facts keyed `provider:model` or `model`: context_window, input/output_usd_per_mtok, tokenizer. */
   readonly models?: Readonly<Record<string, ModelInfo>>;
+  /** Resource pools for every run in the process; they replace templates' definitions of the same name. */
+  readonly limits?: Readonly<Record<string, { readonly concurrency?: number; readonly rpm?: number; readonly tpm?: number }>>;
   /** Where the config came from (for messages). */
   readonly file?: string;
 }
@@ -70,7 +72,14 @@ export function checkConfig(data: unknown, file = "baton.config"): BatonConfig {
   };
   if (typeof data !== "object" || data === null || Array.isArray(data)) fail("expected a mapping with providers: and models:");
   const d = data as Record<string, unknown>;
-  for (const k of Object.keys(d)) if (!["providers", "models"].includes(k)) fail(`unknown field '${k}' (expected providers or models)`);
+  for (const k of Object.keys(d)) if (!["providers", "models", "limits"].includes(k)) fail(`unknown field '${k}' (expected providers, models or limits)`);
+  const limits = (d.limits ?? {}) as Record<string, Record<string, unknown>>;
+  for (const [name, l] of Object.entries(limits)) {
+    for (const [k, v] of Object.entries(l ?? {})) {
+      if (!["concurrency", "rpm", "tpm"].includes(k)) fail(`limits.${name}: unknown field '${k}' (concurrency, rpm, tpm)`);
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 1) fail(`limits.${name}.${k} must be a whole number ≥ 1, got ${JSON.stringify(v)}`);
+    }
+  }
   const providers = (d.providers ?? {}) as Record<string, Record<string, unknown>>;
   for (const [name, p] of Object.entries(providers)) {
     if (!["openai", "anthropic", "openai-compatible"].includes(name)) fail(`providers.${name}: unknown provider (openai, anthropic, openai-compatible)`);
@@ -89,5 +98,5 @@ export function checkConfig(data: unknown, file = "baton.config"): BatonConfig {
       } else fail(`models.${name}: unknown field '${k}' (context_window, input_usd_per_mtok, output_usd_per_mtok, tokenizer)`);
     }
   }
-  return { providers: providers as BatonConfig["providers"] & object, models: models as BatonConfig["models"] & object, file };
+  return { providers: providers as BatonConfig["providers"] & object, models: models as BatonConfig["models"] & object, limits: limits as BatonConfig["limits"] & object, file };
 }

@@ -41,6 +41,10 @@ export interface AttemptUsage {
   readonly cost_usd?: number;
   /** pipeline stages: the child run this attempt ran. */
   readonly child_run?: string;
+  /** The resource pool the attempt drew from, how long it waited for it, and why. */
+  readonly pool?: string;
+  readonly pool_wait_ms?: number;
+  readonly pool_wait_reason?: string;
 }
 
 interface Base {

@@ -8,6 +8,7 @@ import { scopeFor, type BatonEvent, type Effect, type RunState } from "../engine
 import type { Plan, StagePlan } from "../plan/types.js";
 import { executorFor, type StageContext } from "../stages/index.js";
 import type { RunServices } from "../stages/types.js";
+import type { PoolLease } from "./pools.js";
 import type { AttemptUsage } from "../engine/events.js";
 import { toStageError } from "./errors.js";
 import { toJsonValue } from "./json.js";
@@ -20,6 +21,10 @@ export interface AttemptHost {
   readonly runId: string;
   now(): number;
   readonly services: RunServices;
+  /** Wait for a pool; undefined when the stage has none. */
+  acquire(stage: StagePlan, tokens: number, signal: AbortSignal): Promise<PoolLease | undefined>;
+  /** Budget held by attempts in flight, and usage reported but not yet applied. */
+  budget: { reserved: { tokens: number; usd: number }; unapplied: { tokens: number; usd: number } };
   /** The attempt is over; `event` (its outcome) is undefined when it was cancelled. */
   done(a: Attempt, event: BatonEvent | undefined): void;
 }
@@ -60,6 +65,10 @@ export class Attempt {
   logs: string[] | undefined;
   /** Model usage reported by the executor (agent stages). */
   private usage: AttemptUsage | undefined;
+  /** Budget this attempt holds until its usage is recorded. */
+  private reserved = { tokens: 0, usd: 0 };
+  /** A pool lease held by the attempt itself (stages other than agents, which manage their own). */
+  private lease: PoolLease | undefined;
 
   constructor(
     private readonly host: AttemptHost,
@@ -130,7 +139,34 @@ export class Attempt {
       const key = `${host.runId}:${stage.id}:${ef.visit}:${ef.item ?? ""}${ownerId !== undefined ? `:${ownerId}` : ""}`;
       const ctx = new StageCtx(this, input, host.state.inputs as Record<string, unknown>, outputs, scope.item, ef.item, ef.visit, ef.attempt, scope.route, scope.prev, host.runId, key);
       const previous = ef.attempt > 1 ? ef.exec.lastError : undefined;
-      const result = executorFor(stage.spec.kind)({ plan, stage, ctx, scope, previous, report: (u) => void (this.usage = u), services: host.services });
+      const args = {
+        plan, stage, ctx, scope, previous, services: host.services,
+        report: (u: AttemptUsage) => void (this.usage = { ...this.usage, ...u }),
+        acquire: async (tokens: number) => {
+          const lease = await host.acquire(stage, tokens, ctx.signal);
+          if (lease) this.report({ pool: lease.pool, pool_wait_ms: lease.waitedMs, ...(lease.reason ? { pool_wait_reason: lease.reason } : {}) });
+          return lease;
+        },
+        reserve: (tokens: number, usd: number) => {
+          this.reserved.tokens += tokens;
+          this.reserved.usd += usd;
+          host.budget.reserved.tokens += tokens;
+          host.budget.reserved.usd += usd;
+        },
+      };
+      const exec = executorFor(stage.spec.kind);
+      if (stage.limit !== undefined && stage.spec.kind !== "agent") {
+        // The attempt holds the pool for the whole call; a 429/overload from it pauses the pool.
+        args.acquire(0).then((lease) => {
+          this.lease = lease;
+          if (this.over) return lease?.release();
+          const result = exec(args);
+          if (result instanceof Promise) result.then((v) => this.succeed(v), (err) => this.fail(err));
+          else this.succeed(result);
+        }, (err) => this.fail(err));
+        return;
+      }
+      const result = exec(args);
       if (result instanceof Promise) result.then((v) => this.succeed(v), (err) => this.fail(err));
       else this.succeed(result);
     } catch (err) {
@@ -151,6 +187,9 @@ export class Attempt {
       if (u.tokens !== undefined) e.tokens = u.tokens;
       if (u.cost_usd !== undefined) e.cost_usd = u.cost_usd;
       if (u.child_run !== undefined) e.child_run = u.child_run;
+      if (u.pool !== undefined) e.pool = u.pool;
+      if (u.pool_wait_ms !== undefined) e.pool_wait_ms = u.pool_wait_ms;
+      if (u.pool_wait_reason !== undefined) e.pool_wait_reason = u.pool_wait_reason;
     }
     return e;
   }
@@ -184,9 +223,27 @@ export class Attempt {
     this.finish(e as unknown as BatonEvent);
   }
 
+  private report(u: AttemptUsage): void {
+    this.usage = { ...this.usage, ...u };
+  }
+
   private finish(e: BatonEvent | undefined): void {
     this.over = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.lease) {
+      const err = e?.type === "stage_failed" ? e.error : undefined;
+      const rejected = err !== undefined && (err.kind === "rate_limited" || err.kind === "overloaded");
+      this.lease.release(rejected ? { rejected, ...(err.retry_after_ms !== undefined ? { retryAfterMs: err.retry_after_ms } : {}) } : {});
+    }
+    // Budget held by the attempt turns into usage that is reported but not yet applied.
+    const b = this.host.budget;
+    b.reserved.tokens -= this.reserved.tokens;
+    b.reserved.usd -= this.reserved.usd;
+    const u = this.usage;
+    if (e && u?.tokens) {
+      b.unapplied.tokens += u.tokens.input + u.tokens.output;
+      b.unapplied.usd += u.cost_usd ?? 0;
+    }
     this.host.done(this, e);
   }
 }

@@ -13,6 +13,7 @@ import type { BatonConfig } from "../agents/config.js";
 import type { ChildRuns } from "../stages/types.js";
 import { Attempt, type AttemptHost } from "./attempt.js";
 import type { Redactor } from "./redact.js";
+import type { PoolLease } from "./pools.js";
 import { toJsonValue } from "./json.js";
 
 /** What a run ended as (SPEC §4 `--json`). */
@@ -31,6 +32,8 @@ export interface DriverHost {
   /** Providers and model facts for agent stages. */
   readonly config: BatonConfig;
   readonly children: ChildRuns;
+  /** Wait for a stage's resource pool (undefined when it has none). */
+  acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal): Promise<PoolLease | undefined>;
   /** Removes secrets from events before they are stored. */
   readonly redactor: Redactor;
   now(): number;
@@ -72,6 +75,7 @@ export class RunDriver {
   /** Resolves when the run stops. */
   readonly done: Promise<RunResult>;
   private readonly attemptHost: AttemptHost;
+  private readonly budget: AttemptHost["budget"];
 
   constructor(
     private readonly host: DriverHost,
@@ -80,12 +84,18 @@ export class RunDriver {
     readonly runId: string,
     private seq: number,
   ) {
+    const budget = { reserved: { tokens: 0, usd: 0 }, unapplied: { tokens: 0, usd: 0 } };
+    this.budget = budget;
     this.attemptHost = {
-      plan, state, runId,
+      plan, state, runId, budget,
+      acquire: (stage, tokens, signal) => host.acquire(plan, stage, tokens, signal),
       services: {
         config: host.config,
         children: host.children,
-        usage: () => ({ tokens: state.usage.input + state.usage.output, usd: state.usage.usd }),
+        usage: () => ({
+          tokens: state.usage.input + state.usage.output + budget.reserved.tokens + budget.unapplied.tokens,
+          usd: state.usage.usd + budget.reserved.usd + budget.unapplied.usd,
+        }),
       },
       now: () => this.host.now(),
       done: (a: Attempt, e: BatonEvent | undefined) => {
@@ -136,7 +146,13 @@ export class RunDriver {
       do {
         this.again = false;
         const batch = this.pending.splice(0);
-        for (const e of batch) apply(this.state, e);
+        for (const e of batch) {
+          if ((e.type === "stage_succeeded" || e.type === "stage_failed") && e.tokens) {
+            this.budget.unapplied.tokens -= e.tokens.input + e.tokens.output;
+            this.budget.unapplied.usd -= e.cost_usd ?? 0;
+          }
+          apply(this.state, e);
+        }
         const now = this.host.now();
         const step = decide(this.state, now, { slots: this.host.freeSlots() });
         if (step.events.length) for (const e of step.events) batch.push(e);

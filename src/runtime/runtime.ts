@@ -7,11 +7,13 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { apply, createState, decide, fold, type BatonEvent, type RunStarted } from "../engine/index.js";
-import type { Plan } from "../plan/types.js";
+import type { Plan, StagePlan } from "../plan/types.js";
 import type { Store } from "../store/port.js";
 import type { BatonConfig } from "../agents/config.js";
 import { UserError } from "./errors.js";
 import { Redactor } from "./redact.js";
+import { Pools, type PoolLease } from "./pools.js";
+import { StageHistory } from "./history.js";
 import { RunDriver, type DriverHost, type RunResult } from "./driver.js";
 
 export type { RunResult } from "./driver.js";
@@ -36,6 +38,14 @@ export interface RuntimeOptions {
   readonly loadPlan?: (source: RunStarted["source"]) => Plan | Promise<Plan>;
   /** Providers and model facts for agent stages (see `loadConfig`). @default {} */
   readonly config?: BatonConfig;
+  /** Resource pools. @default the process's pools (shared by every Runtime in the process) */
+  readonly pools?: Pools;
+}
+
+let shared: Pools | undefined;
+/** The process's pools: every run in the process draws from the same ones. */
+export function processPools(): Pools {
+  return (shared ??= new Pools());
 }
 
 /** A run in progress. */
@@ -75,6 +85,9 @@ export class Runtime {
   private readonly timers = new Map<string, NodeJS.Timeout[]>();
   private readonly host: DriverHost;
   private readonly redactor: Redactor;
+  /** Resource pools shared by the runs of this runtime (and, by default, the whole process). */
+  readonly pools: Pools;
+  private readonly history = new StageHistory();
 
   constructor(private readonly opts: RuntimeOptions) {
     this.store = opts.store;
@@ -85,7 +98,10 @@ export class Runtime {
     this.pollMs = opts.signalPollMs ?? 250;
     const self = this;
     this.redactor = new Redactor();
+    this.pools = opts.pools ?? processPools();
+    if (opts.config?.limits) this.pools.configure(opts.config.limits);
     this.host = {
+      acquire: (plan, stage, tokens, signal) => self.acquire(plan, stage, tokens, signal),
       redactor: this.redactor,
       store: this.store,
       config: opts.config ?? {},
@@ -102,7 +118,10 @@ export class Runtime {
         }
       },
       blocked: (d) => void self.waitingForSlots.add(d),
-      onEvents: (d, events) => self.opts.onEvents?.(d.runId, events, d.plan),
+      onEvents: (d, events) => {
+        if (self.history.tracks(d.plan)) self.history.observe(d.plan, d.runId, events);
+        self.opts.onEvents?.(d.runId, events, d.plan);
+      },
       finished: (d) => self.detach(d),
     };
   }
@@ -116,6 +135,7 @@ export class Runtime {
    * Start a new run of a plan. `inputs` must already be validated (see `validateInputs`).
    */
   async start(plan: Plan, inputs: Record<string, unknown>, o: { runId?: string; parentId?: string; seed?: number } = {}): Promise<RunHandle> {
+    await this.prepare(plan);
     const id = o.runId ?? newRunId(this.clock());
     const started: RunStarted = {
       type: "run_started", at: this.clock(), run_id: id, pipeline: plan.name, plan_hash: plan.hash,
@@ -149,6 +169,7 @@ export class Runtime {
     if (state.status === "succeeded" || state.status === "failed") {
       return { id: runId, done: Promise.resolve(resultOf(plan, runId, events)) };
     }
+    await this.prepare(plan);
     if (!(await this.claimOrTakeOver(runId))) {
       const holder = await this.store.leaseHolder(runId);
       throw new UserError(`run ${runId} is being executed by another process (${holder}); wait for it, or cancel it with \`baton cancel ${runId}\``);
@@ -229,6 +250,20 @@ export class Runtime {
     this.opts.onEvents?.(runId, batch, plan);
     for (const e of batch) apply(state, e);
     return { recorded: answers.length, handle: this.drive(plan, state, runId, seq) };
+  }
+
+  /** Define the plan's pools and learn its stage durations (critical-path priority) from earlier runs. */
+  private async prepare(plan: Plan): Promise<void> {
+    if (Object.keys(plan.limits).length > 0) this.pools.define(plan.limits);
+    if (this.history.tracks(plan) && !this.history.known(plan)) await this.history.load(this.store, plan);
+  }
+
+  /** Wait for a stage's pool, ranked by the stage's remaining critical path. */
+  private async acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal): Promise<PoolLease | undefined> {
+    if (stage.limit === undefined) return undefined;
+    const pool = this.pools.get(stage.limit);
+    if (!pool) throw new UserError(`stage '${stage.id}': pool '${stage.limit}' is not defined: declare it under limits: in the template or in baton.config`);
+    return pool.acquire({ priority: this.history.remaining(plan, stage.idx), tokens, signal, label: stage.id });
   }
 
   /** See {@link ChildRuns.run}. */

@@ -99,11 +99,18 @@ export async function executeAgent(args: ExecuteArgs): Promise<unknown> {
     }
   }
 
-  const report = (usage: { inputTokens?: number | undefined; outputTokens?: number | undefined } | undefined): void => {
+  const report = (usage: { inputTokens?: number | undefined; outputTokens?: number | undefined } | undefined): number => {
     const tokens = { input: usage?.inputTokens ?? promptTokens, output: usage?.outputTokens ?? 0 };
     const cost = costOf(info, tokens);
     args.report({ model: modelName, tokens, ...(cost !== undefined ? { cost_usd: cost } : {}) });
+    return tokens.input + tokens.output;
   };
+
+  // Hold the estimate against the run's budget (concurrent calls cannot overshoot it), then
+  // wait for the agent's pool (rpm/tpm/concurrency, shared by every run in the process).
+  const estimate = promptTokens + maxTokens;
+  args.reserve(estimate, costOf(info, { input: promptTokens, output: maxTokens }) ?? 0);
+  const lease = await args.acquire(estimate);
 
   let text: string;
   try {
@@ -111,12 +118,19 @@ export async function executeAgent(args: ExecuteArgs): Promise<unknown> {
       model, messages, maxRetries: 0, abortSignal: ctx.signal, maxOutputTokens: maxTokens,
       ...(agent.temperature !== undefined ? { temperature: agent.temperature } : {}),
     });
-    report(r.usage);
+    const used = report(r.usage); // (not inside lease?.release(…): with no lease the arguments are never evaluated)
+    lease?.release({ tokens: used });
     text = r.text;
   } catch (err) {
     const usage = (err as { usage?: { inputTokens?: number; outputTokens?: number } }).usage;
-    if (usage) report(usage);
-    throw classifyProviderError(err, where);
+    const used = usage ? report(usage) : undefined;
+    const failure = classifyProviderError(err, where);
+    const kind = (failure as { kind?: string }).kind;
+    const rejected = kind === "rate_limited" || kind === "overloaded";
+    const retryAfterMs = (failure as { retryAfterMs?: number }).retryAfterMs;
+    // A refused call used nothing; a failed one used what it reported (or its estimate).
+    lease?.release({ tokens: rejected ? 0 : (used ?? estimate), rejected, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
+    throw failure;
   }
   ctx.log(`${modelName}: ${n(promptTokens)} prompt tokens counted before the call`);
   if (!schema) return text;

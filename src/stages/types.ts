@@ -6,6 +6,7 @@ import type { Scope } from "../expr/types.js";
 import type { Plan, StagePlan } from "../plan/types.js";
 import type { AttemptUsage, StageError } from "../engine/events.js";
 import type { BatonConfig } from "../agents/config.js";
+import type { PoolLease } from "../runtime/pools.js";
 
 /** What a `run:` handler receives (SPEC §1 "Stage inputs and handlers"). */
 export interface StageContext<Input = unknown, Outputs = Record<string, unknown>, Inputs = Record<string, unknown>> {
@@ -47,6 +48,13 @@ export interface ExecuteArgs {
   readonly previous: StageError | undefined;
   /** Record model usage of this attempt: it lands on the attempt's event and the run's totals. */
   report(usage: AttemptUsage): void;
+  /**
+   * Wait for the stage's resource pool (its `limit:` or its agent's); resolves to undefined when
+   * it has none. `tokens` is the call's estimate. Release the lease with what the call used.
+   */
+  acquire(tokens: number): Promise<PoolLease | undefined>;
+  /** Hold budget for this attempt's estimate until its usage is recorded (see `services.usage`). */
+  reserve(tokens: number, usd: number): void;
   /** Run-wide services. */
   readonly services: RunServices;
 }
@@ -55,7 +63,7 @@ export interface ExecuteArgs {
 export interface RunServices {
   /** Providers and model facts from baton.config. */
   readonly config: BatonConfig;
-  /** Tokens and USD the run has used so far. */
+  /** Tokens and USD the run has used or holds for calls in flight. */
   usage(): { readonly tokens: number; readonly usd: number };
   /** Child runs (sub-pipelines). */
   readonly children: ChildRuns;

@@ -1,0 +1,311 @@
+/**
+ * Resource pools (SPEC §3): named limits on concurrency, requests per minute and tokens per
+ * minute, shared by every run in the process. A call acquires a lease before it goes out and
+ * releases it with what it really used.
+ *
+ * - Windows are sliding (61 s, a little longer than a provider's 60 s, so capacity frees here
+ *   only after it has freed there). A call counts its estimate (prompt + max output) until it
+ *   reports its real usage, so the pool never admits more than the provider will accept.
+ * - Backpressure: a 429/overload with Retry-After pauses the whole pool until then; without
+ *   one, the pool halves its rates (down to 1/8) and recovers gradually as calls succeed.
+ * - Order: waiters are granted strictly by score — the stage's remaining critical path (ms)
+ *   plus the time it has waited (so no run starves) — ties first come, first served.
+ */
+
+/** A pool's limits. */
+export interface PoolSpec {
+  readonly concurrency?: number;
+  readonly rpm?: number;
+  readonly tpm?: number;
+}
+
+/** Time source and timers (a simulated clock in tests). */
+export interface PoolClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): { clear(): void };
+  /**
+   * Run `fn` after the current burst of work, so every request made in one step competes for
+   * capacity by priority instead of the first asker winning. @default queueMicrotask
+   */
+  defer?(fn: () => void): void;
+}
+
+export const realClock: PoolClock = {
+  now: () => Date.now(),
+  defer: (fn) => void setImmediate(fn),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    return { clear: () => clearTimeout(t) };
+  },
+};
+
+/** A request for capacity. */
+export interface PoolRequest {
+  /** Remaining critical-path length of the stage, in ms (higher goes first). */
+  readonly priority: number;
+  /** Estimated tokens of the call (0 for calls that are not metered by tokens). */
+  readonly tokens: number;
+  readonly signal?: AbortSignal | undefined;
+  /** For diagnostics. */
+  readonly label?: string;
+}
+
+/** What a finished call reports back. */
+export interface PoolOutcome {
+  /** Tokens the provider counted (prompt + completion). */
+  readonly tokens?: number;
+  /** The provider said no (429 / overload). */
+  readonly rejected?: boolean;
+  readonly retryAfterMs?: number;
+}
+
+/** Capacity held by one call. */
+export interface PoolLease {
+  readonly pool: string;
+  /** How long the call waited for the pool, and the first reason it had to. */
+  readonly waitedMs: number;
+  readonly reason: string | undefined;
+  release(outcome?: PoolOutcome): void;
+}
+
+const WINDOW_MS = 61_000;
+const MIN_FACTOR = 0.125;
+
+interface Waiter {
+  readonly req: PoolRequest;
+  readonly seq: number;
+  readonly since: number;
+  reason: string | undefined;
+  resolve(l: PoolLease): void;
+  reject(e: unknown): void;
+  onAbort?: () => void;
+}
+
+interface Sent {
+  readonly at: number;
+  tokens: number;
+}
+
+/** Live numbers of a pool (for traces, the UI and tests). */
+export interface PoolStats {
+  readonly name: string;
+  readonly inflight: number;
+  readonly waiting: number;
+  readonly requestsInWindow: number;
+  readonly tokensInWindow: number;
+  readonly pausedUntil: number;
+  readonly factor: number;
+  readonly granted: number;
+  readonly rejected: number;
+}
+
+export class Pool {
+  private inflight = 0;
+  private readonly sent: Sent[] = [];
+  private waiters: Waiter[] = [];
+  private pausedUntil = 0;
+  private factor = 1;
+  private seq = 0;
+  private wake: { clear(): void; at: number } | undefined;
+  private granted = 0;
+  private rejected = 0;
+
+  constructor(
+    readonly name: string,
+    readonly spec: PoolSpec,
+    private readonly clock: PoolClock = realClock,
+  ) {}
+
+  /** Wait for capacity; rejects with the signal's reason if it aborts first. */
+  acquire(req: PoolRequest): Promise<PoolLease> {
+    if (req.signal?.aborted) return Promise.reject(req.signal.reason);
+    return new Promise<PoolLease>((resolve, reject) => {
+      const w: Waiter = { req, seq: this.seq++, since: this.clock.now(), reason: undefined, resolve, reject };
+      if (req.signal) {
+        w.onAbort = () => {
+          this.waiters = this.waiters.filter((x) => x !== w);
+          reject(req.signal!.reason);
+        };
+        req.signal.addEventListener("abort", w.onAbort, { once: true });
+      }
+      this.waiters.push(w);
+      this.schedulePump();
+    });
+  }
+
+  private pumpQueued = false;
+
+  /** Pump once the current burst of requests has arrived. */
+  private schedulePump(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    const run = (): void => {
+      this.pumpQueued = false;
+      this.pump();
+    };
+    if (this.clock.defer) this.clock.defer(run);
+    else queueMicrotask(run);
+  }
+
+  stats(): PoolStats {
+    this.expire(this.clock.now());
+    return {
+      name: this.name, inflight: this.inflight, waiting: this.waiters.length, requestsInWindow: this.sent.length,
+      tokensInWindow: this.sent.reduce((a, s) => a + s.tokens, 0), pausedUntil: this.pausedUntil, factor: this.factor,
+      granted: this.granted, rejected: this.rejected,
+    };
+  }
+
+  private expire(now: number): void {
+    let i = 0;
+    while (i < this.sent.length && this.sent[i]!.at <= now - WINDOW_MS) i++;
+    if (i > 0) this.sent.splice(0, i);
+  }
+
+  /** Why `w` cannot start now (undefined: it can), and when to look again. */
+  private blocked(w: Waiter, now: number): { reason: string; retryAt: number | undefined } | undefined {
+    const { concurrency, rpm, tpm } = this.spec;
+    if (now < this.pausedUntil) return { reason: `pool '${this.name}' paused by the provider until ${new Date(this.pausedUntil).toISOString()}`, retryAt: this.pausedUntil };
+    if (concurrency !== undefined && this.inflight >= Math.max(1, Math.floor(concurrency * this.factor))) {
+      return { reason: `pool '${this.name}' at its concurrency of ${Math.max(1, Math.floor(concurrency * this.factor))}`, retryAt: undefined };
+    }
+    if (rpm !== undefined) {
+      const cap = Math.max(1, Math.floor(rpm * this.factor));
+      if (this.sent.length >= cap) return { reason: `pool '${this.name}' at its ${cap} requests per minute`, retryAt: this.sent[this.sent.length - cap]!.at + WINDOW_MS };
+    }
+    if (tpm !== undefined && this.sent.length > 0) {
+      const cap = Math.max(1, Math.floor(tpm * this.factor));
+      let used = 0;
+      for (const s of this.sent) used += s.tokens;
+      if (used + w.req.tokens > cap) {
+        // The oldest calls must leave the window until this one fits.
+        let free = cap - used;
+        let at: number | undefined;
+        for (const s of this.sent) {
+          free += s.tokens;
+          if (free >= w.req.tokens) {
+            at = s.at + WINDOW_MS;
+            break;
+          }
+        }
+        return { reason: `pool '${this.name}' at its ${cap} tokens per minute`, retryAt: at ?? this.sent[this.sent.length - 1]!.at + WINDOW_MS };
+      }
+    }
+    return undefined;
+  }
+
+  private best(now: number): Waiter | undefined {
+    let best: Waiter | undefined;
+    let bestScore = -Infinity;
+    for (const w of this.waiters) {
+      const score = w.req.priority + (now - w.since);
+      if (score > bestScore || (score === bestScore && best !== undefined && w.seq < best.seq)) {
+        best = w;
+        bestScore = score;
+      }
+    }
+    return best;
+  }
+
+  /** Grant capacity to waiters, best first, while it lasts; set a timer for when it frees up. */
+  private pump(): void {
+    const now = this.clock.now();
+    this.expire(now);
+    for (;;) {
+      const w = this.best(now);
+      if (!w) break;
+      const b = this.blocked(w, now);
+      if (b) {
+        w.reason ??= b.reason;
+        for (const o of this.waiters) o.reason ??= b.reason;
+        this.schedule(b.retryAt, now);
+        return;
+      }
+      this.waiters = this.waiters.filter((x) => x !== w);
+      if (w.onAbort) w.req.signal?.removeEventListener("abort", w.onAbort);
+      w.resolve(this.grant(w, now));
+    }
+  }
+
+  private schedule(at: number | undefined, now: number): void {
+    if (at === undefined) return; // a release will pump
+    if (this.wake && this.wake.at <= at && this.wake.at > now) return;
+    this.wake?.clear();
+    const t = this.clock.setTimeout(() => {
+      this.wake = undefined;
+      this.pump();
+    }, Math.max(1, at - now));
+    this.wake = { clear: () => t.clear(), at };
+  }
+
+  private grant(w: Waiter, now: number): PoolLease {
+    this.inflight++;
+    this.granted++;
+    const entry: Sent = { at: now, tokens: w.req.tokens };
+    this.sent.push(entry);
+    let done = false;
+    return {
+      pool: this.name,
+      waitedMs: now - w.since,
+      reason: w.reason,
+      release: (outcome = {}) => {
+        if (done) return;
+        done = true;
+        this.inflight--;
+        if (outcome.tokens !== undefined) entry.tokens = outcome.tokens;
+        const t = this.clock.now();
+        if (outcome.rejected) {
+          this.rejected++;
+          if (outcome.retryAfterMs !== undefined) {
+            this.pausedUntil = Math.max(this.pausedUntil, t + outcome.retryAfterMs);
+          } else {
+            this.factor = Math.max(MIN_FACTOR, this.factor / 2);
+            this.pausedUntil = Math.max(this.pausedUntil, t + 1000);
+          }
+        } else if (this.factor < 1) {
+          this.factor = Math.min(1, this.factor + 0.05 + (1 - this.factor) * 0.1);
+        }
+        this.pump();
+      },
+    };
+  }
+}
+
+/** The process's pools, by name. */
+export class Pools {
+  private readonly pools = new Map<string, Pool>();
+  constructor(
+    private readonly clock: PoolClock = realClock,
+    /** Definitions that win over templates' (from baton.config `limits:`). */
+    private readonly fixed: Record<string, PoolSpec> = {},
+  ) {
+    for (const [name, spec] of Object.entries(fixed)) this.pools.set(name, new Pool(name, spec, clock));
+  }
+
+  /** Define pools a plan declares (the first definition of a name wins; config wins over templates). */
+  define(limits: Readonly<Record<string, PoolSpec>>): void {
+    for (const [name, spec] of Object.entries(limits)) if (!this.pools.has(name)) this.pools.set(name, new Pool(name, spec, this.clock));
+  }
+
+  /** Definitions from baton.config `limits:`: they replace a template's definition of the same name. */
+  configure(limits: Readonly<Record<string, PoolSpec>>): void {
+    for (const [name, spec] of Object.entries(limits)) {
+      const cur = this.pools.get(name);
+      if (!cur || JSON.stringify(cur.spec) !== JSON.stringify(spec)) this.pools.set(name, new Pool(name, spec, this.clock));
+      (this.fixed as Record<string, PoolSpec>)[name] = spec;
+    }
+  }
+
+  get(name: string): Pool | undefined {
+    return this.pools.get(name);
+  }
+
+  stats(): PoolStats[] {
+    return [...this.pools.values()].map((p) => p.stats());
+  }
+
+  /** Names defined by config. */
+  get configured(): readonly string[] {
+    return Object.keys(this.fixed);
+  }
+}

@@ -39,6 +39,9 @@ export const realClock: PoolClock = {
   },
 };
 
+/** How waiters are ordered. */
+export type PoolOrder = "critical-path" | "fifo";
+
 /** A request for capacity. */
 export interface PoolRequest {
   /** Remaining critical-path length of the stage, in ms (higher goes first). */
@@ -114,6 +117,8 @@ export class Pool {
     readonly name: string,
     readonly spec: PoolSpec,
     private readonly clock: PoolClock = realClock,
+    /** "critical-path" (default): longest remaining path first, aged by waiting time; "fifo": arrival order. */
+    private readonly order: PoolOrder = "critical-path",
   ) {}
 
   /** Wait for capacity; rejects with the signal's reason if it aborts first. */
@@ -198,7 +203,7 @@ export class Pool {
     let best: Waiter | undefined;
     let bestScore = -Infinity;
     for (const w of this.waiters) {
-      const score = w.req.priority + (now - w.since);
+      const score = this.order === "fifo" ? -w.seq : w.req.priority + (now - w.since);
       if (score > bestScore || (score === bestScore && best !== undefined && w.seq < best.seq)) {
         best = w;
         bestScore = score;
@@ -278,20 +283,22 @@ export class Pools {
     private readonly clock: PoolClock = realClock,
     /** Definitions that win over templates' (from baton.config `limits:`). */
     private readonly fixed: Record<string, PoolSpec> = {},
+    /** Waiter order for every pool (FIFO exists to measure what critical-path priority buys). */
+    private readonly order: PoolOrder = "critical-path",
   ) {
-    for (const [name, spec] of Object.entries(fixed)) this.pools.set(name, new Pool(name, spec, clock));
+    for (const [name, spec] of Object.entries(fixed)) this.pools.set(name, new Pool(name, spec, clock, order));
   }
 
   /** Define pools a plan declares (the first definition of a name wins; config wins over templates). */
   define(limits: Readonly<Record<string, PoolSpec>>): void {
-    for (const [name, spec] of Object.entries(limits)) if (!this.pools.has(name)) this.pools.set(name, new Pool(name, spec, this.clock));
+    for (const [name, spec] of Object.entries(limits)) if (!this.pools.has(name)) this.pools.set(name, new Pool(name, spec, this.clock, this.order));
   }
 
   /** Definitions from baton.config `limits:`: they replace a template's definition of the same name. */
   configure(limits: Readonly<Record<string, PoolSpec>>): void {
     for (const [name, spec] of Object.entries(limits)) {
       const cur = this.pools.get(name);
-      if (!cur || JSON.stringify(cur.spec) !== JSON.stringify(spec)) this.pools.set(name, new Pool(name, spec, this.clock));
+      if (!cur || JSON.stringify(cur.spec) !== JSON.stringify(spec)) this.pools.set(name, new Pool(name, spec, this.clock, this.order));
       (this.fixed as Record<string, PoolSpec>)[name] = spec;
     }
   }

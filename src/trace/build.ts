@@ -87,7 +87,15 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan): Trace {
     x.reason = "interrupted (the process stopped)";
     open.delete(x);
   };
+  const addPool = (x: Entry, e: { pool?: string; pool_wait_ms?: number; pool_wait_reason?: string; child_run?: string }): void => {
+    if (e.child_run !== undefined) x.child = e.child_run;
+    if (e.pool === undefined) return;
+    x.pool = e.pool;
+    if (e.pool_wait_ms) x.queuedMs = (x.queuedMs ?? 0) + e.pool_wait_ms;
+    if (e.pool_wait_reason !== undefined) x.waitedFor ??= e.pool_wait_reason;
+  };
   const addUsage = (x: Entry, e: unknown): void => {
+    addPool(x, e as Parameters<typeof addPool>[1]);
     const u = usageOf(e);
     if (!u) return;
     if (u.model !== undefined) x.model = u.model;

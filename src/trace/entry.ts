@@ -43,6 +43,10 @@ export interface Entry {
   model: string | undefined;
   tokens: { input: number; output: number } | undefined;
   cost: number | undefined;
+  /** Resource pool the stage drew from, and why it had to wait for it. */
+  pool?: string;
+  waitedFor?: string;
+  child?: string;
 }
 
 export interface ErrorRow {
@@ -152,5 +156,8 @@ export function toStage(x: Entry): TraceStage {
     ...(x.model !== undefined ? { model: x.model } : {}),
     ...(tokens !== undefined ? { tokens } : {}),
     ...(x.cost !== undefined ? { cost_usd: x.cost } : {}),
+    ...(x.pool !== undefined ? { pool: x.pool } : {}),
+    ...(x.waitedFor !== undefined ? { waited_for: x.waitedFor } : {}),
+    ...(x.child !== undefined ? { child_run: x.child } : {}),
   };
 }

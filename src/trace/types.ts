@@ -104,6 +104,12 @@ export interface TraceStage {
   /** The last attempt's `ctx.log` lines. */
   readonly logs?: readonly string[];
   readonly model?: string;
+  /** The resource pool the stage drew from; `queued_ms` includes its wait for it. */
+  readonly pool?: string;
+  /** Why the stage waited for its pool (its first reason), e.g. "pool 'llm' at its 60 requests per minute". */
+  readonly waited_for?: string;
+  /** pipeline stages: the child run (its own trace). */
+  readonly child_run?: string;
   readonly tokens?: TraceTokens;
   readonly cost_usd?: number;
 }

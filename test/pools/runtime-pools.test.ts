@@ -8,6 +8,7 @@ import { startFakeOpenAI, type FakeOpenAI } from "../../src/testing/index.js";
 import type { Pipeline } from "../../src/api/pipeline.js";
 import type { BatonEvent } from "../../src/engine/events.js";
 import { SimClock } from "./sim-clock.js";
+import { buildTrace } from "../../src/trace/index.js";
 
 let fake: FakeOpenAI;
 beforeAll(async () => {
@@ -106,6 +107,11 @@ stages:
     for (const q of fake.requests.slice(1)) expect(q.at - rejectedAt).toBeGreaterThanOrEqual(990);
     const waited = log.filter((e) => e.type === "stage_succeeded" && e.stage.startsWith("later")) as { pool_wait_ms?: number; pool_wait_reason?: string }[];
     expect(waited.some((e) => (e.pool_wait_ms ?? 0) > 500 && /paused by the provider/.test(e.pool_wait_reason ?? ""))).toBe(true);
+    // The trace shows the wait: queued_ms includes it, waited_for says why.
+    const trace = buildTrace(log);
+    const later = trace.stages.filter((x) => x.stage.startsWith("later"));
+    expect(later.every((x) => x.pool === "llm")).toBe(true);
+    expect(later.some((x) => (x.queued_ms ?? 0) > 500 && /paused by the provider/.test(x.waited_for ?? ""))).toBe(true);
   });
 
   it("the stage on the longest remaining path goes first when stages wait on one pool", async () => {

@@ -219,6 +219,36 @@ export function program(): Command {
     .option("--item <n>", "only this for_each item").option("--comment <text>", "the reason, recorded with the decision").option("--json", "print one JSON result document on stdout")
     .action(answer(false));
 
+  cmd
+    .command("rerun <run>")
+    .description("fork a run: reuse the recorded outputs upstream of --from STAGE and execute from there")
+    .requiredOption("--from <stage>", "the first stage to execute again (with everything after it)")
+    .option("--input <k=v>", "override an input (repeatable)", collect, [])
+    .option("--template <file>", "run an edited template instead of the recorded one (stages are matched by id)")
+    .option("--json", "print one JSON result document on stdout")
+    .option("--concurrency <n>", "stage executions in flight in this process")
+    .action(async (run: string, o: { from: string; input: string[]; template?: string; json?: boolean; concurrency?: string }) => {
+      const store = storeOf(g());
+      const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
+      const runtime = await makeRuntime(store, o.concurrency, progress);
+      try {
+        const id = await store.resolveId(run);
+        const plan = o.template ? loadPlanFile(o.template) : undefined;
+        const overrides = o.input.length ? rawInputs(o.input, undefined) : {};
+        set(await follow(runtime, async () => {
+          const { events } = await store.load(id);
+          const first = events[0];
+          const base = plan ?? (first?.type === "run_started" ? planFromSource(first.source) : undefined);
+          const inputs = base && o.input.length ? validateInputs(base, { ...(first?.type === "run_started" ? first.inputs : {}), ...overrides }) : undefined;
+          const h = await runtime.rerun(id, o.from, { ...(plan ? { plan } : {}), ...(inputs ? { inputs } : {}) });
+          process.stderr.write(`rerun of ${id} from '${o.from}': reusing ${h.reused.length ? h.reused.join(", ") : "nothing"}\n`);
+          return h;
+        }, o.json === true, progress));
+      } finally {
+        await store.close();
+      }
+    });
+
   cmd.command("cancel <run>").description("cancel a run (it stays resumable)").action(async (run: string) => {
     const store = storeOf(g());
     const runtime = new Runtime({ store, loadPlan: planFromSource });

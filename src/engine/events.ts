@@ -72,6 +72,9 @@ export interface RunStarted extends Base {
   /** Seed of the run's jitter source. */
   readonly seed: number;
   readonly parent_id?: string;
+  /** `baton rerun`: the run this one forks, and the stage it re-executes from. */
+  readonly rerun_of?: string;
+  readonly rerun_from?: string;
 }
 
 /** An execution (one attempt) began. */
@@ -159,6 +162,17 @@ export interface Decision extends Base {
   readonly error?: string;
 }
 
+/** A rerun took this stage's settled output from the run it forks (`baton rerun --from`). */
+export interface StageReused extends Base {
+  readonly type: "stage_reused";
+  readonly stage: string;
+  readonly visit: number;
+  readonly outcome: "succeeded" | "continued" | "fallback" | "skipped";
+  readonly output: unknown;
+  /** The run the output was recorded in. */
+  readonly from_run: string;
+}
+
 /** Executions cancelled by the engine (route back, run failure, run cancel) — their results are ignored. */
 export interface ExecCancelled extends Base, ExecKey {
   readonly type: "stage_cancelled";
@@ -234,6 +248,7 @@ export type BatonEvent =
   | StageSkipped
   | StageSettled
   | StageCompleted
+  | StageReused
   | Decision
   | ExecCancelled
   | StageWaiting

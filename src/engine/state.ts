@@ -419,6 +419,14 @@ export function apply(state: RunState, e: BatonEvent): void {
       settleNode(state, node, "skipped", null);
       return;
     }
+    case "stage_reused": {
+      const idx = state.plan.stageIndex.get(e.stage);
+      const node = idx === undefined ? undefined : state.nodes[idx];
+      if (!node || node.visit !== e.visit || node.done) return;
+      node.active = true;
+      settleNode(state, node, e.outcome, e.output);
+      return;
+    }
     case "stage_completed": {
       const idx = state.plan.stageIndex.get(e.stage);
       const node = idx === undefined ? undefined : state.nodes[idx];

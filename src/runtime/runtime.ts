@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { apply, createState, decide, fold, type BatonEvent, type RunStarted } from "../engine/index.js";
+import { descendants } from "../engine/state.js";
 import type { Plan, StagePlan } from "../plan/types.js";
 import type { Store } from "../store/port.js";
 import type { BatonConfig } from "../agents/config.js";
@@ -134,7 +135,7 @@ export class Runtime {
   /**
    * Start a new run of a plan. `inputs` must already be validated (see `validateInputs`).
    */
-  async start(plan: Plan, inputs: Record<string, unknown>, o: { runId?: string; parentId?: string; seed?: number } = {}): Promise<RunHandle> {
+  async start(plan: Plan, inputs: Record<string, unknown>, o: { runId?: string; parentId?: string; seed?: number; rerun?: { of: string; from: string; reused: BatonEvent[] } } = {}): Promise<RunHandle> {
     await this.prepare(plan);
     const id = o.runId ?? newRunId(this.clock());
     const started: RunStarted = {
@@ -142,13 +143,15 @@ export class Runtime {
       source: { format: plan.source.format, ...(plan.source.file ? { file: plan.source.file } : {}), ...(plan.source.text !== undefined ? { text: plan.source.text } : {}) },
       inputs, seed: o.seed ?? Math.floor(Math.random() * 0x7fffffff),
       ...(o.parentId ? { parent_id: o.parentId } : {}),
+      ...(o.rerun ? { rerun_of: o.rerun.of, rerun_from: o.rerun.from } : {}),
     };
     this.redactor.event(started);
-    const seq = await this.store.create({ id, pipeline: plan.name, planHash: plan.hash, ...(o.parentId ? { parentId: o.parentId } : {}) }, [started]);
+    const first: BatonEvent[] = [started, ...(o.rerun?.reused ?? [])];
+    const seq = await this.store.create({ id, pipeline: plan.name, planHash: plan.hash, ...(o.parentId ? { parentId: o.parentId } : {}) }, first);
     if (!(await this.store.claim(id, this.owner, this.leaseMs))) throw new UserError(`run ${id} was claimed by another process as it started`);
-    this.opts.onEvents?.(id, [started], plan);
+    this.opts.onEvents?.(id, first, plan);
     const state = createState(plan);
-    apply(state, started);
+    for (const e of first) apply(state, e);
     return this.drive(plan, state, id, seq);
   }
 
@@ -191,6 +194,41 @@ export class Runtime {
     this.opts.onEvents?.(runId, batch, plan);
     for (const e of batch) apply(state, e);
     return this.drive(plan, state, runId, seq);
+  }
+
+  /**
+   * Fork a run (time travel): a new run of the same plan (or `o.plan`, e.g. an edited template)
+   * that reuses the recorded outputs of every stage not downstream of `from` and executes `from`
+   * and everything after it. Inputs default to the original run's; `o.inputs` overrides some.
+   */
+  async rerun(runId: string, from: string, o: { plan?: Plan; inputs?: Record<string, unknown>; seed?: number } = {}): Promise<RunHandle & { reused: string[] }> {
+    const { events } = await this.store.load(runId);
+    const first = events[0] as RunStarted;
+    const origPlan = await this.loadPlan(first.source, runId).catch((err: unknown) => {
+      if (o.plan && o.plan.hash === first.plan_hash) return o.plan;
+      throw err;
+    });
+    const plan = o.plan ?? origPlan;
+    const fromIdx = plan.stageIndex.get(from);
+    if (fromIdx === undefined) {
+      throw new UserError(`no stage '${from}' in '${plan.name}': rerun --from one of ${plan.stages.filter((s) => !s.isFallback).map((s) => s.id).join(", ")}`, 2);
+    }
+    const orig = fold(origPlan, events);
+    const again = descendants(plan, fromIdx);
+    again.add(fromIdx);
+    const at = this.clock();
+    const reused: BatonEvent[] = [];
+    for (const idx of plan.topo) {
+      const s = plan.stages[idx]!;
+      if (again.has(idx) || s.isFallback) continue;
+      const j = origPlan.stageIndex.get(s.id);
+      const node = j === undefined ? undefined : orig.nodes[j];
+      if (!node?.done || node.outcome === "failed" || node.outcome === undefined) continue;
+      reused.push({ type: "stage_reused", at, stage: s.id, visit: 1, outcome: node.outcome, output: node.outcome === "skipped" ? null : node.output, from_run: runId });
+    }
+    const inputs = { ...orig.inputs, ...(o.inputs ?? {}) };
+    const handle = await this.start(plan, inputs, { ...(o.seed !== undefined ? { seed: o.seed } : {}), rerun: { of: runId, from, reused } });
+    return { ...handle, reused: reused.map((e) => (e as { stage: string }).stage) };
   }
 
   /**

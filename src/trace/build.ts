@@ -112,6 +112,15 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan): Trace {
     switch (e.type) {
       case "run_started":
         break;
+      case "stage_reused": {
+        const x = entry(e.stage, e.visit, undefined, undefined, e.at);
+        x.status = e.outcome === "skipped" ? "skipped" : e.outcome;
+        x.output = e.output;
+        x.endedAt = e.at;
+        x.reusedFrom = e.from_run;
+        x.reason = `reused from run ${e.from_run}`;
+        break;
+      }
       case "stage_started": {
         const x = entry(e.stage, e.visit, e.item, e.fallback_for, e.at);
         interrupt(x);
@@ -313,6 +322,7 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan): Trace {
       ...(finished?.error ? { error: { ...finished.error } } : {}),
       ...(waiting && status === "waiting" ? { waiting: { at: iso(waiting.at), stage: waiting.stage, message: waiting.message } } : {}),
       ...(started.parent_id !== undefined ? { parent_id: started.parent_id } : {}),
+      ...(started.rerun_of !== undefined ? { rerun_of: started.rerun_of, rerun_from: started.rerun_from } : {}),
     },
     stages: order.map(toStage),
     decisions,

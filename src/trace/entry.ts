@@ -47,6 +47,7 @@ export interface Entry {
   pool?: string;
   waitedFor?: string;
   child?: string;
+  reusedFrom?: string;
 }
 
 export interface ErrorRow {
@@ -159,5 +160,6 @@ export function toStage(x: Entry): TraceStage {
     ...(x.pool !== undefined ? { pool: x.pool } : {}),
     ...(x.waitedFor !== undefined ? { waited_for: x.waitedFor } : {}),
     ...(x.child !== undefined ? { child_run: x.child } : {}),
+    ...(x.reusedFrom !== undefined ? { reused_from: x.reusedFrom } : {}),
   };
 }

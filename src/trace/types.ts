@@ -110,6 +110,8 @@ export interface TraceStage {
   readonly waited_for?: string;
   /** pipeline stages: the child run (its own trace). */
   readonly child_run?: string;
+  /** `baton rerun`: the output was reused from this run, not executed. */
+  readonly reused_from?: string;
   readonly tokens?: TraceTokens;
   readonly cost_usd?: number;
 }
@@ -189,6 +191,9 @@ export interface TraceRun {
   /** Set while the run waits for a human. */
   readonly waiting?: { readonly at: string; readonly stage: string; readonly message: string };
   readonly parent_id?: string;
+  /** `baton rerun`: the run this one forks and the stage it re-executed from. */
+  readonly rerun_of?: string;
+  readonly rerun_from?: string;
 }
 
 /** How the final output was assembled. */

@@ -184,3 +184,19 @@ output: publish
     expect(baton(["approve", second, "review", "--data", "{nope"], { db: adb }).code).toBe(2);
   });
 });
+
+describe("rerun", () => {
+  it("baton rerun RUN --from STAGE reuses upstream outputs; --input overrides what the re-run stages see", () => {
+    const rdb = join(dir, "rerun.db");
+    const first = JSON.parse(baton(["run", "examples/research-report.yaml", "--input", "topic=tides", "--json"], { db: rdb }).stdout);
+    const r = baton(["rerun", first.id.slice(0, 8), "--from", "draft", "--input", "topic=waves", "--json"], { db: rdb });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("reusing research, analyze, fact_check");
+    const out = JSON.parse(r.stdout);
+    expect(out.output.topic).toBe("waves");
+    expect(out.output.citations).toEqual(first.output.citations); // research was reused, not re-run
+    const trace = JSON.parse(baton(["trace", out.id, "--json"], { db: rdb }).stdout);
+    expect(trace.stages.filter((s: { reused_from?: string }) => s.reused_from === first.id).map((s: { stage: string }) => s.stage).sort()).toEqual(["analyze", "fact_check", "research"]);
+    expect(baton(["rerun", first.id, "--from", "drat"], { db: rdb }).stderr.trim()).toMatch(/^baton: no stage 'drat' in 'research-report': rerun --from one of research, analyze, fact_check, draft, verify$/);
+  });
+});

@@ -5,16 +5,16 @@
  * evaluating expressions, aborting executions, assembling the output. It never decides what
  * runs next.
  */
-import type { Expr } from "../expr/types.js";
-import { apply, decide, nextWakeAt, readOf, scopeFor, type BatonEvent, type Effect, type Exec, type RunState } from "../engine/index.js";
+import { apply, decide, nextWakeAt, type BatonEvent, type Effect, type Exec, type RunState } from "../engine/index.js";
 import type { Plan, StagePlan } from "../plan/types.js";
 import type { Store } from "../store/port.js";
 import type { BatonConfig } from "../agents/config.js";
 import type { ChildRuns } from "../stages/types.js";
 import { Attempt, type AttemptHost } from "./attempt.js";
+import { evaluateEffect } from "./effects.js";
+export { truthy } from "./effects.js";
 import type { Redactor } from "./redact.js";
 import type { PoolLease } from "./pools.js";
-import { toJsonValue } from "./json.js";
 
 /** What a run ended as (SPEC §4 `--json`). */
 export interface RunResult {
@@ -45,21 +45,6 @@ export interface DriverHost {
   blocked(driver: RunDriver): void;
   onEvents(driver: RunDriver, events: readonly BatonEvent[]): void;
   finished(driver: RunDriver): void;
-}
-
-/** JSONata truthiness ($boolean). */
-export function truthy(v: unknown): boolean {
-  if (v === undefined || v === null || v === false || v === 0 || v === "" || Number.isNaN(v)) return false;
-  if (Array.isArray(v)) return v.some(truthy);
-  if (typeof v === "object") return Object.keys(v as object).length > 0;
-  if (typeof v === "function") return false;
-  return true;
-}
-
-async function evaluate(expr: { evaluate(scope: Record<string, unknown>): unknown } | undefined, scope: Record<string, unknown>): Promise<unknown> {
-  if (!expr) return undefined;
-  const v = expr.evaluate(scope);
-  return v instanceof Promise ? await v : v;
 }
 
 /** Drives one run to a stop (finished, waiting, or cancelled). */
@@ -234,99 +219,15 @@ export class RunDriver {
         case "evaluate_if":
         case "expand":
         case "routes":
-          void this.decideExpr(ef);
-          break;
         case "assemble":
-          void this.assemble();
+          void evaluateEffect(this.plan, this.state, ef, this.host.now).then((events) => {
+            for (const e of events) if (e.type === "run_finished" && e.status === "succeeded") this.output = e.output;
+            if (events.length) this.push(...events);
+          });
           break;
       }
     }
     if (started) this.host.take(started);
-  }
-
-  private async decideExpr(ef: Extract<Effect, { kind: "evaluate_if" | "expand" | "routes" }>): Promise<void> {
-    const stage = this.plan.stages[ef.stage]!;
-    const scope = scopeFor(this.state, ef.stage);
-    const base = { type: "decision" as const, stage: stage.id, visit: ef.visit };
-    const one = async (kind: "if" | "for_each" | "route", expr: Expr, extra: Record<string, unknown> = {}): Promise<{ value: unknown; event: BatonEvent }> => {
-      const read = readOf(scope, expr.roots);
-      try {
-        const value = await evaluate(expr, scope);
-        return { value, event: { ...base, at: this.host.now(), kind, expression: expr.source, read, result: kind === "for_each" ? value : truthy(value), ...extra } };
-      } catch (err) {
-        const message = `stage '${stage.id}': ${kind === "route" ? "route `when`" : kind} ${(err as Error).message}`;
-        return { value: undefined, event: { ...base, at: this.host.now(), kind, expression: expr.source, read, result: null, error: message, ...extra } };
-      }
-    };
-    if (ef.kind === "evaluate_if") {
-      this.push((await one("if", stage.if!)).event);
-    } else if (ef.kind === "expand") {
-      const { value, event } = await one("for_each", stage.forEach!);
-      if (event.type === "decision" && event.error === undefined) {
-        const items = value === undefined || value === null ? [] : Array.isArray(value) ? value : [value];
-        this.push({ ...event, result: items.length, items: items.map((x) => toJsonValue(x, `for_each item of '${stage.id}'`)) });
-      } else this.push(event);
-    } else if (ef.kind === "routes") {
-      await this.routes(stage, ef.from, scope, one);
-    }
-  }
-
-  private async routes(
-    stage: StagePlan, from: number, scope: Record<string, unknown>,
-    one: (kind: "route", expr: Expr, extra?: Record<string, unknown>) => Promise<{ value: unknown; event: BatonEvent }>,
-  ): Promise<void> {
-    const out: BatonEvent[] = [];
-    for (let i = from; i < stage.routes.length; i++) {
-      const route = stage.routes[i]!;
-      if ((this.state.routeTaken.get(stage.idx * 1024 + i) ?? 0) >= route.max) continue;
-      const { value, event } = await one("route", route.when, route.goto !== undefined ? { route: i, goto: this.plan.stages[route.goto]!.id } : { route: i });
-      if (event.type !== "decision" || event.error !== undefined) {
-        out.push(event);
-        break;
-      }
-      const taken = truthy(value);
-      let withValue: unknown;
-      if (taken && route.with) {
-        try {
-          withValue = toJsonValue(await evaluate(route.with, scope), `route with: of '${stage.id}'`);
-        } catch (err) {
-          out.push({ ...event, error: `stage '${stage.id}': route with: ${(err as Error).message}` });
-          break;
-        }
-      }
-      out.push({ ...event, taken, ...(withValue !== undefined ? { with: withValue } : {}) });
-      if (taken) break;
-    }
-    if (out.length === 0) return;
-    this.push(...out);
-  }
-
-  private async assemble(): Promise<void> {
-    const plan = this.plan;
-    const at = (): number => this.host.now();
-    try {
-      let output: unknown;
-      let read: string[];
-      if (plan.output) {
-        const scope: Record<string, unknown> = { inputs: this.state.inputs };
-        for (const r of plan.output.roots) {
-          const idx = plan.stageIndex.get(r);
-          if (idx !== undefined) scope[r] = this.state.nodes[idx]!.output;
-        }
-        output = toJsonValue(await evaluate(plan.output, scope), "the run's output");
-        read = plan.output.roots.filter((r) => plan.stageIndex.has(r));
-      } else {
-        const sinks = plan.stages.filter((s) => !s.isFallback && s.dependents.every((d) => plan.stages[d]!.isFallback));
-        const o: Record<string, unknown> = {};
-        for (const s of sinks) o[s.id] = this.state.nodes[s.idx]!.output ?? null;
-        output = o;
-        read = sinks.map((s) => s.id);
-      }
-      this.output = output;
-      this.push({ type: "run_finished", at: at(), status: "succeeded", output, read });
-    } catch (err) {
-      this.push({ type: "run_finished", at: at(), status: "failed", error: { kind: "expression", message: `output: ${(err as Error).message}` } });
-    }
   }
 
   /** Execute one attempt (see {@link Attempt}). */

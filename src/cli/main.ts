@@ -13,6 +13,7 @@ import type { Store } from "../store/port.js";
 import { describePlan, loadPlanFile, validateFile, validateInputs, formatDiagnostic } from "../template/index.js";
 import { buildTrace, renderTrace } from "../trace/index.js";
 import { Progress } from "./progress.js";
+import type { Plan } from "../plan/types.js";
 import { loadConfig } from "../agents/config.js";
 import { reportError } from "./errors.js";
 
@@ -20,11 +21,20 @@ const EXIT: Record<RunResult["status"], number> = { succeeded: 0, failed: 1, wai
 
 interface GlobalOpts {
   db?: string;
+  store?: string;
   debug?: boolean;
 }
 
-function storeOf(g: GlobalOpts, durability?: string): Store {
-  return openStore(g.db, durability === "full" ? { durability: "full" } : {});
+/** The run store: --store URL (PostgreSQL) or --db PATH (SQLite), else $BATON_STORE / $BATON_DB / .baton/baton.db. */
+async function storeOf(g: GlobalOpts, durability?: string): Promise<Store> {
+  const spec = g.store ?? g.db ?? process.env.BATON_STORE;
+  const opts = durability === "full" ? { durability: "full" as const } : {};
+  if (spec && /^postgres(ql)?:\/\//.test(spec)) {
+    const open = (await import("../store/open.js")) as { openStoreAsync?: (spec: string, o?: object) => Promise<Store> };
+    if (!open.openStoreAsync) throw new UserError("this build cannot open PostgreSQL stores");
+    return open.openStoreAsync(spec, opts);
+  }
+  return openStore(spec, opts);
 }
 
 function collect(value: string, prev: string[]): string[] {
@@ -101,11 +111,43 @@ async function makeRuntime(store: Store, concurrency: string | undefined, progre
   });
 }
 
+/** Distributed `run`: submit to the workers, then (unless detached) follow the run in the store. */
+async function submitAndFollow(store: Store, queue: string, plan: Plan, inputs: Record<string, unknown>, o: { json: boolean; detach: boolean; progress: Progress }): Promise<number> {
+  const { submitRun, followRun } = await import("../distributed/submit.js");
+  const { redisConnection } = await import("../distributed/worker.js");
+  const connection = redisConnection(queue);
+  const { id, events } = await submitRun(store, connection, plan, inputs);
+  if (o.detach) {
+    process.stdout.write(o.json ? JSON.stringify({ id, pipeline: plan.name, status: "running" }) + "\n" : `${id}\n`);
+    return 0;
+  }
+  o.progress.onEvents(id, events, plan);
+  const ctl = new AbortController();
+  onInterrupt = () => ctl.abort();
+  try {
+    const result = await followRun(store, id, (es) => o.progress.onEvents(id, es, plan), ctl.signal);
+    o.progress.end();
+    if (ctl.signal.aborted) {
+      process.stderr.write(`stopped following run ${id}; it goes on in the workers (baton cancel ${id} to stop it)\n`);
+      return 130;
+    }
+    if (o.json) process.stdout.write(JSON.stringify(result) + "\n");
+    else {
+      process.stderr.write(`run ${id} ${result.status} in ${result.duration_ms} ms\n`);
+      if (result.status === "succeeded") process.stdout.write(JSON.stringify(result.output, null, 2) + "\n");
+    }
+    return EXIT[result.status];
+  } finally {
+    onInterrupt = undefined;
+  }
+}
+
 /** Build the program; `run(argv)` returns the exit code. */
 export function program(): Command {
   const cmd = new Command("baton")
     .description("Pipeline orchestrator for agentic workflows")
     .option("--db <path>", "SQLite event log (default: $BATON_DB or .baton/baton.db)")
+    .option("--store <url>", "run store: postgres://… for distributed mode, or a SQLite path (default: $BATON_STORE)")
     .option("--debug", "show stack traces for errors")
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -151,11 +193,23 @@ export function program(): Command {
     .option("--json", "print one JSON result document on stdout")
     .option("--concurrency <n>", "stage executions in flight in this process")
     .addOption(new Option("--durability <mode>", "normal: WAL + synchronous=NORMAL; full: fsync every transition").choices(["normal", "full"]).default("normal"))
-    .action(async (file: string, o: { input: string[]; inputFile?: string; json?: boolean; concurrency?: string; durability: string }) => {
+    .option("--queue <url>", "hand the run to `baton worker`s through this Redis (default: $BATON_QUEUE when --store is postgres://)")
+    .option("--detach", "with --queue: print the run id and return at once")
+    .action(async (file: string, o: { input: string[]; inputFile?: string; json?: boolean; concurrency?: string; durability: string; queue?: string; detach?: boolean }) => {
       const plan = loadPlanFile(file);
       const inputs = validateInputs(plan, rawInputs(o.input, o.inputFile));
-      const store = storeOf(g(), o.durability);
+      const store = await storeOf(g(), o.durability);
       const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
+      const queue = o.queue ?? (store.shared && (g().store ?? process.env.BATON_STORE ?? "").startsWith("postgres") ? process.env.BATON_QUEUE : undefined);
+      if (queue) {
+        try {
+          set(await submitAndFollow(store, queue, plan, inputs, { json: o.json === true, detach: o.detach === true, progress }));
+        } finally {
+          await store.close();
+        }
+        return;
+      }
+      if (o.detach) throw new UserError("--detach needs --queue (a Redis URL with workers behind it)", 2);
       const runtime = await makeRuntime(store, o.concurrency, progress);
       try {
         set(await follow(runtime, () => runtime.start(plan, inputs), o.json === true, progress));
@@ -170,7 +224,7 @@ export function program(): Command {
     .option("--json", "print one JSON result document on stdout")
     .option("--concurrency <n>", "stage executions in flight in this process")
     .action(async (run: string, o: { json?: boolean; concurrency?: string }) => {
-      const store = storeOf(g());
+      const store = await storeOf(g());
       const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
       const runtime = await makeRuntime(store, o.concurrency, progress);
       try {
@@ -192,7 +246,7 @@ export function program(): Command {
     }
     const item = o.item === undefined ? undefined : Number(o.item);
     if (item !== undefined && !(Number.isInteger(item) && item >= 0)) throw new UserError(`--item must be a for_each item index (0, 1, …), got '${o.item}'`, 2);
-    const store = storeOf(g());
+    const store = await storeOf(g());
     const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
     const runtime = await makeRuntime(store, undefined, progress);
     try {
@@ -228,7 +282,7 @@ export function program(): Command {
     .option("--json", "print one JSON result document on stdout")
     .option("--concurrency <n>", "stage executions in flight in this process")
     .action(async (run: string, o: { from: string; input: string[]; template?: string; json?: boolean; concurrency?: string }) => {
-      const store = storeOf(g());
+      const store = await storeOf(g());
       const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
       const runtime = await makeRuntime(store, o.concurrency, progress);
       try {
@@ -249,8 +303,31 @@ export function program(): Command {
       }
     });
 
+  cmd
+    .command("worker")
+    .description("a distributed worker: executes stages and advances runs from a shared store and Redis")
+    .option("--queue <url>", "Redis URL (default: $BATON_QUEUE)")
+    .option("--concurrency <n>", "stage executions at once in this worker", "8")
+    .action(async (o: { queue?: string; concurrency: string }) => {
+      const queue = o.queue ?? process.env.BATON_QUEUE;
+      if (!queue) throw new UserError("baton worker needs --queue redis://HOST:6379 (or BATON_QUEUE)", 2);
+      const n = Number(o.concurrency);
+      if (!(Number.isInteger(n) && n >= 1)) throw new UserError(`--concurrency must be a whole number from 1 up, got '${o.concurrency}'`, 2);
+      const store = await storeOf(g());
+      const { BatonWorker, redisConnection } = await import("../distributed/worker.js");
+      const worker = new BatonWorker({ store, connection: redisConnection(queue), concurrency: n, loadPlan: planFromSource, config: await loadConfig(), log: (l) => process.stderr.write(l + "\n") });
+      worker.start();
+      process.stderr.write(`baton worker ${worker.id} ready (concurrency ${n})\n`);
+      await new Promise<void>((res) => {
+        onInterrupt = () => res();
+      });
+      process.stderr.write("stopping: finishing the stages in progress\n");
+      await worker.close();
+      await store.close();
+    });
+
   cmd.command("cancel <run>").description("cancel a run (it stays resumable)").action(async (run: string) => {
-    const store = storeOf(g());
+    const store = await storeOf(g());
     const runtime = new Runtime({ store, loadPlan: planFromSource });
     try {
       const id = await store.resolveId(run);
@@ -271,7 +348,7 @@ export function program(): Command {
 
   cmd.command("runs").description("list runs, newest first").option("--json", "print JSON").option("--status <status>", "only runs with this status").option("--pipeline <name>", "only runs of this pipeline").option("--limit <n>", "at most this many", "50")
     .action(async (o: { json?: boolean; status?: string; pipeline?: string; limit: string }) => {
-      const store = storeOf(g());
+      const store = await storeOf(g());
       try {
         const runs = await store.list({ ...(o.status ? { status: o.status as "running" } : {}), ...(o.pipeline ? { pipeline: o.pipeline } : {}), limit: Number(o.limit) || 50 });
         if (o.json) {
@@ -289,7 +366,7 @@ export function program(): Command {
     });
 
   cmd.command("trace <run>").description("the execution trace (human view, or SPEC JSON)").option("--json", "print the trace JSON").action(async (run: string, o: { json?: boolean }) => {
-    const store = storeOf(g());
+    const store = await storeOf(g());
     try {
       const id = await store.resolveId(run);
       const { events } = await store.load(id);

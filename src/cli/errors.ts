@@ -16,7 +16,7 @@ export function reportError(err: unknown, debug: boolean): number {
   } else if (err instanceof UserError) {
     text = `baton: ${e.message}`;
     code = err.exitCode;
-  } else if (err instanceof RunNotFoundError || err instanceof ConflictError) {
+  } else if (err instanceof RunNotFoundError || err instanceof ConflictError || /^run id prefix '.*' matches \d+ runs/.test(e?.message ?? "")) {
     text = `baton: ${e.message}`;
   } else if (e && typeof e === "object" && "code" in e && (e as NodeJS.ErrnoException).code === "SQLITE_BUSY") {
     text = "baton: the run database is locked by another process for too long: try again, or point --db at another file";

@@ -13,6 +13,7 @@ import type { Store } from "../store/port.js";
 import { describePlan, loadPlanFile, validateFile, validateInputs, formatDiagnostic } from "../template/index.js";
 import { buildTrace, renderTrace } from "../trace/index.js";
 import { Progress } from "./progress.js";
+import { registerDiff } from "./commands/diff.js";
 import type { Plan } from "../plan/types.js";
 import { loadConfig } from "../agents/config.js";
 import { reportError } from "./errors.js";
@@ -308,14 +309,15 @@ export function program(): Command {
     .description("a distributed worker: executes stages and advances runs from a shared store and Redis")
     .option("--queue <url>", "Redis URL (default: $BATON_QUEUE)")
     .option("--concurrency <n>", "stage executions at once in this worker", "8")
-    .action(async (o: { queue?: string; concurrency: string }) => {
+    .option("--lock-ms <ms>", "how long a job's lock lasts: a dead worker's stages move to another worker after about this long", "10000")
+    .action(async (o: { queue?: string; concurrency: string; lockMs: string }) => {
       const queue = o.queue ?? process.env.BATON_QUEUE;
       if (!queue) throw new UserError("baton worker needs --queue redis://HOST:6379 (or BATON_QUEUE)", 2);
       const n = Number(o.concurrency);
       if (!(Number.isInteger(n) && n >= 1)) throw new UserError(`--concurrency must be a whole number from 1 up, got '${o.concurrency}'`, 2);
       const store = await storeOf(g());
       const { BatonWorker, redisConnection } = await import("../distributed/worker.js");
-      const worker = new BatonWorker({ store, connection: redisConnection(queue), concurrency: n, loadPlan: planFromSource, config: await loadConfig(), log: (l) => process.stderr.write(l + "\n") });
+      const worker = new BatonWorker({ store, connection: redisConnection(queue), concurrency: n, lockMs: Math.max(500, Number(o.lockMs) || 10000), loadPlan: planFromSource, config: await loadConfig(), log: (l) => process.stderr.write(l + "\n") });
       worker.start();
       process.stderr.write(`baton worker ${worker.id} ready (concurrency ${n})\n`);
       await new Promise<void>((res) => {
@@ -385,6 +387,7 @@ export function program(): Command {
     }
   });
 
+  registerDiff(cmd, () => ({ ...g(), ...(g().store ? { db: g().store } : {}) }));
   return Object.assign(cmd, { exitCode: () => code });
 }
 

@@ -1,0 +1,89 @@
+/**
+ * Distributed mode with real processes and the real Redis: workers share one store; a worker
+ * SIGKILLed in the middle of a stage loses nothing — another worker finishes the run, no
+ * completed stage runs again, no event is written twice. Fails (never skips) without Redis.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SqliteStore } from "../../src/store/sqlite.js";
+
+const CLI = resolve("dist/cli/main.js");
+const TEMPLATE = resolve("test/fixtures/kill/kill.yaml");
+const REDIS = process.env.BATON_TEST_REDIS ?? "redis://127.0.0.1:6379/3";
+const dir = mkdtempSync(join(tmpdir(), "baton-dist-"));
+const children: ChildProcess[] = [];
+
+beforeAll(() => {
+  if (!existsSync(CLI)) throw new Error("dist/cli/main.js is missing: run `npm run build` first (npm test does)");
+  const ping = spawnSync("redis-cli", ["-u", REDIS, "ping"], { encoding: "utf8" });
+  if (ping.stdout.trim() !== "PONG") throw new Error(`Redis is not reachable at ${REDIS}: start it (see .ci/run) — distributed tests need it`);
+  spawnSync("redis-cli", ["-u", REDIS, "flushdb"]);
+});
+afterAll(() => {
+  for (const c of children) c.kill("SIGKILL");
+});
+
+function worker(db: string, effects: string): ChildProcess {
+  const c = spawn(process.execPath, [CLI, "--db", db, "worker", "--queue", REDIS, "--lock-ms", "1500", "--concurrency", "4"], {
+    env: { ...process.env, BATON_EFFECTS: effects }, stdio: ["ignore", "ignore", "pipe"],
+  });
+  children.push(c);
+  return c;
+}
+
+async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe("baton worker", () => {
+  it("a run submitted with --queue completes on the workers with the same output as in one process", async () => {
+    const db = join(dir, "ok.db");
+    const effects = join(dir, "ok.effects");
+    writeFileSync(effects, "");
+    const ws = [worker(db, effects), worker(db, effects)];
+    const r = spawnSync(process.execPath, [CLI, "--db", db, "run", TEMPLATE, "--queue", REDIS, "--json"], { encoding: "utf8", env: { ...process.env, BATON_EFFECTS: effects }, timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ status: "succeeded", output: { sum: 217, flaky: 16, join: [217, 16] } });
+    for (const w of ws) w.kill("SIGTERM");
+  }, 40_000);
+
+  it("SIGKILL a worker in the middle of a stage: another worker completes the run; nothing completed runs again", async () => {
+    const db = join(dir, "kill.db");
+    const effects = join(dir, "kill.effects");
+    writeFileSync(effects, "");
+    const a = worker(db, effects);
+    const sub = spawnSync(process.execPath, [CLI, "--db", db, "run", TEMPLATE, "--queue", REDIS, "--detach", "--json"], { encoding: "utf8", env: { ...process.env, BATON_EFFECTS: effects } });
+    expect(sub.status, sub.stderr).toBe(0);
+    const id = JSON.parse(sub.stdout).id as string;
+    // Kill A while an `each` item is running on it.
+    await until(() => /start each:1:\d/.test(readFileSync(effects, "utf8")), 20_000, "worker A to start a for_each item");
+    a.kill("SIGKILL");
+    await new Promise((r) => a.on("exit", r));
+    const store = SqliteStore.open(db);
+    const before = new Set((await store.load(id)).events.flatMap((e) => (e.type === "stage_succeeded" ? [`${e.stage}:${e.visit}:${e.item ?? ""}`] : [])));
+    writeFileSync(effects, readFileSync(effects, "utf8") + "KILLED\n");
+    const b = worker(db, effects);
+    await until(() => false || readFileSync(effects, "utf8").includes("done join"), 25_000, "worker B to finish the run");
+    let events = (await store.load(id)).events;
+    await until(() => events.some((e) => e.type === "run_finished"), 5_000, "run_finished");
+    events = (await store.load(id)).events;
+    const finished = events.find((e) => e.type === "run_finished") as { status: string; output: unknown };
+    expect(finished).toMatchObject({ status: "succeeded", output: { sum: 217, flaky: 16, join: [217, 16] } });
+    const succeeded = events.flatMap((e) => (e.type === "stage_succeeded" ? [`${e.stage}:${e.visit}:${e.item ?? ""}`] : []));
+    expect(new Set(succeeded).size).toBe(succeeded.length); // no duplicate events
+    const after = readFileSync(effects, "utf8").split("KILLED\n")[1]!.split("\n").filter((l) => l.startsWith("start ")).map((l) => l.split(" ")[1]!);
+    for (const k of after) {
+      const [stage, visit, item] = k.split(":");
+      expect(before.has(`${stage}:${visit}:${item}`), `${k} ran again after it had completed`).toBe(false);
+    }
+    b.kill("SIGTERM");
+    await store.close();
+  }, 60_000);
+});

@@ -18,6 +18,8 @@ export function reportError(err: unknown, debug: boolean): number {
     code = err.exitCode;
   } else if (err instanceof RunNotFoundError || err instanceof ConflictError || /^run id prefix '.*' matches \d+ runs/.test(e?.message ?? "")) {
     text = `baton: ${e.message}`;
+  } else if (e?.name === "CommitOutcomeUnknownError" || /^cannot connect to PostgreSQL|refused the connection/.test(e?.message ?? "")) {
+    text = `baton: ${e.message}`;
   } else if (e && typeof e === "object" && "code" in e && (e as NodeJS.ErrnoException).code === "SQLITE_BUSY") {
     text = "baton: the run database is locked by another process for too long: try again, or point --db at another file";
   } else if (e && e.message && /^(ENOENT|EACCES|EISDIR)/.test((e as NodeJS.ErrnoException).code ?? "")) {

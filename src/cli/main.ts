@@ -8,12 +8,14 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { planFromSource } from "../api/run.js";
 import { resultOf, Runtime, UserError, type RunResult } from "../runtime/index.js";
-import { openStore } from "../store/open.js";
+import { openStoreAsync } from "../store/open.js";
 import type { Store } from "../store/port.js";
 import { describePlan, loadPlanFile, validateFile, validateInputs, formatDiagnostic } from "../template/index.js";
 import { buildTrace, renderTrace } from "../trace/index.js";
 import { Progress } from "./progress.js";
 import { registerDiff } from "./commands/diff.js";
+import { registerUi } from "./commands/ui.js";
+import { registerMigrate } from "./commands/migrate.js";
 import type { Plan } from "../plan/types.js";
 import { loadConfig } from "../agents/config.js";
 import { reportError } from "./errors.js";
@@ -28,14 +30,7 @@ interface GlobalOpts {
 
 /** The run store: --store URL (PostgreSQL) or --db PATH (SQLite), else $BATON_STORE / $BATON_DB / .baton/baton.db. */
 async function storeOf(g: GlobalOpts, durability?: string): Promise<Store> {
-  const spec = g.store ?? g.db ?? process.env.BATON_STORE;
-  const opts = durability === "full" ? { durability: "full" as const } : {};
-  if (spec && /^postgres(ql)?:\/\//.test(spec)) {
-    const open = (await import("../store/open.js")) as { openStoreAsync?: (spec: string, o?: object) => Promise<Store> };
-    if (!open.openStoreAsync) throw new UserError("this build cannot open PostgreSQL stores");
-    return open.openStoreAsync(spec, opts);
-  }
-  return openStore(spec, opts);
+  return openStoreAsync(g.store ?? g.db, durability === "full" ? { durability: "full" } : {});
 }
 
 function collect(value: string, prev: string[]): string[] {
@@ -310,14 +305,15 @@ export function program(): Command {
     .option("--queue <url>", "Redis URL (default: $BATON_QUEUE)")
     .option("--concurrency <n>", "stage executions at once in this worker", "8")
     .option("--lock-ms <ms>", "how long a job's lock lasts: a dead worker's stages move to another worker after about this long", "10000")
-    .action(async (o: { queue?: string; concurrency: string; lockMs: string }) => {
+    .option("--sweep-ms <ms>", "how often to re-enqueue steps of running runs (recovers jobs a restarted Redis lost)", "5000")
+    .action(async (o: { queue?: string; concurrency: string; lockMs: string; sweepMs: string }) => {
       const queue = o.queue ?? process.env.BATON_QUEUE;
       if (!queue) throw new UserError("baton worker needs --queue redis://HOST:6379 (or BATON_QUEUE)", 2);
       const n = Number(o.concurrency);
       if (!(Number.isInteger(n) && n >= 1)) throw new UserError(`--concurrency must be a whole number from 1 up, got '${o.concurrency}'`, 2);
       const store = await storeOf(g());
       const { BatonWorker, redisConnection } = await import("../distributed/worker.js");
-      const worker = new BatonWorker({ store, connection: redisConnection(queue), concurrency: n, lockMs: Math.max(500, Number(o.lockMs) || 10000), loadPlan: planFromSource, config: await loadConfig(), log: (l) => process.stderr.write(l + "\n") });
+      const worker = new BatonWorker({ store, connection: redisConnection(queue), concurrency: n, lockMs: Math.max(500, Number(o.lockMs) || 10000), sweepMs: Math.max(100, Number(o.sweepMs) || 5000), loadPlan: planFromSource, config: await loadConfig(), log: (l) => process.stderr.write(l + "\n") });
       worker.start();
       process.stderr.write(`baton worker ${worker.id} ready (concurrency ${n})\n`);
       await new Promise<void>((res) => {
@@ -387,7 +383,10 @@ export function program(): Command {
     }
   });
 
-  registerDiff(cmd, () => ({ ...g(), ...(g().store ? { db: g().store } : {}) }));
+  const storeGlobals = () => ({ ...g(), ...(g().store ? { db: g().store } : {}) });
+  registerDiff(cmd, storeGlobals);
+  registerUi(cmd, storeGlobals);
+  registerMigrate(cmd);
   return Object.assign(cmd, { exitCode: () => code });
 }
 

@@ -86,6 +86,12 @@ export interface WorkerOptions {
   readonly config?: BatonConfig;
   /** How long a job's lock lasts; a dead worker's job is picked up after about this long. @default 10000 */
   readonly lockMs?: number;
+  /**
+   * How often to re-enqueue a step for every running run. Redis may lose jobs (a restart of a
+   * Redis that keeps nothing on disk); the store does not, so the sweep re-creates them (ids
+   * collapse duplicates). @default 5000
+   */
+  readonly sweepMs?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -111,11 +117,25 @@ export class BatonWorker {
     const common = { connection: this.o.connection, lockDuration, stalledInterval: Math.max(1000, lockDuration / 2), maxStalledCount: 100 };
     this.workers.push(new Worker<AdvanceJob>(ADVANCE, (job) => this.advance(job.data.run), { ...common, concurrency: 4 }));
     this.workers.push(new Worker<ExecJob>(EXEC, (job) => this.exec(job), { ...common, concurrency: this.o.concurrency ?? 8 }));
-    for (const w of this.workers) w.on("error", (err) => this.o.log?.(`worker error: ${err.message}`));
+    for (const w of this.workers) {
+      w.on("error", (err) => this.o.log?.(`worker error: ${err.message}`));
+      w.on("failed", (job, err) => this.o.log?.(`job ${job?.id ?? "?"} failed: ${err.message}`));
+    }
+    this.sweeper = setInterval(() => void this.sweep().catch((err: Error) => this.o.log?.(`sweep: ${err.message}`)), this.o.sweepMs ?? 5000);
+    this.sweeper.unref();
+  }
+
+  private sweeper: NodeJS.Timeout | undefined;
+
+  /** Enqueue a step for every running run (recovers jobs Redis lost). */
+  async sweep(): Promise<void> {
+    const runs = await this.o.store.list({ status: "running", limit: 500 });
+    await Promise.all(runs.map((r) => enqueueAdvance(this.advanceQ, r.id, r.seq)));
   }
 
   /** Stop taking jobs; wait for the ones in progress (SIGTERM: finish what is in flight). */
   async close(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
     await Promise.all(this.workers.map((w) => w.close()));
     await this.advanceQ.close();
     await this.execQ.close();

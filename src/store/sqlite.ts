@@ -3,12 +3,12 @@
  * synchronously inside its promise. Large payloads are stored once in `blobs`, keyed by the
  * sha256 of their JSON, and put back on read, so callers never see blob references.
  */
-import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { rowChange } from "./status.js";
-import type { BatonEvent, EventType } from "../engine/events.js";
+import type { BatonEvent } from "../engine/events.js";
+import { decodeEvent, encodeEvent } from "./payload.js";
 import { ConflictError, RunNotFoundError } from "./port.js";
 import type { RunFilter, RunRecord, RunSignal, RunStatus, Store } from "./port.js";
 import { SQLITE_MIGRATIONS } from "./sqlite-migrations.js";
@@ -19,22 +19,8 @@ export interface SqliteStoreOptions {
   readonly durability?: "normal" | "full";
 }
 
-/** A payload field whose JSON is at least this many UTF-8 bytes is stored in `blobs`. */
-export const BLOB_MIN_BYTES = 16 * 1024;
-
-/** Fields, per event type, whose values may be moved to `blobs`. */
-const BLOB_FIELDS: Partial<Record<EventType, readonly string[]>> = {
-  run_started: ["inputs"],
-  stage_succeeded: ["input", "output"],
-  stage_failed: ["input"],
-  stage_settled: ["output"],
-  stage_completed: ["output"],
-  decision: ["items"],
-  run_finished: ["output"],
-};
-
-/** How a blob reference starts in JSON; a small value that starts so is stored as a blob too. */
-const BLOB_REF_PREFIX = '{"$blob":';
+/** The blob threshold, defined with the other payload rules in payload.ts (re-exported for existing importers). */
+export { BLOB_MIN_BYTES } from "./payload.js";
 
 interface RunRow {
   id: string;
@@ -66,18 +52,6 @@ function toRecord(row: RunRow): RunRecord {
     seq: row.seq,
     ...(row.parent_id !== null ? { parentId: row.parent_id } : {}),
   };
-}
-
-function isBig(json: string): boolean {
-  // A UTF-16 code unit is at most 3 UTF-8 bytes: only count bytes when it can matter.
-  if (json.length >= BLOB_MIN_BYTES) return true;
-  return json.length * 3 >= BLOB_MIN_BYTES && Buffer.byteLength(json, "utf8") >= BLOB_MIN_BYTES;
-}
-
-function isBlobRef(value: unknown): value is { $blob: string } {
-  if (typeof value !== "object" || value === null) return false;
-  const ref = (value as { $blob?: unknown }).$blob;
-  return typeof ref === "string" && Object.keys(value).length === 1;
 }
 
 /** The SQLite adapter of the {@link Store} port. Create it with {@link SqliteStore.open}. */
@@ -276,44 +250,14 @@ export class SqliteStore implements Store {
     for (const e of events) this.s.insertEvent.run(runId, ++seq, e.type, e.at, this.encode(e));
   }
 
-  /**
-   * The event's JSON, with large payload fields replaced by blob references. Each payload
-   * field is stringified exactly once; events without payload fields in one call.
-   */
+  /** The event's JSON, with large payload fields moved to `blobs` (see payload.ts). */
   private encode(event: BatonEvent): string {
-    const fields = BLOB_FIELDS[event.type];
-    if (fields === undefined) return JSON.stringify(event);
-    let out = "{";
-    for (const key of Object.keys(event)) {
-      let json: string | undefined = JSON.stringify((event as unknown as Record<string, unknown>)[key]);
-      if (json === undefined) continue;
-      if (fields.includes(key) && (isBig(json) || json.startsWith(BLOB_REF_PREFIX))) json = this.putBlob(json);
-      out += (out.length === 1 ? "" : ",") + JSON.stringify(key) + ":" + json;
-    }
-    return out + "}";
-  }
-
-  /** Store `json` once in `blobs`; returns the reference's JSON. */
-  private putBlob(json: string): string {
-    const hash = createHash("sha256").update(json).digest("hex");
-    this.s.insertBlob.run(hash, json);
-    return `{"$blob":"${hash}"}`;
+    return encodeEvent(event, (hash, json) => void this.s.insertBlob.run(hash, json));
   }
 
   /** Parse an event and put its blob-stored fields back. */
   private decode(data: string): BatonEvent {
-    const event = JSON.parse(data) as BatonEvent;
-    const fields = BLOB_FIELDS[event.type];
-    if (fields === undefined || !data.includes(BLOB_REF_PREFIX)) return event;
-    const obj = event as unknown as Record<string, unknown>;
-    for (const key of fields) {
-      const value = obj[key];
-      if (!isBlobRef(value)) continue;
-      const blob = this.s.getBlob.get(value.$blob) as string | undefined;
-      if (blob === undefined) throw new Error(`event log is missing blob ${value.$blob} (${event.type}.${key})`);
-      obj[key] = JSON.parse(blob) as unknown;
-    }
-    return event;
+    return decodeEvent(data, (hash) => this.s.getBlob.get(hash) as string | undefined);
   }
 }
 

@@ -7,12 +7,15 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { SqliteStore } from "../../src/store/sqlite.js";
 
 const CLI = resolve("dist/cli/main.js");
 const TEMPLATE = resolve("test/fixtures/kill/kill.yaml");
-const REDIS = process.env.BATON_TEST_REDIS ?? "redis://127.0.0.1:6379/3";
+const REDIS_BASE = process.env.BATON_TEST_REDIS ?? "redis://127.0.0.1:6379";
+/** Each test gets its own Redis database, so workers of one test never take another's jobs. */
+let dbIndex = 3;
+let REDIS = `${REDIS_BASE}/${dbIndex}`;
 const dir = mkdtempSync(join(tmpdir(), "baton-dist-"));
 const children: ChildProcess[] = [];
 
@@ -20,6 +23,9 @@ beforeAll(() => {
   if (!existsSync(CLI)) throw new Error("dist/cli/main.js is missing: run `npm run build` first (npm test does)");
   const ping = spawnSync("redis-cli", ["-u", REDIS, "ping"], { encoding: "utf8" });
   if (ping.stdout.trim() !== "PONG") throw new Error(`Redis is not reachable at ${REDIS}: start it (see .ci/run) — distributed tests need it`);
+});
+beforeEach(() => {
+  REDIS = `${REDIS_BASE}/${dbIndex++}`;
   spawnSync("redis-cli", ["-u", REDIS, "flushdb"]);
 });
 afterAll(() => {
@@ -27,8 +33,8 @@ afterAll(() => {
 });
 
 function worker(db: string, effects: string): ChildProcess {
-  const c = spawn(process.execPath, [CLI, "--db", db, "worker", "--queue", REDIS, "--lock-ms", "1500", "--concurrency", "4"], {
-    env: { ...process.env, BATON_EFFECTS: effects }, stdio: ["ignore", "ignore", "pipe"],
+  const c = spawn(process.execPath, [CLI, "--db", db, "worker", "--queue", REDIS, "--lock-ms", "1500", "--sweep-ms", "500", "--concurrency", "4"], {
+    env: { ...process.env, BATON_EFFECTS: effects }, stdio: ["ignore", "ignore", process.env.BATON_TEST_VERBOSE ? "inherit" : "ignore"],
   });
   children.push(c);
   return c;
@@ -70,10 +76,14 @@ describe("baton worker", () => {
     const before = new Set((await store.load(id)).events.flatMap((e) => (e.type === "stage_succeeded" ? [`${e.stage}:${e.visit}:${e.item ?? ""}`] : [])));
     writeFileSync(effects, readFileSync(effects, "utf8") + "KILLED\n");
     const b = worker(db, effects);
-    await until(() => false || readFileSync(effects, "utf8").includes("done join"), 25_000, "worker B to finish the run");
     let events = (await store.load(id)).events;
-    await until(() => events.some((e) => e.type === "run_finished"), 5_000, "run_finished");
-    events = (await store.load(id)).events;
+    for (let i = 0; i < 1200 && !events.some((e) => e.type === "run_finished"); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      events = (await store.load(id)).events;
+    }
+    if (!events.some((e) => e.type === "run_finished")) {
+      throw new Error(`run did not finish after worker A died; last events: ${events.slice(-6).map((e) => `${e.type} ${"stage" in e ? e.stage : ""}`).join(", ")}; effects: ${readFileSync(effects, "utf8").replace(/\n/g, " ")}`);
+    }
     const finished = events.find((e) => e.type === "run_finished") as { status: string; output: unknown };
     expect(finished).toMatchObject({ status: "succeeded", output: { sum: 217, flaky: 16, join: [217, 16] } });
     const succeeded = events.flatMap((e) => (e.type === "stage_succeeded" ? [`${e.stage}:${e.visit}:${e.item ?? ""}`] : []));
@@ -84,6 +94,32 @@ describe("baton worker", () => {
       expect(before.has(`${stage}:${visit}:${item}`), `${k} ran again after it had completed`).toBe(false);
     }
     b.kill("SIGTERM");
+    await store.close();
+  }, 60_000);
+
+  it("Redis restarted mid-run (losing every job): the workers reconnect and the run completes", async () => {
+    const db = join(dir, "redis.db");
+    const effects = join(dir, "redis.effects");
+    writeFileSync(effects, "");
+    const w = worker(db, effects);
+    const sub = spawnSync(process.execPath, [CLI, "--db", db, "run", resolve("test/fixtures/cli/slow.yaml"), "--queue", REDIS, "--detach", "--json"], { encoding: "utf8" });
+    expect(sub.status, sub.stderr).toBe(0);
+    const id = JSON.parse(sub.stdout).id as string;
+    const store = SqliteStore.open(db);
+    const started = async (stage: string) => (await store.load(id)).events.some((e) => e.type === "stage_started" && e.stage === stage);
+    for (let i = 0; i < 200 && !(await started("wait")); i++) await new Promise((r) => setTimeout(r, 25));
+    // Restart Redis the way CI starts it: nothing is kept on disk, so every queued job is gone.
+    spawnSync("redis-cli", ["-p", "6379", "shutdown", "nosave"]);
+    await new Promise((r) => setTimeout(r, 300));
+    const up = spawnSync("redis-server", ["--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"], { encoding: "utf8" });
+    expect(up.status, up.stderr).toBe(0);
+    let finished: { status?: string; output?: unknown } | undefined;
+    for (let i = 0; i < 300 && !finished; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      finished = (await store.load(id)).events.find((e) => e.type === "run_finished") as typeof finished;
+    }
+    expect(finished).toMatchObject({ status: "succeeded", output: 20 });
+    w.kill("SIGTERM");
     await store.close();
   }, 60_000);
 });

@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { BatonEvent } from "../../src/engine/events.js";
 import { MemoryStore } from "../../src/store/memory.js";
-import { defaultStorePath, openStore } from "../../src/store/open.js";
+import { defaultStorePath, openStore, resolveStoreSpec } from "../../src/store/open.js";
 import { ConflictError } from "../../src/store/port.js";
 import { SQLITE_MIGRATIONS } from "../../src/store/sqlite-migrations.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
@@ -147,17 +147,38 @@ describe("SqliteStore", () => {
 });
 
 describe("openStore", () => {
-  it("opens memory, SQLite and refuses PostgreSQL for now", async () => {
+  it("opens memory, SQLite and sends PostgreSQL to openStoreAsync", async () => {
     expect(openStore("memory:")).toBeInstanceOf(MemoryStore);
     expect(openStore(":memory:")).toBeInstanceOf(MemoryStore);
-    expect(() => openStore("postgres://u@h/db")).toThrow(/distributed mode/);
-    expect(() => openStore("postgresql://u@h/db")).toThrow(/distributed mode/);
+    expect(() => openStore("postgres://u@h/db")).toThrow(/use `await openStoreAsync\(spec\)`/);
+    expect(() => openStore("postgresql://u@h/db")).toThrow(/openStoreAsync/);
     const file = path.join(dir, "open", "deep", "x.db");
     const s = openStore(file, { durability: "full" });
     expect(s).toBeInstanceOf(SqliteStore);
     expect((s as SqliteStore).db.pragma("synchronous", { simple: true })).toBe(2);
     await s.close();
     expect(fs.existsSync(file)).toBe(true);
+  });
+
+  it("resolves a missing spec to BATON_STORE, then BATON_DB, then the default path", () => {
+    const saved = { store: process.env["BATON_STORE"], db: process.env["BATON_DB"] };
+    try {
+      process.env["BATON_STORE"] = "postgres://h/db";
+      process.env["BATON_DB"] = "/tmp/x.db";
+      expect(resolveStoreSpec("given.db")).toBe("given.db");
+      expect(resolveStoreSpec(undefined)).toBe("postgres://h/db");
+      expect(resolveStoreSpec("")).toBe("postgres://h/db");
+      expect(() => openStore()).toThrow(/openStoreAsync/);
+      delete process.env["BATON_STORE"];
+      expect(resolveStoreSpec()).toBe("/tmp/x.db");
+      delete process.env["BATON_DB"];
+      expect(resolveStoreSpec()).toBe(defaultStorePath());
+    } finally {
+      for (const [key, value] of [["BATON_STORE", saved.store], ["BATON_DB", saved.db]] as const) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+    }
   });
 
   it("defaults to BATON_DB, else .baton/baton.db under the working directory", async () => {

@@ -1,0 +1,56 @@
+/**
+ * `baton ui [--port 4500] [--host 127.0.0.1] [--token T]` (SPEC §4): the web trace viewer.
+ * Runs until SIGINT/SIGTERM. Runs started or answered from the UI are driven by this
+ * process; when it stops they stay resumable (`baton resume RUN`).
+ */
+import type { Command } from "commander";
+import { loadConfig } from "../../agents/config.js";
+import { planFromSource } from "../../api/run.js";
+import { UserError } from "../../runtime/errors.js";
+import { Runtime } from "../../runtime/runtime.js";
+import { openStoreAsync } from "../../store/open.js";
+import { startUi } from "../../ui/server.js";
+
+/** Register `ui` on the program. */
+export function registerUi(program: Command, globals: () => { db?: string; debug?: boolean }): void {
+  program
+    .command("ui")
+    .description("web trace viewer: runs, graphs, timelines, approvals (on 127.0.0.1 unless --host and --token say otherwise)")
+    .option("--port <n>", "TCP port (0 picks a free one)", "4500")
+    .option("--host <host>", "interface to bind; anything but loopback requires a token", "127.0.0.1")
+    .option("--token <token>", "require 'Authorization: Bearer TOKEN' on the API (default: $BATON_UI_TOKEN)")
+    .action(async (o: { port: string; host: string; token?: string }) => {
+      const port = Number(o.port);
+      if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new UserError(`--port must be a port number from 0 to 65535, got '${o.port}'`, 2);
+      const fromEnv = o.token === undefined && !!process.env["BATON_UI_TOKEN"];
+      const token = o.token ?? (process.env["BATON_UI_TOKEN"] || undefined);
+      const store = await openStoreAsync(globals().db); // a SQLite path, or postgres://… (--store)
+      const runtime = new Runtime({ store, loadPlan: planFromSource, config: await loadConfig() });
+      let ui;
+      try {
+        ui = await startUi({ store, runtime, port, host: o.host, ...(token !== undefined ? { token } : {}) });
+      } catch (err) {
+        await store.close();
+        throw err;
+      }
+      const open = token === undefined ? ui.url : fromEnv ? `${ui.url}?token=… (the value of BATON_UI_TOKEN)` : `${ui.url}?token=${encodeURIComponent(token)}`;
+      process.stdout.write(`baton ui: ${open}\n`);
+      process.stderr.write("press Ctrl-C to stop\n");
+      const server = ui;
+      await new Promise<void>((resolve) => {
+        // Runs before the CLI's own handlers, which may exit at once: start closing synchronously
+        // (stop listening, end streams, abort in-flight stages). Runs stay resumable either way.
+        const stop = (): void => {
+          process.off("SIGINT", stop);
+          process.off("SIGTERM", stop);
+          resolve((async () => {
+            await server.close();
+            await runtime.close();
+            await store.close();
+          })());
+        };
+        process.prependListener("SIGINT", stop);
+        process.prependListener("SIGTERM", stop);
+      });
+    });
+}

@@ -1,0 +1,171 @@
+/**
+ * The UI's JSON API (documented in README-api.md): read runs and traces, follow a run as
+ * server-sent events, start runs and answer or cancel them through a {@link Runtime}.
+ * Thin: every route maps onto the store, the trace builder or the runtime.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { InputError, loadPlanFile, TemplateError, validateInputs } from "../template/index.js";
+import type { Runtime } from "../runtime/runtime.js";
+import { UserError } from "../runtime/errors.js";
+import { RunNotFoundError, type RunStatus, type Store } from "../store/port.js";
+import { HttpError, objectBody, readJson, sendJson } from "./http.js";
+import { streamRun, type StreamOptions } from "./stream.js";
+import { Views } from "./views.js";
+
+const STATUSES: readonly RunStatus[] = ["running", "waiting", "succeeded", "failed", "cancelled"];
+
+/** What the API needs. */
+export interface ApiContext {
+  readonly store: Store;
+  /** Starts, answers and cancels runs; without it the API is read-only (those routes answer 501). */
+  readonly runtime?: Runtime;
+  readonly stream: StreamOptions;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, id: string) => Promise<void>;
+
+/** The API routes: `handle` answers any request under /api/. */
+export class Api {
+  private readonly views: Views;
+  private readonly routes: { readonly method: string; readonly pattern: RegExp; readonly run: Handler }[];
+
+  constructor(private readonly ctx: ApiContext) {
+    this.views = new Views(ctx.store);
+    const r = (method: string, pattern: RegExp, run: Handler) => ({ method, pattern, run });
+    this.routes = [
+      r("GET", /^\/api\/runs$/, (_q, res, url) => this.list(res, url)),
+      r("POST", /^\/api\/runs$/, (req, res) => this.start(req, res)),
+      r("GET", /^\/api\/runs\/([^/]+)$/, async (_q, res, _u, id) => sendJson(res, 200, await this.views.detail(await this.resolve(id)))),
+      r("GET", /^\/api\/runs\/([^/]+)\/trace$/, async (_q, res, _u, id) => sendJson(res, 200, (await this.views.detail(await this.resolve(id))).trace)),
+      r("GET", /^\/api\/runs\/([^/]+)\/events$/, (_q, res, url, id) => this.events(res, url, id)),
+      r("GET", /^\/api\/runs\/([^/]+)\/stream$/, async (req, res, url, id) => streamRun(res, this.ctx.store, await this.resolve(id), afterOf(url, req), this.ctx.stream)),
+      r("POST", /^\/api\/runs\/([^/]+)\/approve$/, (req, res, _u, id) => this.answer(req, res, id, true)),
+      r("POST", /^\/api\/runs\/([^/]+)\/reject$/, (req, res, _u, id) => this.answer(req, res, id, false)),
+      r("POST", /^\/api\/runs\/([^/]+)\/cancel$/, (_q, res, _u, id) => this.cancel(res, id)),
+    ];
+  }
+
+  /** Answer one request whose path starts with /api/. */
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    try {
+      const allowed: string[] = [];
+      for (const route of this.routes) {
+        const m = route.pattern.exec(url.pathname);
+        if (!m) continue;
+        if (route.method !== req.method && !(route.method === "GET" && req.method === "HEAD")) {
+          allowed.push(route.method);
+          continue;
+        }
+        await route.run(req, res, url, decodeURIComponent(m[1] ?? ""));
+        return;
+      }
+      if (allowed.length > 0) throw new HttpError(405, `${req.method} is not allowed on ${url.pathname}: use ${allowed.join(" or ")}`, { Allow: allowed.join(", ") });
+      throw new HttpError(404, `no API route ${req.method} ${url.pathname}: see GET /api/runs`);
+    } catch (err) {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const e = toHttpError(err);
+      sendJson(res, e.status, { error: e.message }, e.headers);
+    }
+  }
+
+  private async resolve(id: string): Promise<string> {
+    if ((await this.ctx.store.get(id)) !== undefined) return id;
+    try {
+      return await this.ctx.store.resolveId(id);
+    } catch (err) {
+      if (err instanceof RunNotFoundError) throw new HttpError(404, `no run ${id} in this store`);
+      throw new HttpError(400, (err as Error).message);
+    }
+  }
+
+  private runtime(): Runtime {
+    if (!this.ctx.runtime) throw new HttpError(501, "this UI server is read-only (it was started without a runtime)");
+    return this.ctx.runtime;
+  }
+
+  private async list(res: ServerResponse, url: URL): Promise<void> {
+    const q = url.searchParams;
+    const status = q.get("status") || undefined;
+    if (status !== undefined && !STATUSES.includes(status as RunStatus)) throw new HttpError(400, `status must be one of ${STATUSES.join(", ")}, got '${status}'`);
+    const limitText = q.get("limit") || "50";
+    const limit = Number(limitText);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new HttpError(400, `limit must be a whole number from 1 to 1000, got '${limitText}'`);
+    const pipeline = q.get("pipeline") || undefined;
+    const runs = await this.views.list({ ...(status ? { status: status as RunStatus } : {}), ...(pipeline ? { pipeline } : {}), limit });
+    sendJson(res, 200, runs);
+  }
+
+  private async events(res: ServerResponse, url: URL, idText: string): Promise<void> {
+    const id = await this.resolve(idText);
+    const after = afterOf(url);
+    const events = await this.ctx.store.eventsAfter(id, after);
+    sendJson(res, 200, events.map((e, i) => ({ seq: after + i + 1, ...e })));
+  }
+
+  private async start(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const runtime = this.runtime();
+    const body = objectBody(await readJson(req));
+    const template = body["template"];
+    if (typeof template !== "string" || template === "") throw new HttpError(400, "'template' must be the path of a template file, e.g. \"examples/research-report.yaml\"");
+    const inputs = body["inputs"] ?? {};
+    if (typeof inputs !== "object" || inputs === null || Array.isArray(inputs)) throw new HttpError(400, "'inputs' must be an object of input values, e.g. { \"topic\": \"tides\" }");
+    const plan = loadPlanFile(template);
+    const values = validateInputs(plan, inputs as Record<string, unknown>);
+    const handle = await runtime.start(plan, values);
+    handle.done.catch(() => undefined); // the outcome is in the log; nobody here awaits it
+    sendJson(res, 201, { id: handle.id }, { Location: `/api/runs/${handle.id}` });
+  }
+
+  private async answer(req: IncomingMessage, res: ServerResponse, idText: string, approved: boolean): Promise<void> {
+    const runtime = this.runtime();
+    const id = await this.resolve(idText);
+    const body = objectBody(await readJson(req));
+    const { stage, comment, item, by } = body;
+    if (typeof stage !== "string" || stage === "") throw new HttpError(400, "'stage' must name the waiting stage, e.g. { \"stage\": \"review\" }");
+    if (comment !== undefined && typeof comment !== "string") throw new HttpError(400, "'comment' must be a string");
+    if (by !== undefined && typeof by !== "string") throw new HttpError(400, "'by' must be a string");
+    if (item !== undefined && !(typeof item === "number" && Number.isInteger(item) && item >= 0)) throw new HttpError(400, "'item' must be a for_each item index (0, 1, …)");
+    if (!approved && body["data"] !== undefined) throw new HttpError(400, "'data' is the output of an approved stage: a rejection takes only 'comment'");
+    const r = await runtime.answer(id, stage, {
+      approved, by: typeof by === "string" && by !== "" ? by : "web ui",
+      ...(approved && body["data"] !== undefined ? { data: body["data"] } : {}),
+      ...(typeof comment === "string" && comment !== "" ? { comment } : {}),
+      ...(item !== undefined ? { item: item as number } : {}),
+    });
+    r.handle?.done.catch(() => undefined);
+    sendJson(res, 200, { ok: true, recorded: r.recorded, ...(r.signalled ? { signalled: true } : {}) });
+  }
+
+  private async cancel(res: ServerResponse, idText: string): Promise<void> {
+    const runtime = this.runtime();
+    const id = await this.resolve(idText);
+    const r = await runtime.cancel(id, "cancelled from the web ui");
+    if (r === "finished") throw new HttpError(409, `run ${id} has already finished (${(await this.ctx.store.get(id))?.status})`);
+    sendJson(res, 200, { ok: true, ...(r === "signalled" ? { signalled: true } : {}) });
+  }
+}
+
+/** The `Last-Event-ID` of a reconnecting EventSource (it reuses the first URL), else `?after=N`; 0 by default. */
+function afterOf(url: URL, req?: IncomingMessage): number {
+  const text = (req?.headers["last-event-id"] as string | undefined) ?? url.searchParams.get("after") ?? "0";
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new HttpError(400, `after must be an event sequence number (0, 1, …), got '${text}'`);
+  return n;
+}
+
+/** Map library errors onto HTTP statuses with a one-line message. */
+function toHttpError(err: unknown): HttpError {
+  if (err instanceof HttpError) return err;
+  if (err instanceof RunNotFoundError) return new HttpError(404, `no run ${err.runId} in this store`);
+  if (err instanceof TemplateError) {
+    const [first, ...rest] = err.diagnostics.map((d) => `${d.file}${d.line > 0 ? `:${d.line}:${d.col}` : ""}: ${d.message}`);
+    return new HttpError(400, `${first ?? "invalid template"}${rest.length > 0 ? ` (and ${rest.length} more problem${rest.length === 1 ? "" : "s"}: check it with \`baton validate\`)` : ""}`);
+  }
+  if (err instanceof InputError) return new HttpError(400, err.message);
+  // The run is not in a state that allows it (nothing waiting there, already finished, owned elsewhere).
+  if (err instanceof UserError) return new HttpError(409, err.message.split("\n")[0]!);
+  return new HttpError(500, `internal error: ${(err as Error)?.message ?? String(err)}`.split("\n")[0]!);
+}

@@ -1,0 +1,280 @@
+/// <reference lib="dom" />
+/**
+ * The run page: header, approval banners, graph, timeline, final output, decisions, errors
+ * and the stage panel. While the run goes, its event stream (SSE) triggers a refresh of the
+ * trace; sections whose data did not change are left alone (open JSON nodes, typed text stay).
+ */
+import type { Trace } from "../../trace/types.js";
+import type { PlanView, RunDetail } from "../types.js";
+import { api, ApiFailure } from "./api.js";
+import { approvalForm } from "./approve.js";
+import { dagModel, drawDag, layout } from "./dag.js";
+import { h, link, mount } from "./dom.js";
+import { ago, cost, dateTime, duration, tokens } from "./format.js";
+import { jsonView } from "./json-view.js";
+import { entryById, latestOf, questionsOf, STATUS_LABEL } from "./model.js";
+import { pill, stagePanel } from "./panel.js";
+import { decisionsSection, errorsSection, outputSection } from "./sections.js";
+import { drawTimeline } from "./timeline.js";
+
+const LIVE = new Set(["running", "waiting"]);
+
+function card(title: string, cls: string, ...extra: HTMLElement[]): { el: HTMLElement; body: HTMLElement; head: HTMLElement } {
+  const body = h("div", { class: "card-body" });
+  const head = h("div", { class: "card-head" }, h("h2", null, title), ...extra);
+  return { el: h("section", { class: `card ${cls}` }, head, body), body, head };
+}
+
+function legend(): HTMLElement {
+  const items = ["succeeded", "running", "retrying", "waiting", "failed", "skipped", "cancelled", "pending"];
+  return h("div", { class: "legend" },
+    ...items.map((st) => h("span", { class: "legend-item" }, h("span", { class: `swatch st-${st}` }), STATUS_LABEL[st] ?? st)),
+    h("span", { class: "legend-item" }, h("span", { class: "swatch route-swatch" }), "route taken"));
+}
+
+/** A panel for a stage that has not run: what the plan says about it. */
+function pendingPanel(spec: PlanView["stages"][number], onClose: () => void): HTMLElement {
+  const close = h("button", { class: "icon-btn", type: "button", title: "close" }, "×");
+  close.addEventListener("click", onClose);
+  return h("div", { class: "panel-body" },
+    h("div", { class: "panel-head" }, h("div", null, h("h2", { class: "panel-title" }, spec.id), h("div", { class: "chips" }, pill("pending"), h("span", { class: "chip" }, spec.kind))), close),
+    spec.description ? h("p", { class: "panel-desc" }, spec.description) : null,
+    h("p", { class: "muted" }, "This stage has not run in this run (yet)."),
+    h("dl", { class: "facts" },
+      h("dt", null, "needs"), h("dd", null, spec.deps.length ? spec.deps.join(", ") : "—"),
+      spec.if ? [h("dt", null, "if"), h("dd", null, h("code", null, spec.if))] : null,
+      spec.for_each_expr ? [h("dt", null, "for_each"), h("dd", null, h("code", null, spec.for_each_expr))] : null));
+}
+
+/** Mount the run page for `id` into `root`; returns a function that tears it down. */
+export function runPage(root: HTMLElement, id: string): () => void {
+  let detail: RunDetail | undefined;
+  let selected = new URL(location.href).searchParams.get("sel") ?? undefined;
+  let stream: EventSource | undefined;
+  let refreshTimer: number | undefined;
+  let ticker: number | undefined;
+  let disposed = false;
+  let loading = false;
+  let again = false;
+  const keys = new Map<string, string>();
+
+  const head = h("header", { class: "run-head" });
+  const banners = h("div", { class: "banners" });
+  const graph = card("Graph", "graph-card", legend());
+  const timeline = card("Timeline", "timeline-card", h("span", { class: "muted small" }, "one bar per attempt · dashed: waiting to retry · thin: queued"));
+  const output = card("Final output", "output-card");
+  const decisions = card("Decisions", "decisions-card");
+  const errors = card("Errors", "errors-card");
+  const panel = h("div", { class: "card panel" });
+  const crumbs = h("nav", { class: "crumbs" }, link("/", null, "Runs"), h("span", { class: "sep" }, "/"), h("span", { class: "mono" }, id));
+  mount(root, h("div", { class: "page run-page" }, crumbs, head, banners,
+    h("div", { class: "run-grid" },
+      h("div", { class: "main-col" }, graph.el, timeline.el, output.el, decisions.el, errors.el),
+      h("aside", { class: "side-col" }, panel))));
+
+  /** Re-render `el` only when `key` changed. */
+  const changed = (name: string, key: string): boolean => {
+    if (keys.get(name) === key) return false;
+    keys.set(name, key);
+    return true;
+  };
+
+  const select = (entryId: string | undefined): void => {
+    selected = entryId;
+    const url = new URL(location.href);
+    if (entryId) url.searchParams.set("sel", entryId);
+    else url.searchParams.delete("sel");
+    history.replaceState(history.state, "", url.pathname + url.search);
+    render();
+    if (entryId && window.matchMedia("(max-width: 1100px)").matches) panel.scrollIntoView({ behavior: "smooth", block: "start" });
+  };
+  const selectStage = (stage: string): void => {
+    const trace = detail?.trace;
+    const last = trace ? latestOf(trace, stage) : undefined;
+    select(last ? last.id : `stage:${stage}`);
+  };
+
+  const renderHead = (d: RunDetail, now: number): void => {
+    const run = d.run;
+    const elapsed = run.duration_ms ?? now - Date.parse(run.started_at);
+    const actions: HTMLElement[] = [];
+    if (LIVE.has(run.status)) {
+      const cancel = h("button", { class: "btn subtle", type: "button", "data-action": "cancel" }, "Cancel run");
+      cancel.addEventListener("click", () => {
+        if (!confirm(`Cancel run ${run.id}? It stays resumable with \`baton resume\`.`)) return;
+        cancel.disabled = true;
+        api.cancel(run.id).then(() => refresh(0), (err: unknown) => {
+          cancel.disabled = false;
+          alert(err instanceof ApiFailure ? err.message : String(err));
+        });
+      });
+      actions.push(cancel);
+    }
+    mount(head,
+      h("div", { class: "run-title" },
+        h("h1", null, run.pipeline), h("span", { class: `pill big st-${run.status}`, "data-run-status": run.status }, run.status),
+        LIVE.has(run.status) && stream ? h("span", { class: "live-dot", title: "following the run live" }, "live") : null,
+        h("div", { class: "spacer" }), ...actions),
+      h("div", { class: "run-meta" },
+        h("span", null, h("span", { class: "muted" }, "run "), h("span", { class: "mono" }, run.id)),
+        h("span", null, h("span", { class: "muted" }, "started "), dateTime(run.started_at)),
+        h("span", null, h("span", { class: "muted" }, run.duration_ms !== null ? "took " : run.waiting ? "waiting since " : "running for "),
+          run.duration_ms === null && run.waiting ? ago(run.waiting.at, now) : duration(elapsed)),
+        h("span", null, h("span", { class: "muted" }, "tokens "), tokens(run.tokens)),
+        h("span", null, h("span", { class: "muted" }, "cost "), cost(run.cost_usd)),
+        run.parent_id ? h("span", null, h("span", { class: "muted" }, "parent "), link(`/runs/${encodeURIComponent(run.parent_id)}`, { class: "mono" }, run.parent_id)) : null,
+        d.plan ? h("span", { title: d.plan.hash }, h("span", { class: "muted" }, "plan "), h("span", { class: "mono" }, d.plan.hash.slice(0, 12))) : null));
+    document.title = `${run.pipeline} · ${run.status} · Baton`;
+  };
+
+  const renderBanners = (trace: Trace): void => {
+    // One form per waiting stage visit (answering every waiting item of a for_each at once).
+    const questions = questionsOf(trace);
+    if (!changed("banners", JSON.stringify(questions))) return;
+    mount(banners, ...questions.map((q) => approvalForm(id, { stage: q.stage, ...(q.message ? { message: q.message } : {}), waitingItems: q.items }, () => refresh(0))));
+  };
+
+  let dagSeq = 0;
+  const renderDag = (d: RunDetail): void => {
+    const model = dagModel(d.plan, d.trace);
+    const sel = selected?.startsWith("stage:") ? selected.slice(6) : selected ? entryById(d.trace, selected)?.stage : undefined;
+    if (!changed("dag", JSON.stringify([model, sel]))) return;
+    const mine = ++dagSeq;
+    layout(model).then(
+      (laid) => {
+        if (mine !== dagSeq || disposed) return;
+        drawDag(graph.body, model, laid, { ...(sel ? { selected: sel } : {}), onSelect: selectStage });
+      },
+      (err: unknown) => mount(graph.body, h("p", { class: "form-error" }, `graph layout failed: ${String(err)}`)),
+    );
+  };
+
+  const renderPanel = (d: RunDetail): void => {
+    const trace = d.trace;
+    if (selected?.startsWith("stage:")) {
+      const spec = d.plan?.stages.find((st) => st.id === selected!.slice(6));
+      const last = latestOf(trace, selected.slice(6));
+      if (last) {
+        selected = last.id; // it started meanwhile
+      } else if (spec) {
+        if (changed("panel", `pending:${spec.id}`)) mount(panel, pendingPanel(spec, () => select(undefined)));
+        return;
+      } else selected = undefined;
+    }
+    const entry = selected ? entryById(trace, selected) : undefined;
+    if (entry) {
+      if (changed("panel", JSON.stringify([entry, d.run.status]))) {
+        mount(panel, stagePanel({ runId: id, trace, plan: d.plan, onSelect: select, onAnswered: () => refresh(0) }, entry));
+      }
+      return;
+    }
+    if (!changed("panel", JSON.stringify(["run", d.run.inputs, d.run.status]))) return;
+    mount(panel, h("div", { class: "panel-body" },
+      h("div", { class: "panel-head" }, h("h2", { class: "panel-title" }, "Run")),
+      h("p", { class: "hint" }, "Click a stage in the graph or a bar in the timeline to see its input, output, attempts and logs."),
+      h("section", { class: "panel-section" }, h("h3", null, "Inputs"), jsonView(d.run.inputs, { label: "inputs" })),
+      d.run.waiting ? h("section", { class: "panel-section" }, h("h3", null, "Waiting"), h("p", null, `${d.run.waiting.stage}: ${d.run.waiting.message}`)) : null));
+  };
+
+  const render = (): void => {
+    const d = detail;
+    if (!d || disposed) return;
+    const now = Date.now();
+    renderHead(d, now);
+    renderBanners(d.trace);
+    renderDag(d);
+    drawTimeline(timeline.body, d.trace, { now, ...(selected ? { selected } : {}), onSelect: select });
+    renderPanel(d);
+    if (changed("output", JSON.stringify([d.run.status, d.run.output, d.run.error, d.trace.assembly]))) mount(output.body, outputSection(d.trace, selectStage));
+    if (changed("decisions", JSON.stringify(d.trace.decisions))) mount(decisions.body, decisionsSection(d.trace, selectStage));
+    const errs = errorsSection(d.trace, selectStage);
+    errors.el.hidden = errs === null;
+    if (errs && changed("errors", JSON.stringify(d.trace.errors))) mount(errors.body, errs);
+  };
+
+  const follow = (after: number): void => {
+    if (stream || disposed) return;
+    stream = new EventSource(api.streamUrl(id, after));
+    stream.onmessage = () => refresh(150);
+    stream.addEventListener("end", () => {
+      stream?.close();
+      stream = undefined;
+      refresh(0);
+    });
+    stream.onerror = () => {
+      // The browser reconnects by itself (retry: 2 s); after a stream error event the server closed it.
+      if (stream?.readyState === EventSource.CLOSED) {
+        stream = undefined;
+        refresh(1000);
+      }
+    };
+  };
+
+  const load = async (): Promise<void> => {
+    if (loading) {
+      again = true;
+      return;
+    }
+    loading = true;
+    try {
+      const d = await api.run(id);
+      if (disposed) return;
+      detail = d;
+      if (LIVE.has(d.run.status)) {
+        follow(d.seq);
+        ticker ??= window.setInterval(() => {
+          if (detail && detail.run.status === "running" && !document.hidden) {
+            renderHead(detail, Date.now());
+            drawTimeline(timeline.body, detail.trace, { now: Date.now(), ...(selected ? { selected } : {}), onSelect: select });
+          }
+        }, 500);
+      } else {
+        stream?.close();
+        stream = undefined;
+        if (ticker !== undefined) window.clearInterval(ticker);
+        ticker = undefined;
+      }
+      render();
+    } catch (err) {
+      if (disposed) return;
+      if (detail === undefined) {
+        mount(root, h("div", { class: "page" }, h("nav", { class: "crumbs" }, link("/", null, "Runs")),
+          h("div", { class: "empty" }, h("h2", null, err instanceof ApiFailure && err.status === 404 ? "No such run" : "Could not load the run"), h("p", null, err instanceof ApiFailure ? err.message : String(err)))));
+        disposed = true;
+      }
+    } finally {
+      loading = false;
+      if (again && !disposed) {
+        again = false;
+        refresh(100);
+      }
+    }
+  };
+
+  function refresh(delay: number): void {
+    if (refreshTimer !== undefined) {
+      if (delay > 0) return; // one is already coming
+      window.clearTimeout(refreshTimer);
+    }
+    refreshTimer = window.setTimeout(() => {
+      refreshTimer = undefined;
+      void load();
+    }, delay);
+  }
+
+  let resizeTimer: number | undefined;
+  const onResize = (): void => {
+    window.clearTimeout(resizeTimer);
+    resizeTimer = window.setTimeout(() => detail && drawTimeline(timeline.body, detail.trace, { now: Date.now(), ...(selected ? { selected } : {}), onSelect: select }), 120);
+  };
+  window.addEventListener("resize", onResize);
+  void load();
+
+  return () => {
+    disposed = true;
+    stream?.close();
+    window.clearTimeout(refreshTimer);
+    window.clearInterval(ticker);
+    window.removeEventListener("resize", onResize);
+  };
+}

@@ -1,0 +1,198 @@
+/**
+ * `baton ui`: the web trace viewer's server (node:http, no framework). It serves the built web
+ * app (dist/ui: index.html, app.js, app.css) and the JSON API under /api/ (README-api.md).
+ *
+ * Local by default: it binds 127.0.0.1, refuses requests whose Host is not this machine (DNS
+ * rebinding) and JSON-less or cross-origin writes (CSRF). Any other bind address requires a
+ * token; with a token every /api route requires `Authorization: Bearer TOKEN` (the event
+ * stream, which EventSource cannot give headers, also accepts `?token=TOKEN`).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Runtime } from "../runtime/runtime.js";
+import { UserError } from "../runtime/errors.js";
+import type { Store } from "../store/port.js";
+import { Api } from "./api.js";
+import { bearerOf, hostnameOf, isLoopback, securityHeaders, sendJson, tokenMatches } from "./http.js";
+
+/** Options of {@link startUi}. */
+export interface UiOptions {
+  /** The run store to show. */
+  readonly store: Store;
+  /** TCP port; 0 picks a free one. @default 4500 */
+  readonly port?: number;
+  /** Interface to bind. Anything but a loopback address requires `token`. @default "127.0.0.1" */
+  readonly host?: string;
+  /** Bearer token every /api route then requires. @default none (loopback only) */
+  readonly token?: string;
+  /** Starts, answers and cancels runs; without it the UI is read-only. */
+  readonly runtime?: Runtime;
+  /** Directory of the built web app. @default dist/ui of this package */
+  readonly assets?: string;
+  /** How often event streams poll the store, in ms. @default 200 */
+  readonly pollMs?: number;
+  /** Heartbeat interval of event streams, in ms. @default 15000 */
+  readonly heartbeatMs?: number;
+}
+
+/** A running UI server. */
+export interface UiServer {
+  /** Base URL, e.g. `http://127.0.0.1:4500/`. */
+  readonly url: string;
+  readonly port: number;
+  /** Stop listening and end open connections (event streams included). */
+  close(): Promise<void>;
+}
+
+/** Files of the built web app, by URL path. */
+const ASSETS: Readonly<Record<string, { file: string; type: string }>> = {
+  "/": { file: "index.html", type: "text/html; charset=utf-8" },
+  "/app.js": { file: "app.js", type: "text/javascript; charset=utf-8" },
+  "/app.css": { file: "app.css", type: "text/css; charset=utf-8" },
+  "/favicon.svg": { file: "favicon.svg", type: "image/svg+xml" },
+};
+
+/** dist/ui next to this module when it runs from dist, else the package's dist/ui (running from src). */
+function defaultAssets(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return existsSync(join(here, "index.html")) ? here : join(here, "..", "..", "dist", "ui");
+}
+
+const NOT_BUILT = `<!doctype html><meta charset="utf-8"><title>Baton</title>
+<p>The web app is not built. Run <code>npm run build</code> (or <code>node scripts/build-ui.mjs</code>) in the Baton package, then reload.</p>
+<p>The JSON API works meanwhile: <a href="/api/runs">/api/runs</a>.</p>`;
+
+/**
+ * Start the UI server.
+ *
+ * @throws {@link UserError} when `host` is not a loopback address and no token is given, or
+ *   the port is taken.
+ * @example
+ * const ui = await startUi({ store: openStore(), runtime, port: 4500 });
+ * console.log(ui.url); // http://127.0.0.1:4500/
+ * await ui.close();
+ */
+export async function startUi(o: UiOptions): Promise<UiServer> {
+  const host = o.host ?? "127.0.0.1";
+  const token = o.token === "" ? undefined : o.token;
+  if (!isLoopback(host) && token === undefined) {
+    throw new UserError(`binding ${host} would expose runs to the network without a password: set a token with --token TOKEN (or BATON_UI_TOKEN), or keep the default --host 127.0.0.1`, 2);
+  }
+  const assets = o.assets ?? defaultAssets();
+  const streams = new Set<ServerResponse>();
+  const api = new Api({
+    store: o.store, ...(o.runtime ? { runtime: o.runtime } : {}),
+    stream: { pollMs: o.pollMs ?? 200, heartbeatMs: o.heartbeatMs ?? 15_000, open: streams },
+  });
+  const cache = new Map<string, Buffer>();
+
+  const serveAsset = (req: IncomingMessage, res: ServerResponse, path: string): void => {
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405, { Allow: "GET, HEAD", "Content-Type": "text/plain" }).end("method not allowed\n");
+      return;
+    }
+    // Every other path is a page of the app (/runs/ID): the app routes it.
+    const asset = ASSETS[path] ?? (path.startsWith("/runs") || path === "/index.html" ? ASSETS["/"]! : undefined);
+    if (asset === undefined) {
+      res.writeHead(404, { "Content-Type": "text/plain; charset=utf-8" }).end("not found\n");
+      return;
+    }
+    const file = join(assets, asset.file);
+    let body = cache.get(file);
+    if (body === undefined) {
+      if (!existsSync(file)) {
+        if (asset.file === "index.html") {
+          res.writeHead(503, { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store" }).end(NOT_BUILT);
+        } else res.writeHead(404, { "Content-Type": "text/plain; charset=utf-8" }).end("not found: the web app is not built\n");
+        return;
+      }
+      body = readFileSync(file);
+      cache.set(file, body);
+    }
+    res.writeHead(200, { "Content-Type": asset.type, "Content-Length": body.length, "Cache-Control": "no-cache" });
+    res.end(req.method === "HEAD" ? undefined : body);
+  };
+
+  /** Host (DNS rebinding) and Origin (cross-site writes) checks; a reason string when refused. */
+  const refused = (req: IncomingMessage): string | undefined => {
+    const hostHeader = req.headers.host;
+    if (hostHeader === undefined) return "a Host header is required";
+    const name = hostnameOf(hostHeader);
+    if (token === undefined && !isLoopback(name) && name !== host.toLowerCase()) return `requests for host '${name}' are refused: open the UI at its loopback address`;
+    const origin = req.headers.origin;
+    if (origin !== undefined && req.method !== "GET" && req.method !== "HEAD") {
+      let originHost: string;
+      try {
+        originHost = new URL(origin).host.toLowerCase();
+      } catch {
+        return `bad Origin '${origin}'`;
+      }
+      if (originHost !== hostHeader.toLowerCase()) return `cross-origin requests (from ${origin}) are refused`;
+    }
+    return undefined;
+  };
+
+  const server = createServer((req, res) => {
+    securityHeaders(res);
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://localhost");
+    } catch {
+      sendJson(res, 400, { error: "bad request URL" });
+      return;
+    }
+    const why = refused(req);
+    if (why !== undefined) {
+      sendJson(res, 403, { error: why });
+      return;
+    }
+    if (!url.pathname.startsWith("/api/") && url.pathname !== "/api") {
+      serveAsset(req, res, url.pathname);
+      return;
+    }
+    if (token !== undefined) {
+      // EventSource cannot send headers: the stream alone also takes ?token=.
+      const presented = bearerOf(req) ?? (/\/stream$/.test(url.pathname) ? (url.searchParams.get("token") ?? undefined) : undefined);
+      if (!tokenMatches(presented, token)) {
+        sendJson(res, 401, { error: "this server requires a token: send 'Authorization: Bearer TOKEN' (open the UI as /?token=TOKEN)" }, { "WWW-Authenticate": 'Bearer realm="baton"' });
+        return;
+      }
+    }
+    void api.handle(req, res, url);
+  });
+  server.keepAliveTimeout = 5_000;
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      server.off("listening", onListening);
+      if (err.code === "EADDRINUSE") reject(new UserError(`port ${o.port ?? 4500} on ${host} is in use: pick another with --port`, 1));
+      else if (err.code === "EADDRNOTAVAIL" || err.code === "ENOTFOUND") reject(new UserError(`cannot bind ${host}: it is not an address of this machine`, 1));
+      else if (err.code === "EACCES") reject(new UserError(`not allowed to bind port ${o.port ?? 4500}: use a port above 1023`, 1));
+      else reject(err);
+    };
+    const onListening = (): void => {
+      server.off("error", onError);
+      resolve();
+    };
+    server.once("error", onError);
+    server.once("listening", onListening);
+    server.listen(o.port ?? 4500, host);
+  });
+  const port = (server.address() as AddressInfo).port;
+  const shown = host.includes(":") ? `[${host}]` : host;
+  return {
+    url: `http://${shown}:${port}/`,
+    port,
+    close: async () => {
+      for (const res of streams) res.end();
+      streams.clear();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * `GET /api/runs/:id/stream`: a run's events as server-sent events. The store is polled
+ * (`eventsAfter`) so runs driven by any process sharing the store are followed alike.
+ */
+import type { ServerResponse } from "node:http";
+import type { Store } from "../store/port.js";
+
+/** Timing of event streams. */
+export interface StreamOptions {
+  /** How often the store is polled for new events, in ms. @default 200 */
+  readonly pollMs: number;
+  /** How often a comment line keeps idle connections (and proxies) open, in ms. @default 15000 */
+  readonly heartbeatMs: number;
+  /** Streams open right now, so the server can end them when it closes. */
+  readonly open: Set<ServerResponse>;
+}
+
+const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+
+/**
+ * Write each event after `after` as `id: SEQ` + `data: {json}`, then follow the run until it
+ * finishes: then an `end` event (`data: {"status": …}`) closes the stream. While a run waits
+ * for a human the stream stays open (heartbeats), since someone may answer it.
+ */
+export async function streamRun(res: ServerResponse, store: Store, runId: string, after: number, o: StreamOptions): Promise<void> {
+  res.writeHead(200, {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-store",
+    Connection: "keep-alive",
+    "X-Accel-Buffering": "no",
+  });
+  res.write("retry: 2000\n\n");
+  o.open.add(res);
+  let seq = after;
+  let closed = false;
+  let busy = false;
+  let poll: NodeJS.Timeout | undefined;
+  let beat: NodeJS.Timeout | undefined;
+  const stop = (): void => {
+    if (closed) return;
+    closed = true;
+    clearInterval(poll);
+    clearInterval(beat);
+    o.open.delete(res);
+    if (!res.writableEnded) res.end();
+  };
+  const tick = async (): Promise<void> => {
+    if (busy || closed) return;
+    busy = true;
+    try {
+      const events = await store.eventsAfter(runId, seq);
+      let finished: string | undefined;
+      for (const e of events) {
+        seq++;
+        res.write(`id: ${seq}\ndata: ${JSON.stringify(e)}\n\n`);
+        if (e.type === "run_finished") finished = e.status;
+        else if (e.type === "run_resumed") finished = undefined;
+      }
+      if (finished === undefined && events.length === 0) {
+        const status = (await store.get(runId))?.status;
+        if (status !== undefined && FINISHED.has(status)) finished = status;
+      }
+      if (finished !== undefined) {
+        res.write(`event: end\ndata: ${JSON.stringify({ status: finished, seq })}\n\n`);
+        stop();
+      }
+    } catch (err) {
+      res.write(`event: error\ndata: ${JSON.stringify({ error: (err as Error).message })}\n\n`);
+      stop();
+    } finally {
+      busy = false;
+    }
+  };
+  res.on("close", stop);
+  poll = setInterval(() => void tick(), o.pollMs);
+  beat = setInterval(() => res.write(": ping\n\n"), o.heartbeatMs);
+  await tick();
+}

@@ -12,3 +12,4 @@ export type { BatonEvent, StageError, ErrorKind } from "./engine/events.js";
 export type { Plan, StagePlan } from "./plan/types.js";
 export { openStore, MemoryStore, SqliteStore, type Store } from "./store/index.js";
 export { compileSource, compileObject, loadPlanFile, validateFile, validateInputs, describePlan, TemplateError, InputError, formatDiagnostic, type Diagnostic } from "./template/index.js";
+export { createTelemetry, traceIdOf, type Telemetry } from "./telemetry/index.js";

@@ -12,6 +12,10 @@ import type { Store } from "../store/port.js";
 import { compileSource } from "../template/index.js";
 import type { Pipeline } from "./pipeline.js";
 import { loadConfig, type BatonConfig } from "../agents/config.js";
+import { createTelemetry, type Telemetry } from "../telemetry/index.js";
+
+let envTelemetry: Telemetry | undefined | null = null;
+const defaultTelemetry = (): Telemetry | undefined => (envTelemetry === null ? (envTelemetry = createTelemetry()) : envTelemetry);
 
 const hasAgents = (plan: Plan): boolean => plan.stages.some((s) => s.spec.kind === "agent" || s.spec.kind === "pipeline");
 
@@ -32,6 +36,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Providers and model facts for agent stages. @default loaded from baton.config.* in the working directory */
   config?: BatonConfig;
+  /** OpenTelemetry export. @default one per process from the OTEL_* environment (off without an endpoint), flushed after each run; false = off */
+  telemetry?: Telemetry | false;
 }
 
 /** A run that did not succeed. */
@@ -52,9 +58,10 @@ export function planFromSource(source: { format: "yaml" | "json" | "ts"; file?: 
 export async function execute<In, Out>(pipeline: Pipeline<In, Out>, inputs: In, opts: RunOptions = {}): Promise<RunResult & { output?: Out }> {
   const ownStore = typeof opts.store !== "object";
   const store: Store = typeof opts.store === "object" ? opts.store : opts.store === undefined ? new MemoryStore() : openStore(opts.store);
+  const telemetry = opts.telemetry === false ? undefined : (opts.telemetry ?? defaultTelemetry());
   const runtime = new Runtime({
     store, ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
-    ...(opts.onEvents ? { onEvents: (id: string, es: readonly BatonEvent[]) => opts.onEvents!(id, es) } : {}),
+    ...(opts.onEvents || telemetry ? { onEvents: (id: string, es: readonly BatonEvent[], plan: Plan) => { opts.onEvents?.(id, es); telemetry?.onEvents(id, es, plan); } } : {}),
     loadPlan: planFromSource,
     config: opts.config ?? (hasAgents(pipeline.plan) ? await loadConfig() : {}),
   });
@@ -70,6 +77,7 @@ export async function execute<In, Out>(pipeline: Pipeline<In, Out>, inputs: In, 
     }
   } finally {
     await runtime.close();
+    await telemetry?.flush();
     if (ownStore) await store.close();
   }
 }

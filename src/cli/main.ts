@@ -13,6 +13,7 @@ import type { Store } from "../store/port.js";
 import { describePlan, loadPlanFile, validateFile, validateInputs, formatDiagnostic } from "../template/index.js";
 import { buildTrace, renderTrace } from "../trace/index.js";
 import { Progress } from "./progress.js";
+import { createTelemetry, type Telemetry } from "../telemetry/index.js";
 import { registerDiff } from "./commands/diff.js";
 import { registerUi } from "./commands/ui.js";
 import { registerMigrate } from "./commands/migrate.js";
@@ -98,12 +99,27 @@ async function follow(runtime: Runtime, start: () => Promise<{ id: string; done:
   }
 }
 
+/** OpenTelemetry export of this process (off unless OTEL_EXPORTER_OTLP_ENDPOINT is set). */
+let telemetry: Telemetry | undefined;
+let telemetryChecked = false;
+function processTelemetry(): Telemetry | undefined {
+  if (!telemetryChecked) {
+    telemetryChecked = true;
+    telemetry = createTelemetry();
+  }
+  return telemetry;
+}
+
 async function makeRuntime(store: Store, concurrency: string | undefined, progress: Progress): Promise<Runtime> {
   const n = concurrency === undefined ? undefined : Number(concurrency);
   if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new UserError(`--concurrency must be a whole number from 1 up, got '${concurrency}'`, 2);
+  const tel = processTelemetry();
   return new Runtime({
     store, ...(n !== undefined ? { concurrency: n } : {}), loadPlan: planFromSource, config: await loadConfig(),
-    onEvents: (id, events, plan) => progress.onEvents(id, events, plan),
+    onEvents: (id, events, plan) => {
+      progress.onEvents(id, events, plan);
+      tel?.onEvents(id, events, plan);
+    },
   });
 }
 
@@ -395,8 +411,10 @@ export async function main(argv: string[]): Promise<number> {
   const cmd = program() as Command & { exitCode: () => number };
   try {
     await cmd.parseAsync(argv, { from: "user" });
+    await telemetry?.shutdown();
     return cmd.exitCode();
   } catch (err) {
+    await telemetry?.shutdown();
     if (err instanceof CommanderError) {
       if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return 0;
       return 2;

@@ -165,8 +165,27 @@ export class BatonWorker {
     this.runs.delete(run);
   }
 
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  /** Run `fn` alone for this run in this worker: advances and appends never interleave on the cached state. */
+  private async locked<T>(run: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(run) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.catch(() => undefined);
+    this.locks.set(run, settled);
+    try {
+      return await next;
+    } finally {
+      if (this.locks.get(run) === settled) this.locks.delete(run);
+    }
+  }
+
   /** One engine step for a run, appended atomically; then dispatch its executions. */
-  async advance(run: string): Promise<void> {
+  advance(run: string): Promise<void> {
+    return this.locked(run, () => this.advanceNow(run));
+  }
+
+  private async advanceNow(run: string): Promise<void> {
     for (let tries = 0; tries < 20; tries++) {
       const c = await this.sync(run);
       const s = c.state;
@@ -232,7 +251,7 @@ export class BatonWorker {
   /** Run one attempt, unless it is no longer the current one. */
   async exec(job: Job<ExecJob>): Promise<void> {
     const j = job.data;
-    let c = await this.sync(j.run);
+    let c = await this.locked(j.run, () => this.sync(j.run));
     const find = (st: RunState) => {
       const owner = st.plan.stageIndex.get(j.fallbackFor ?? j.stage);
       if (owner === undefined) return undefined;
@@ -243,7 +262,11 @@ export class BatonWorker {
       return exec && exec.status === "running" && exec.attempt === j.attempt ? exec : undefined;
     };
     const exec = find(c.state);
-    if (!exec) return; // already done, or superseded (cancelled, routed back, retried elsewhere)
+    const debug = process.env.BATON_WORKER_DEBUG ? (m: string) => this.o.log?.(`[${j.stage}:${j.visit}:${j.item ?? ""}#${j.attempt}] ${m}`) : undefined;
+    if (!exec) {
+      debug?.("superseded before it ran");
+      return; // already done, or superseded (cancelled, routed back, retried elsewhere)
+    }
     const plan = c.plan;
     const ef: Extract<Effect, { kind: "execute" }> = {
       kind: "execute", exec, stage: exec.stage, visit: j.visit, item: j.item, attempt: j.attempt,
@@ -269,17 +292,32 @@ export class BatonWorker {
     });
     if (!result) return;
     this.redactor.event(result);
+    const appended = await this.locked(j.run, async () => {
     for (let tries = 0; tries < 20; tries++) {
       try {
+        c = await this.sync(j.run);
+        if (!find(c.state)) {
+          debug?.("superseded while it ran");
+          return false;
+        }
         c.seq = await this.o.store.append(j.run, [result], c.seq);
         apply(c.state, result);
+        debug?.(`appended ${result.type} at seq ${c.seq}`);
         break;
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
+        debug?.(`conflict at seq ${c.seq}: ${err.message}`);
+        this.forget(j.run);
         c = await this.sync(j.run);
-        if (!find(c.state)) return; // superseded while it ran
+        if (!find(c.state)) {
+          debug?.("superseded while it ran");
+          return false;
+        }
       }
     }
+    return true;
+    });
+    if (!appended) return;
     await enqueueAdvance(this.advanceQ, j.run, c.seq);
   }
 }

@@ -32,10 +32,13 @@ afterAll(() => {
   for (const c of children) c.kill("SIGKILL");
 });
 
+const logs = new Map<ChildProcess, string>();
 function worker(db: string, effects: string): ChildProcess {
   const c = spawn(process.execPath, [CLI, "--db", db, "worker", "--queue", REDIS, "--lock-ms", "1500", "--sweep-ms", "500", "--concurrency", "4"], {
-    env: { ...process.env, BATON_EFFECTS: effects }, stdio: ["ignore", "ignore", process.env.BATON_TEST_VERBOSE ? "inherit" : "ignore"],
+    env: { ...process.env, BATON_EFFECTS: effects }, stdio: ["ignore", "ignore", "pipe"],
   });
+  logs.set(c, "");
+  c.stderr!.on("data", (d) => logs.set(c, logs.get(c) + String(d)));
   children.push(c);
   return c;
 }
@@ -82,7 +85,7 @@ describe("baton worker", () => {
       events = (await store.load(id)).events;
     }
     if (!events.some((e) => e.type === "run_finished")) {
-      throw new Error(`run did not finish after worker A died; last events: ${events.slice(-6).map((e) => `${e.type} ${"stage" in e ? e.stage : ""}`).join(", ")}; effects: ${readFileSync(effects, "utf8").replace(/\n/g, " ")}`);
+      throw new Error(`run did not finish after worker A died; last events: ${events.slice(-6).map((e) => `${e.type} ${"stage" in e ? e.stage : ""}`).join(", ")}; worker B said: ${(logs.get(b) ?? "").slice(0, 1500)}`);
     }
     const finished = events.find((e) => e.type === "run_finished") as { status: string; output: unknown };
     expect(finished).toMatchObject({ status: "succeeded", output: { sum: 217, flaky: 16, join: [217, 16] } });

@@ -63,9 +63,16 @@ export async function openStoreAsync(spec?: string, opts?: OpenStoreOptions): Pr
     if (opts?.schema !== undefined) pgOpts.schema = opts.schema;
     if (opts?.max !== undefined) pgOpts.max = opts.max;
     if (opts?.now !== undefined) pgOpts.now = opts.now;
+    // `?schema=NAME` in the URL picks the schema (several Batons, or tests, in one database).
+    const url = new URL(target);
+    const schema = url.searchParams.get("schema");
+    if (schema !== null) {
+      url.searchParams.delete("schema");
+      pgOpts.schema ??= schema;
+    }
     // Loaded on demand: `pg` costs ~50 ms of startup that SQLite users need not pay.
     const { PostgresStore } = await import("./postgres.js");
-    return PostgresStore.connect(target, pgOpts);
+    return PostgresStore.connect(schema !== null ? url.toString() : target, pgOpts);
   }
   return openStore(target, opts);
 }

@@ -125,4 +125,35 @@ describe("baton worker", () => {
     w.kill("SIGTERM");
     await store.close();
   }, 60_000);
+
+  it("on PostgreSQL: every connection of the workers dropped mid-run — they reconnect and the run completes", async () => {
+    const schema = `dist_${process.pid}_${Date.now() % 100000}`;
+    const PG = process.env.BATON_TEST_POSTGRES ?? "postgres://postgres@127.0.0.1:5432/test";
+    const store = `${PG}?schema=${schema}&application_name=baton-dist-test`;
+    const effects = join(dir, "pg.effects");
+    writeFileSync(effects, "");
+    const pgw = spawn(process.execPath, [CLI, "--store", store, "worker", "--queue", REDIS, "--lock-ms", "1500", "--sweep-ms", "500"], { env: { ...process.env, BATON_EFFECTS: effects }, stdio: ["ignore", "ignore", "pipe"] });
+    children.push(pgw);
+    let wlog = "";
+    pgw.stderr!.on("data", (d) => (wlog += d));
+    const sub = spawnSync(process.execPath, [CLI, "--store", store, "run", resolve("test/fixtures/cli/slow.yaml"), "--queue", REDIS, "--detach", "--json"], { encoding: "utf8" });
+    expect(sub.status, sub.stderr).toBe(0);
+    const id = JSON.parse(sub.stdout).id as string;
+    await until(() => readFileSync(effects, "utf8").length > 0 || true, 100, "start");
+    await new Promise((r) => setTimeout(r, 700)); // the long stage is running
+    const kill = spawnSync("psql", [PG, "-Atc", "select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name = 'baton-dist-test'"], { encoding: "utf8" });
+    expect(kill.status, kill.stderr).toBe(0);
+    expect(Number(kill.stdout.trim())).toBeGreaterThan(0);
+    let out = "";
+    for (let i = 0; i < 300; i++) {
+      const r = spawnSync(process.execPath, [CLI, "--store", store, "runs", "--json"], { encoding: "utf8" });
+      out = r.stdout;
+      if (r.status === 0 && JSON.parse(out).some((x: { id: string; status: string }) => x.id === id && x.status !== "running")) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const t = JSON.parse(spawnSync(process.execPath, [CLI, "--store", store, "trace", id, "--json"], { encoding: "utf8" }).stdout);
+    expect(t.run, wlog).toMatchObject({ status: "succeeded", output: 20 });
+    pgw.kill("SIGTERM");
+    spawnSync("psql", [PG, "-c", `drop schema if exists ${schema} cascade`]);
+  }, 60_000);
 });

@@ -1,5 +1,5 @@
 /**
- * The UI's JSON API (documented in README-api.md): read runs and traces, follow a run as
+ * The UI's JSON API (documented in the README, "Web UI"): read runs and traces, follow a run as
  * server-sent events, start runs and answer or cancel them through a {@link Runtime}.
  * Thin: every route maps onto the store, the trace builder or the runtime.
  */

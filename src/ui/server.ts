@@ -1,6 +1,6 @@
 /**
  * `baton ui`: the web trace viewer's server (node:http, no framework). It serves the built web
- * app (dist/ui: index.html, app.js, app.css) and the JSON API under /api/ (README-api.md).
+ * app (dist/ui: index.html, app.js, app.css) and the JSON API under /api/ (see the README, "Web UI").
  *
  * Local by default: it binds 127.0.0.1, refuses requests whose Host is not this machine (DNS
  * rebinding) and JSON-less or cross-origin writes (CSRF). Any other bind address requires a

@@ -1,5 +1,5 @@
 /**
- * The JSON shapes of the web UI's API (see README-api.md). Shared by the server and the
+ * The JSON shapes of the web UI's API (see the README, "Web UI"). Shared by the server and the
  * browser client, which import them as types only. Field names follow the trace (SPEC §5):
  * snake_case, ISO-8601 UTC timestamps, durations in milliseconds.
  */

@@ -21,8 +21,8 @@ import type { Plan } from "../plan/types.js";
 import { evaluateEffect } from "../runtime/effects.js";
 import { Attempt, type AttemptHost } from "../runtime/attempt.js";
 import { Redactor } from "../runtime/redact.js";
-import { Pools } from "../runtime/pools.js";
-import { StageHistory } from "../runtime/history.js";
+import { RedisPools } from "./redis-pool.js";
+import type { RedisOptions } from "ioredis";
 import type { BatonConfig } from "../agents/config.js";
 
 /** Job payloads. */
@@ -102,11 +102,12 @@ export class BatonWorker {
   private readonly execQ: Queue;
   private readonly workers: Worker[] = [];
   private readonly redactor = new Redactor();
-  private readonly pools = new Pools();
-  private readonly history = new StageHistory();
+  /** Pools held in Redis, so their limits hold across every worker. */
+  private readonly pools: RedisPools;
   readonly id = `${hostname()}:${process.pid}`;
 
   constructor(private readonly o: WorkerOptions) {
+    this.pools = new RedisPools(o.connection as RedisOptions);
     this.advanceQ = new Queue(ADVANCE, { connection: o.connection });
     this.execQ = new Queue(EXEC, { connection: o.connection });
   }
@@ -139,6 +140,7 @@ export class BatonWorker {
     await Promise.all(this.workers.map((w) => w.close()));
     await this.advanceQ.close();
     await this.execQ.close();
+    await this.pools.close();
   }
 
   /** Bring the cached state of a run up to date with the store. */
@@ -276,11 +278,7 @@ export class BatonWorker {
       const host: AttemptHost = {
         plan, state: c.state, runId: j.run, now: Date.now,
         budget: { reserved: { tokens: 0, usd: 0 }, unapplied: { tokens: 0, usd: 0 } },
-        acquire: async (stage, tokens, signal) => {
-          if (stage.limit === undefined) return undefined;
-          const pool = this.pools.get(stage.limit);
-          return pool?.acquire({ priority: this.history.remaining(plan, stage.idx), tokens, signal, label: stage.id });
-        },
+        acquire: async (stage, tokens, signal) => (stage.limit !== undefined && this.pools.has(stage.limit) ? this.pools.acquire(stage.limit, tokens, signal) : undefined),
         services: {
           config: this.o.config ?? {},
           usage: () => ({ tokens: c.state.usage.input + c.state.usage.output, usd: c.state.usage.usd }),

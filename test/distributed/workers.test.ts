@@ -6,6 +6,8 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { SqliteStore } from "../../src/store/sqlite.js";
@@ -156,4 +158,45 @@ describe("baton worker", () => {
     pgw.kill("SIGTERM");
     spawnSync("psql", [PG, "-c", `drop schema if exists ${schema} cascade`]);
   }, 60_000);
+
+  it("a pool's concurrency holds across workers (Redis-side pools)", async () => {
+    let now = 0;
+    let peak = 0;
+    let served = 0;
+    const server = createServer((req, res) => {
+      now++;
+      peak = Math.max(peak, now);
+      setTimeout(() => {
+        now--;
+        served++;
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ ok: true }));
+      }, 120);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as AddressInfo).port;
+    const tpl = join(dir, "pooled.yaml");
+    writeFileSync(tpl, `baton: 1
+name: pooled
+limits: { svc: { concurrency: 1 } }
+stages:
+  calls:
+    for_each: "[1, 2, 3, 4, 5, 6]"
+    concurrency: 6
+    limit: svc
+    http: { url: "http://127.0.0.1:${port}/work", method: GET }
+output: "$count(calls)"
+`);
+    const db = join(dir, "pool.db");
+    const effects = join(dir, "pool.effects");
+    writeFileSync(effects, "");
+    const ws = [worker(db, effects), worker(db, effects)];
+    const r = spawnSync(process.execPath, [CLI, "--db", db, "run", tpl, "--queue", REDIS, "--json"], { encoding: "utf8", timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).output).toBe(6);
+    expect(served).toBe(6);
+    expect(peak).toBe(1);
+    for (const w of ws) w.kill("SIGTERM");
+    server.close();
+  }, 40_000);
 });

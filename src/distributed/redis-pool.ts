@@ -105,11 +105,15 @@ export class RedisPools {
       if (Number(wait) === 0) break;
       reason ??= `pool '${name}' ${why}`;
       await new Promise<void>((res, rej) => {
-        const t = setTimeout(res, Math.min(100, Number(wait)));
-        signal?.addEventListener("abort", () => {
+        const onAbort = (): void => {
           clearTimeout(t);
-          rej(signal.reason);
-        }, { once: true });
+          rej(signal!.reason);
+        };
+        const t = setTimeout(() => {
+          signal?.removeEventListener("abort", onAbort);
+          res();
+        }, Math.min(100, Number(wait)));
+        signal?.addEventListener("abort", onAbort, { once: true });
       });
     }
     let done = false;

@@ -191,9 +191,13 @@ output: "$count(calls)"
     const effects = join(dir, "pool.effects");
     writeFileSync(effects, "");
     const ws = [worker(db, effects), worker(db, effects)];
-    const r = spawnSync(process.execPath, [CLI, "--db", db, "run", tpl, "--queue", REDIS, "--json"], { encoding: "utf8", timeout: 30_000 });
-    expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout).output).toBe(6);
+    // (spawn, not spawnSync: this process serves the HTTP calls while the run goes on)
+    const child = spawn(process.execPath, [CLI, "--db", db, "run", tpl, "--queue", REDIS, "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    const code = await new Promise<number | null>((res) => child.on("exit", res));
+    expect(code).toBe(0);
+    expect(JSON.parse(out).output).toBe(6);
     expect(served).toBe(6);
     expect(peak).toBe(1);
     for (const w of ws) w.kill("SIGTERM");

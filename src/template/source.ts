@@ -163,6 +163,17 @@ export function parseText(text: string, format: "yaml" | "json", file: string): 
       push(bad.offset, `JSON syntax error: ${bad.message}`);
     }
   }
-  const data = fatal ? undefined : doc.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  if (!fatal) {
+    try {
+      data = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      // Aliases to anchors that do not exist, alias bombs, and the like.
+      fatal = true;
+      const m = /alias ['"]?([^'"\s]*)/i.exec((err as Error).message);
+      const at = m && m[1] ? Math.max(0, text.indexOf(`*${m[1]}`)) : 0;
+      push(at, `YAML error: ${(err as Error).message}`);
+    }
+  }
   return { data, locator: new YamlLocator(doc, text, lines), diagnostics, fatal };
 }

@@ -47,6 +47,17 @@ export interface DriverHost {
   finished(driver: RunDriver): void;
 }
 
+/** Longest stretch (ms) of back-to-back steps before yielding to the event loop. */
+const SLICE_MS = 10;
+const slice = { start: performance.now() };
+// Each turn of the event loop starts a new slice.
+const turn = (): void => {
+  slice.start = performance.now();
+  const t = setTimeout(turn, 5);
+  t.unref();
+};
+turn();
+
 /** Drives one run to a stop (finished, waiting, or cancelled). */
 export class RunDriver {
   private pending: BatonEvent[] = [];
@@ -110,10 +121,17 @@ export class RunDriver {
       return;
     }
     this.scheduled = true;
-    queueMicrotask(() => {
+    const run = (): void => {
       this.scheduled = false;
       void this.step();
-    });
+    };
+    // Steps chain through microtasks (fast), but never hold the event loop for more than a
+    // slice: then the next step waits for the loop to turn (timers, I/O, other processes' work).
+    const now = performance.now();
+    if (now - slice.start > SLICE_MS) {
+      slice.start = now;
+      setImmediate(run);
+    } else queueMicrotask(run);
   }
 
   /** Abort every execution in flight (process shutdown). */

@@ -10,7 +10,7 @@ import { startUi, type UiServer } from "../../src/ui/server.js";
 
 export const EXAMPLE = resolve("examples/research-report.yaml");
 export const SLOW = resolve("test/fixtures/cli/slow.yaml");
-export const APPROVE = resolve("test/fixtures/cli/approve.yaml");
+export const APPROVE = resolve("test/fixtures/ui/approve.yaml");
 
 export interface Env {
   readonly store: SqliteStore;

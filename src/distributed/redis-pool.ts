@@ -54,7 +54,7 @@ if tokens ~= '' then
   for i = 1, #members, 2 do
     if string.sub(members[i], 1, #id + 1) == id .. '|' then
       redis.call('ZREM', KEYS[2], members[i])
-      redis.call('ZADD', KEYS[2], members[i + 1], id .. '|' .. tokens)
+      redis.call('ZADD', KEYS[2], now, id .. '|' .. tokens)
       break
     end
   end

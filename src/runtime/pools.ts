@@ -86,7 +86,7 @@ interface Waiter {
 
 interface Sent {
   readonly at: number;
-  tokens: number;
+  readonly tokens: number;
 }
 
 /** Live numbers of a pool (for traces, the UI and tests). */
@@ -104,7 +104,10 @@ export interface PoolStats {
 
 export class Pool {
   private inflight = 0;
+  /** Requests in the window (grant times), for rpm. */
   private readonly sent: Sent[] = [];
+  /** Tokens in the window, for tpm: an estimate from its grant, then the real usage from its release. */
+  private tokens: Sent[] = [];
   private waiters: Waiter[] = [];
   private pausedUntil = 0;
   private factor = 1;
@@ -156,7 +159,7 @@ export class Pool {
     this.expire(this.clock.now());
     return {
       name: this.name, inflight: this.inflight, waiting: this.waiters.length, requestsInWindow: this.sent.length,
-      tokensInWindow: this.sent.reduce((a, s) => a + s.tokens, 0), pausedUntil: this.pausedUntil, factor: this.factor,
+      tokensInWindow: this.tokens.reduce((a, s) => a + s.tokens, 0), pausedUntil: this.pausedUntil, factor: this.factor,
       granted: this.granted, rejected: this.rejected,
     };
   }
@@ -165,6 +168,7 @@ export class Pool {
     let i = 0;
     while (i < this.sent.length && this.sent[i]!.at <= now - WINDOW_MS) i++;
     if (i > 0) this.sent.splice(0, i);
+    if (this.tokens.length && this.tokens[0]!.at <= now - WINDOW_MS) this.tokens = this.tokens.filter((t) => t.at > now - WINDOW_MS);
   }
 
   /** Why `w` cannot start now (undefined: it can), and when to look again. */
@@ -178,22 +182,23 @@ export class Pool {
       const cap = Math.max(1, Math.floor(rpm * this.factor));
       if (this.sent.length >= cap) return { reason: `pool '${this.name}' at its ${cap} requests per minute`, retryAt: this.sent[this.sent.length - cap]!.at + WINDOW_MS };
     }
-    if (tpm !== undefined && this.sent.length > 0) {
+    if (tpm !== undefined && this.tokens.length > 0) {
       const cap = Math.max(1, Math.floor(tpm * this.factor));
       let used = 0;
-      for (const s of this.sent) used += s.tokens;
+      for (const t of this.tokens) used += t.tokens;
       if (used + w.req.tokens > cap) {
-        // The oldest calls must leave the window until this one fits.
+        // The oldest tokens must leave the window until this call fits.
+        const byAge = [...this.tokens].sort((a, b) => a.at - b.at);
         let free = cap - used;
         let at: number | undefined;
-        for (const s of this.sent) {
-          free += s.tokens;
+        for (const t of byAge) {
+          free += t.tokens;
           if (free >= w.req.tokens) {
-            at = s.at + WINDOW_MS;
+            at = t.at + WINDOW_MS;
             break;
           }
         }
-        return { reason: `pool '${this.name}' at its ${cap} tokens per minute`, retryAt: at ?? this.sent[this.sent.length - 1]!.at + WINDOW_MS };
+        return { reason: `pool '${this.name}' at its ${cap} tokens per minute`, retryAt: at ?? byAge[byAge.length - 1]!.at + WINDOW_MS };
       }
     }
     return undefined;
@@ -246,8 +251,11 @@ export class Pool {
   private grant(w: Waiter, now: number): PoolLease {
     this.inflight++;
     this.granted++;
+    this.sent.push({ at: now, tokens: 0 });
+    // Counted from the grant with its estimate; on release, from then with its real usage (a
+    // provider may count a call's tokens when it answers, so they stay in its window longer).
     const entry: Sent = { at: now, tokens: w.req.tokens };
-    this.sent.push(entry);
+    if (w.req.tokens > 0) this.tokens.push(entry);
     let done = false;
     return {
       pool: this.name,
@@ -257,8 +265,11 @@ export class Pool {
         if (done) return;
         done = true;
         this.inflight--;
-        if (outcome.tokens !== undefined) entry.tokens = outcome.tokens;
         const t = this.clock.now();
+        if (outcome.tokens !== undefined) {
+          this.tokens = this.tokens.filter((x) => x !== entry);
+          if (outcome.tokens > 0) this.tokens.push({ at: t, tokens: outcome.tokens });
+        }
         if (outcome.rejected) {
           this.rejected++;
           if (outcome.retryAfterMs !== undefined) {

@@ -16,7 +16,7 @@
 import { Queue, Worker, type Job, type ConnectionOptions } from "bullmq";
 import { hostname } from "node:os";
 import { ConflictError, type Store } from "../store/port.js";
-import { apply, createState, decide, execAt, nextWakeAt, type BatonEvent, type Effect, type RunState, type RunStarted } from "../engine/index.js";
+import { apply, createState, decide, execAt, nextWakeAt, type BatonEvent, type Effect, type Exec, type RunState, type RunStarted } from "../engine/index.js";
 import type { Plan } from "../plan/types.js";
 import { evaluateEffect } from "../runtime/effects.js";
 import { Attempt, type AttemptHost } from "../runtime/attempt.js";
@@ -28,6 +28,8 @@ import type { BatonConfig } from "../agents/config.js";
 /** Job payloads. */
 export interface AdvanceJob {
   readonly run: string;
+  /** Re-enqueue every running execution too (the sweep's advances, after lost jobs). */
+  readonly recover?: boolean;
 }
 export interface ExecJob {
   readonly run: string;
@@ -61,13 +63,16 @@ export function redisConnection(url: string): ConnectionOptions {
 const jobId = (...parts: (string | number | undefined)[]): string => parts.map((p) => String(p ?? "").replace(/[:|]/g, "_")).join("|");
 
 /** Enqueue the first `advance` of a run (the submitter's side). */
-export async function enqueueAdvance(queue: Queue, run: string, seq: number, delayMs = 0): Promise<void> {
-  await queue.add("advance", { run } satisfies AdvanceJob, {
-    jobId: delayMs > 0 ? jobId("wake", run, Date.now() + delayMs) : jobId("adv", run, seq),
+export async function enqueueAdvance(queue: Queue, run: string, seq: number, delayMs = 0, recover = false): Promise<void> {
+  await queue.add("advance", { run, ...(recover ? { recover: true } : {}) } satisfies AdvanceJob, {
+    jobId: recover ? jobId("recover", run, seq) : delayMs > 0 ? jobId("wake", run, Date.now() + delayMs) : jobId("adv", run, seq),
     ...(delayMs > 0 ? { delay: delayMs } : {}),
-    removeOnComplete: true, removeOnFail: 1000,
+    ...JOB_OPTS,
   });
 }
+
+/** Finished jobs leave no key behind (a failed one must not block its id forever); failures retry. */
+const JOB_OPTS = { removeOnComplete: true, removeOnFail: true, attempts: 5, backoff: { type: "exponential", delay: 200 } } as const;
 
 interface Cached {
   plan: Plan;
@@ -116,7 +121,7 @@ export class BatonWorker {
   start(): void {
     const lockDuration = this.o.lockMs ?? 10_000;
     const common = { connection: this.o.connection, lockDuration, stalledInterval: Math.max(1000, lockDuration / 2), maxStalledCount: 100 };
-    this.workers.push(new Worker<AdvanceJob>(ADVANCE, (job) => this.advance(job.data.run), { ...common, concurrency: 4 }));
+    this.workers.push(new Worker<AdvanceJob>(ADVANCE, (job) => this.advance(job.data.run, job.data.recover === true), { ...common, concurrency: Math.max(4, this.o.concurrency ?? 8) }));
     this.workers.push(new Worker<ExecJob>(EXEC, (job) => this.exec(job), { ...common, concurrency: this.o.concurrency ?? 8 }));
     for (const w of this.workers) {
       w.on("error", (err) => this.o.log?.(`worker error: ${err.message}`));
@@ -131,7 +136,7 @@ export class BatonWorker {
   /** Enqueue a step for every running run (recovers jobs Redis lost). */
   async sweep(): Promise<void> {
     const runs = await this.o.store.list({ status: "running", limit: 500 });
-    await Promise.all(runs.map((r) => enqueueAdvance(this.advanceQ, r.id, r.seq)));
+    await Promise.all(runs.map((r) => enqueueAdvance(this.advanceQ, r.id, r.seq, 0, true)));
   }
 
   /** Stop taking jobs; wait for the ones in progress (SIGTERM: finish what is in flight). */
@@ -183,11 +188,11 @@ export class BatonWorker {
   }
 
   /** One engine step for a run, appended atomically; then dispatch its executions. */
-  advance(run: string): Promise<void> {
-    return this.locked(run, () => this.advanceNow(run));
+  advance(run: string, recover = false): Promise<void> {
+    return this.locked(run, () => this.advanceNow(run, recover));
   }
 
-  private async advanceNow(run: string): Promise<void> {
+  private async advanceNow(run: string, recover: boolean): Promise<void> {
     for (let tries = 0; tries < 20; tries++) {
       const c = await this.sync(run);
       const s = c.state;
@@ -200,8 +205,23 @@ export class BatonWorker {
         const step = decide(s, Date.now());
         batch.push(...step.events);
         const exprs = step.effects.filter((e) => e.kind === "evaluate_if" || e.kind === "expand" || e.kind === "routes" || e.kind === "assemble");
-        for (const e of step.effects) if (e.kind === "execute") execs.push(e);
-        if (exprs.length === 0) break;
+        // `value:` stages are pure: evaluate them here, in this step, instead of a job round trip.
+        const inline: Extract<Effect, { kind: "execute" }>[] = [];
+        for (const e of step.effects) {
+          if (e.kind !== "execute") continue;
+          const st = c.plan.stages[e.stage]!;
+          if (st.spec.kind === "value" && st.limit === undefined && e.fallbackFor === undefined) inline.push(e);
+          else execs.push(e);
+        }
+        for (const ef of inline) {
+          const e = await this.runAttempt(c, run, ef);
+          if (e) {
+            this.redactor.event(e);
+            apply(s, e);
+            batch.push(e);
+          }
+        }
+        if (exprs.length === 0 && inline.length === 0) break;
         for (const ef of exprs) {
           const events = await evaluateEffect(c.plan, s, ef as Parameters<typeof evaluateEffect>[2], Date.now);
           for (const e of events) {
@@ -211,9 +231,9 @@ export class BatonWorker {
         }
       }
       if (batch.length === 0 && execs.length === 0) {
-        // Nothing new: make sure every running execution has its job (a worker may have died
-        // between appending stage_started and enqueueing), and wake up for the next retry.
-        await this.dispatch(run, c);
+        // Nothing new. A recovery advance makes sure every running execution has its job (a
+        // worker may have died between appending stage_started and enqueueing, or Redis lost it).
+        if (recover) await this.dispatch(run, c, [...c.state.running]);
         const wake = nextWakeAt(s);
         if (wake !== undefined) await enqueueAdvance(this.advanceQ, run, c.seq, Math.max(1, wake - Date.now()));
         return;
@@ -228,7 +248,7 @@ export class BatonWorker {
         }
         throw err;
       }
-      await this.dispatch(run, c);
+      await this.dispatch(run, c, recover ? [...c.state.running] : execs.map((e) => e.exec).filter((x) => x.status === "running"));
       const wake = nextWakeAt(s);
       if (wake !== undefined) await enqueueAdvance(this.advanceQ, run, c.seq, Math.max(1, wake - Date.now()));
       if ((s.status as string) !== "running") this.forget(run);
@@ -237,17 +257,36 @@ export class BatonWorker {
     throw new Error(`run ${run}: could not advance it after 20 conflicting attempts`);
   }
 
-  /** Enqueue a job for every running execution (ids collapse duplicates). */
-  private async dispatch(run: string, c: Cached): Promise<void> {
+  /** Enqueue a job for each execution (ids collapse duplicates). */
+  private async dispatch(run: string, c: Cached, execs: readonly Exec[]): Promise<void> {
     const plan = c.plan;
-    await Promise.all([...c.state.running].map((x) => {
+    await Promise.all(execs.map((x) => {
       const job: ExecJob = {
         run, stage: plan.stages[x.stage]!.id, visit: x.visit, attempt: x.attempt,
         ...(x.item !== undefined ? { item: x.item } : {}),
         ...(x.owner ? { fallbackFor: plan.stages[x.owner.stage]!.id } : {}),
       };
-      return this.execQ.add("exec", job, { jobId: jobId("exec", run, job.stage, job.visit, job.item, job.fallbackFor, job.attempt), removeOnComplete: true, removeOnFail: 1000 });
+      return this.execQ.add("exec", job, { jobId: jobId("exec", run, job.stage, job.visit, job.item, job.fallbackFor, job.attempt), ...JOB_OPTS });
     }));
+  }
+
+  /** Run one attempt as the local runtime does; resolves to its outcome event (undefined if cancelled). */
+  private runAttempt(c: Cached, run: string, ef: Extract<Effect, { kind: "execute" }>): Promise<BatonEvent | undefined> {
+    const plan = c.plan;
+    return new Promise<BatonEvent | undefined>((resolve) => {
+      const host: AttemptHost = {
+        plan, state: c.state, runId: run, now: Date.now,
+        budget: { reserved: { tokens: 0, usd: 0 }, unapplied: { tokens: 0, usd: 0 } },
+        acquire: async (stage, tokens, signal) => (stage.limit !== undefined && this.pools.has(stage.limit) ? this.pools.acquire(stage.limit, tokens, signal) : undefined),
+        services: {
+          config: this.o.config ?? {},
+          usage: () => ({ tokens: c.state.usage.input + c.state.usage.output, usd: c.state.usage.usd }),
+          children: { run: () => Promise.reject(new Error("sub-pipelines are not supported by distributed workers yet")) },
+        },
+        done: (_a, e) => resolve(e),
+      };
+      new Attempt(host, ef).start();
+    });
   }
 
   /** Run one attempt, unless it is no longer the current one. */
@@ -274,20 +313,7 @@ export class BatonWorker {
       kind: "execute", exec, stage: exec.stage, visit: j.visit, item: j.item, attempt: j.attempt,
       fallbackFor: j.fallbackFor !== undefined ? plan.stageIndex.get(j.fallbackFor) : undefined,
     };
-    const result = await new Promise<BatonEvent | undefined>((resolve) => {
-      const host: AttemptHost = {
-        plan, state: c.state, runId: j.run, now: Date.now,
-        budget: { reserved: { tokens: 0, usd: 0 }, unapplied: { tokens: 0, usd: 0 } },
-        acquire: async (stage, tokens, signal) => (stage.limit !== undefined && this.pools.has(stage.limit) ? this.pools.acquire(stage.limit, tokens, signal) : undefined),
-        services: {
-          config: this.o.config ?? {},
-          usage: () => ({ tokens: c.state.usage.input + c.state.usage.output, usd: c.state.usage.usd }),
-          children: { run: () => Promise.reject(new Error("sub-pipelines are not supported by distributed workers yet")) },
-        },
-        done: (_a, e) => resolve(e),
-      };
-      new Attempt(host, ef).start();
-    });
+    const result = await this.runAttempt(c, j.run, ef);
     if (!result) return;
     this.redactor.event(result);
     const appended = await this.locked(j.run, async () => {

@@ -201,7 +201,12 @@ export class BatonWorker {
       for (const n of s.nodes) if (!n.inDirty) { n.inDirty = true; s.dirty.push(n); }
       const batch: BatonEvent[] = [];
       const execs: Extract<Effect, { kind: "execute" }>[] = [];
-      for (let loops = 0; loops < 100; loops++) {
+      let more = false;
+      for (let loops = 0; ; loops++) {
+        if (loops >= 200) {
+          more = true; // a long run of inline stages: append this much, then continue in a new step
+          break;
+        }
         const step = decide(s, Date.now());
         batch.push(...step.events);
         const exprs = step.effects.filter((e) => e.kind === "evaluate_if" || e.kind === "expand" || e.kind === "routes" || e.kind === "assemble");
@@ -249,6 +254,7 @@ export class BatonWorker {
         throw err;
       }
       await this.dispatch(run, c, recover ? [...c.state.running] : execs.map((e) => e.exec).filter((x) => x.status === "running"));
+      if (more) await enqueueAdvance(this.advanceQ, run, c.seq);
       const wake = nextWakeAt(s);
       if (wake !== undefined) await enqueueAdvance(this.advanceQ, run, c.seq, Math.max(1, wake - Date.now()));
       if ((s.status as string) !== "running") this.forget(run);

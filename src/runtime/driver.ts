@@ -167,6 +167,13 @@ export class RunDriver {
         }
         this.perform(step.effects);
         if (this.state.ready.length > 0 && this.state.status === "running") this.host.blocked(this);
+        // Synchronous handlers can keep this loop busy indefinitely: yield once the slice is used.
+        if ((this.again || this.pending.length > 0) && performance.now() - slice.start > SLICE_MS) {
+          slice.start = performance.now();
+          this.again = false;
+          setImmediate(() => void this.step());
+          break;
+        }
       } while ((this.again || this.pending.length > 0) && !this.stopped);
     } catch (err) {
       this.fail(err);

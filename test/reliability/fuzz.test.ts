@@ -7,6 +7,7 @@ import fc from "fast-check";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { compileSource, TemplateError } from "../../src/template/index.js";
+import { execute, MemoryStore } from "../../src/index.js";
 
 const SEED = readFileSync("examples/research-report.yaml", "utf8");
 const LLM = readFileSync("examples/research-report-llm.yaml", "utf8");
@@ -60,14 +61,51 @@ const arbTemplate = fc.record({
   output: fc.oneof(fc.constant(undefined), fc.constantFrom("a", "{ 'x': b }", "(", "visit")),
 }, { requiredKeys: [] });
 
+/** Mostly-valid templates of value stages (so many of them compile and run). */
+const EXPRS = ["1", "'x'", "a + 1", "$count([1, 2])", "b", "$sum([1, a])", "1 / 0", "$error('no')", "[1..5]", "c.x", "{ 'k': d }", "$string(a) & 'z'"];
+const arbValid = fc.record({
+  stages: fc.array(
+    fc.record({
+      value: fc.constantFrom(...EXPRS),
+      if: fc.option(fc.constantFrom("true", "false", "a > 0", "$exists(b)"), { nil: undefined }),
+      on_error: fc.option(fc.constantFrom("continue", "fail"), { nil: undefined }),
+      routes: fc.option(fc.constantFrom([{ when: "true", fail: "stop" }], [{ when: "false", goto: "a", max: 1 }]), { nil: undefined }),
+    }, { requiredKeys: ["value"] }),
+    { minLength: 1, maxLength: 4 },
+  ),
+}).map(({ stages }) => ({
+  baton: 1, name: "fz",
+  stages: Object.fromEntries(stages.map((st, i) => [["a", "b", "c", "d"][i]!, Object.fromEntries(Object.entries(st).filter(([, v]) => v !== undefined))])),
+}));
+
 describe("template fuzzing", () => {
   it("mutated copies of the example templates never crash the compiler", () => {
     fc.assert(fc.property(arbMutation(SEED), (t) => check(t)), { numRuns: 400 });
     fc.assert(fc.property(arbMutation(LLM), (t) => check(t)), { numRuns: 200 });
   });
 
-  it("random template-shaped objects never crash the compiler", () => {
-    fc.assert(fc.property(arbTemplate, (t) => check(JSON.stringify(t))), { numRuns: 500 });
+  it("random template-shaped objects never crash the compiler, and those that compile run to a clear end", async () => {
+    let ran = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(arbTemplate, arbValid, arbValid), async (t) => {
+        const text = JSON.stringify(t);
+        check(text);
+        let plan;
+        try {
+          plan = compileSource(text, { file: "fuzz.yaml", format: "yaml", baseDir: "examples" });
+        } catch {
+          return;
+        }
+        ran++;
+        const t0 = Date.now();
+        const r = await execute({ name: plan.name, plan, parseInputs: (x) => x as Record<string, unknown> }, {}, { store: new MemoryStore() });
+        expect(["succeeded", "failed", "waiting"]).toContain(r.status);
+        if (r.error) expect(r.error.message.split("\n")).toHaveLength(1);
+        expect(Date.now() - t0).toBeLessThan(1000);
+      }),
+      { numRuns: 500 },
+    );
+    expect(ran).toBeGreaterThan(0);
   });
 
   it("random text never crashes the compiler", () => {

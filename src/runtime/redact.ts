@@ -12,8 +12,22 @@ const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL/i;
 /** Shapes of well-known credentials. */
 const SECRET_SHAPES = /\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abpr]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{30,})|(?<=\bBearer\s+)[A-Za-z0-9._~+/=-]{16,}/g;
 
+let cached: { key: string; values: string[] } | undefined;
+
 /** Values of secret-looking environment variables (6+ characters), longest first. */
 export function secretValues(env: NodeJS.ProcessEnv = process.env): string[] {
+  if (env === process.env) {
+    // Scanning the environment costs tens of µs: redo it only when the set of names changed.
+    const names = Object.keys(env);
+    const key = `${names.length}:${names.join(",")}`;
+    if (cached?.key === key) return cached.values;
+    cached = { key, values: scan(env) };
+    return cached.values;
+  }
+  return scan(env);
+}
+
+function scan(env: NodeJS.ProcessEnv): string[] {
   const out = new Set<string>();
   for (const [k, v] of Object.entries(env)) if (v && v.length >= 6 && SECRET_NAME.test(k)) out.add(v);
   return [...out].sort((a, b) => b.length - a.length);

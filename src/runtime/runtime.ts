@@ -136,7 +136,7 @@ export class Runtime {
    * Start a new run of a plan. `inputs` must already be validated (see `validateInputs`).
    */
   async start(plan: Plan, inputs: Record<string, unknown>, o: { runId?: string; parentId?: string; seed?: number; rerun?: { of: string; from: string; reused: BatonEvent[] } } = {}): Promise<RunHandle> {
-    await this.prepare(plan);
+    if (Object.keys(plan.limits).length > 0 || this.history.tracks(plan)) await this.prepare(plan);
     const id = o.runId ?? newRunId(this.clock());
     const started: RunStarted = {
       type: "run_started", at: this.clock(), run_id: id, pipeline: plan.name, plan_hash: plan.hash,

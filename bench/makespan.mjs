@@ -23,9 +23,14 @@
  *   MAKESPAN_DEPTH          sources per run (default 5)
  *   MAKESPAN_ATTEMPTS       retry attempts of every stage (default 10), MAKESPAN_MAX_DELAY (e.g. 60s)
  *   MAKESPAN_STAGE_TIMEOUT / MAKESPAN_RUN_TIMEOUT  override the seed's (2m / 20m)
- *   MAKESPAN_MODES          comma-separated subset of pools-cp,pools-off,pools-fifo
- *   MAKESPAN_EXPERIMENT=stamp-at-release  add a row: pools-cp with the pool's window slots
- *                           dated at the response instead of the grant (not Baton's behaviour)
+ *   MAKESPAN_MODES          comma-separated subset of pools-cp,pools-off,pools-fifo ("none": only
+ *                           the MAKESPAN_EXPERIMENT rows)
+ *   MAKESPAN_EXPERIMENT     comma-separated (combine with +); each adds a pools-cp row with a change that is not
+ *                           Baton's behaviour (the worker patches the pool): stamp-at-release
+ *                           (window slots dated at the response, not the grant), backfill (calls
+ *                           that fit the token window pass a better-ranked one that does not),
+ *                           finish-first (shortest remaining path first instead of longest),
+ *                           paced (grants spaced 60 s ÷ rpm apart instead of in bursts)
  *   MAKESPAN_PROBE=1        record grant → provider-arrival delays (printed per mode)
  *   MAKESPAN_OUT            where to write the table (default bench/results-makespan.md; "-" = nowhere)
  *   MAKESPAN_TIMEOUT_S      per mode (default 900)
@@ -62,8 +67,17 @@ const MODES = [
 ];
 const want = env.MAKESPAN_MODES?.split(",").map((s) => s.trim()).filter(Boolean);
 const modes = MODES.filter((m) => !want?.length || want.includes(m.id));
-if (env.MAKESPAN_EXPERIMENT === "stamp-at-release") {
-  modes.push({ id: "pools-cp", label: "experiment: pools-cp, window slots dated at the response, not the grant", experiment: "stamp-at-release" });
+const EXPERIMENTS = {
+  "stamp-at-release": "experiment: pools-cp, window slots dated at the response, not the grant",
+  backfill: "experiment: pools-cp, calls that fit the token window pass one that does not",
+  "finish-first": "experiment: pools, shortest remaining path first (runs further along go first)",
+  paced: "experiment: pools-cp, grants spaced 60 s ÷ rpm apart instead of in bursts",
+};
+for (const x of env.MAKESPAN_EXPERIMENT?.split(",").map((s) => s.trim()).filter(Boolean) ?? []) {
+  const parts = x.split("+");
+  const bad = parts.find((p) => !EXPERIMENTS[p]);
+  if (bad) throw new Error(`MAKESPAN_EXPERIMENT: unknown experiment '${bad}' (${Object.keys(EXPERIMENTS).join(", ")}; combine with +)`);
+  modes.push({ id: "pools-cp", label: parts.map((p) => EXPERIMENTS[p]).join("; ").replace(/; experiment: pools(-cp)?,/g, ";"), experiment: x });
 }
 const timeoutS = num("MAKESPAN_TIMEOUT_S", 900);
 

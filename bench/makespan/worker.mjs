@@ -95,7 +95,11 @@ if (pools) {
       return w;
     };
   }
-  if (cfg.experiment === "stamp-at-release") stampAtRelease(pool, vnow);
+  const x = new Set(cfg.experiment?.split("+") ?? []);
+  if (x.has("stamp-at-release")) stampAtRelease(pool, vnow);
+  if (x.has("backfill")) backfill(pool, vnow, order);
+  if (x.has("finish-first")) finishFirst(pool, plan);
+  if (x.has("paced")) paced(pool);
 }
 
 /**
@@ -118,6 +122,74 @@ function stampAtRelease(pool, now) {
         release(outcome);
       },
     };
+  };
+}
+
+/**
+ * Experiment (not Baton's behaviour): when the best waiter does not fit the token window, later
+ * waiters that do fit go first (backfilling) instead of everything waiting behind it.
+ */
+function backfill(pool, now, order) {
+  pool.pump = function () {
+    const t = now();
+    this.expire(t);
+    const score = (w) => (order === "fifo" ? -w.seq : w.req.priority + (t - w.since));
+    const ranked = [...this.waiters].sort((a, b) => score(b) - score(a) || a.seq - b.seq);
+    let retryAt;
+    for (const w of ranked) {
+      const b = this.blocked(w, t);
+      if (b) {
+        w.reason ??= b.reason;
+        if (b.retryAt !== undefined) retryAt = Math.min(retryAt ?? Infinity, b.retryAt);
+        if (!b.reason.includes("tokens per minute")) break; // requests, concurrency, pause: nobody fits
+        continue;
+      }
+      this.waiters = this.waiters.filter((x) => x !== w);
+      if (w.onAbort) w.req.signal?.removeEventListener("abort", w.onAbort);
+      w.resolve(this.grant(w, t));
+    }
+    if (retryAt !== undefined) this.schedule(retryAt, t);
+  };
+}
+
+/**
+ * Experiment (not Baton's behaviour): the waiter whose stage has the SHORTEST remaining path
+ * (the fewest stages after it) goes first, ties first come, first served — runs that are further
+ * along finish first, so expensive late stages mix with cheap early ones in every window.
+ */
+function finishFirst(pool, plan) {
+  const rest = new Map();
+  for (let i = plan.topo.length - 1; i >= 0; i--) {
+    const st = plan.stages[plan.topo[i]];
+    let after = 0;
+    for (const d of st.dependents) after = Math.max(after, rest.get(d));
+    rest.set(st.idx, 1 + after);
+  }
+  const byId = new Map(plan.stages.map((st) => [st.id, rest.get(st.idx)]));
+  pool.best = function () {
+    let best;
+    for (const w of this.waiters) {
+      const r = byId.get(w.req.label) ?? 99;
+      if (!best || r < best.r || (r === best.r && w.seq < best.w.seq)) best = { w, r };
+    }
+    return best?.w;
+  };
+}
+
+/**
+ * Experiment (not Baton's behaviour): grants are spaced at least 60 s ÷ rpm apart (a steady
+ * rate) instead of in bursts whenever the window has room, so capacity frees continuously and
+ * a call that becomes ready mid-window does not wait for the next burst.
+ */
+function paced(pool) {
+  const gap = 60_000 / pool.spec.rpm;
+  let last = -Infinity;
+  const blocked = pool.blocked.bind(pool);
+  pool.blocked = (w, t) => blocked(w, t) ?? (t - last < gap ? { reason: `pool '${pool.name}' paced`, retryAt: last + gap } : undefined);
+  const grant = pool.grant.bind(pool);
+  pool.grant = (w, t) => {
+    last = t;
+    return grant(w, t);
   };
 }
 

@@ -96,16 +96,22 @@ export class Attempt {
     if (this.ctrl && !this.ctrl.signal.aborted) this.ctrl.abort(reason);
   }
 
+  /** (Re)start the per-attempt timeout. */
+  private armTimeout(): void {
+    const { stage, ef } = this;
+    if (stage.timeoutMs === undefined || this.over) return;
+    if (this.timer) clearTimeout(this.timer);
+    const ms = stage.timeoutMs;
+    this.timer = setTimeout(() => {
+      const reason = new DOMException(`stage '${stage.id}' attempt ${ef.attempt} timed out after ${ms} ms`, "TimeoutError");
+      this.abort(reason);
+      this.fail(reason); // a late result of the timed-out attempt is ignored
+    }, ms);
+  }
+
   start(): void {
     const { stage, ef } = this;
-    if (stage.timeoutMs !== undefined) {
-      const ms = stage.timeoutMs;
-      this.timer = setTimeout(() => {
-        const reason = new DOMException(`stage '${stage.id}' attempt ${ef.attempt} timed out after ${ms} ms`, "TimeoutError");
-        this.abort(reason);
-        this.fail(reason); // a late result of the timed-out attempt is ignored
-      }, ms);
-    }
+    this.armTimeout();
     try {
       const exec = ef.exec;
       const owner = exec.owner;
@@ -144,7 +150,11 @@ export class Attempt {
         report: (u: AttemptUsage) => void (this.usage = { ...this.usage, ...u }),
         acquire: async (tokens: number) => {
           const lease = await host.acquire(stage, tokens, ctx.signal);
-          if (lease) this.report({ pool: lease.pool, pool_wait_ms: lease.waitedMs, ...(lease.reason ? { pool_wait_reason: lease.reason } : {}) });
+          if (lease) {
+            this.report({ pool: lease.pool, pool_wait_ms: lease.waitedMs, ...(lease.reason ? { pool_wait_reason: lease.reason } : {}) });
+            // The per-attempt timeout bounds the call, not the wait for the pool: start it anew.
+            if (lease.waitedMs > 0) this.armTimeout();
+          }
           return lease;
         },
         reserve: (tokens: number, usd: number) => {

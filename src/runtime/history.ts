@@ -56,7 +56,7 @@ export class StageHistory {
         let m = this.durations.get(plan.hash);
         if (!m) this.durations.set(plan.hash, (m = new Map()));
         const prev = m.get(e.stage);
-        const d = e.at - t0;
+        const d = Math.max(0, e.at - t0 - (e.pool_wait_ms ?? 0)); // the stage's own time, not its queueing
         m.set(e.stage, prev === undefined ? d : prev * 0.7 + d * 0.3);
         this.remainingCache.delete(plan.hash);
       }

@@ -251,7 +251,8 @@ export class Pool {
   private grant(w: Waiter, now: number): PoolLease {
     this.inflight++;
     this.granted++;
-    this.sent.push({ at: now, tokens: 0 });
+    const slot: Sent = { at: now, tokens: 0 };
+    this.sent.push(slot);
     // Counted from the grant with its estimate; on release, from then with its real usage (a
     // provider may count a call's tokens when it answers, so they stay in its window longer).
     const entry: Sent = { at: now, tokens: w.req.tokens };
@@ -266,6 +267,13 @@ export class Pool {
         done = true;
         this.inflight--;
         const t = this.clock.now();
+        // A provider dates a request when it arrives, which may be well after the grant on a busy
+        // machine: keep the slot until a window after the call ended (conservative, stays ordered).
+        const i = this.sent.indexOf(slot);
+        if (i >= 0) {
+          this.sent.splice(i, 1);
+          this.sent.push({ at: t, tokens: 0 });
+        }
         if (outcome.tokens !== undefined) {
           this.tokens = this.tokens.filter((x) => x !== entry);
           if (outcome.tokens > 0) this.tokens.push({ at: t, tokens: outcome.tokens });

@@ -115,7 +115,9 @@ export async function executeAgent(args: ExecuteArgs): Promise<unknown> {
   let text: string;
   try {
     const r = await generateText({
-      model, messages, maxRetries: 0, abortSignal: ctx.signal, maxOutputTokens: maxTokens,
+      model, maxRetries: 0, abortSignal: ctx.signal, maxOutputTokens: maxTokens,
+      // The system prompt goes as `system` (the SDK warns about system messages in `messages`).
+      ...(system ? { system, messages: messages.filter((m) => m.role !== "system") as never } : { messages }),
       ...(agent.temperature !== undefined ? { temperature: agent.temperature } : {}),
     });
     const used = report(r.usage); // (not inside lease?.release(…): with no lease the arguments are never evaluated)

@@ -7,7 +7,7 @@
  */
 import type { Plan, RetryPolicy, StageIdx } from "../plan/types.js";
 import type { BatonEvent, StageError } from "./events.js";
-import { apply, enterExec, execAt, markDirty, type Exec, type Node, type RunState } from "./state.js";
+import { apply, enterExec, execAt, markDirty, requeue, type Exec, type Node, type RunState } from "./state.js";
 import { jitter } from "./jitter.js";
 
 /** Work for the runtime. */
@@ -152,11 +152,7 @@ function wakeTimers(state: RunState, now: number): void {
       keep.push(x);
       continue;
     }
-    x.status = "ready";
-    x.readyAt = x.dueAt;
-    if (x.owner) state.readyFallbacks.push(x);
-    else if (x.node.items) x.node.readyAgain.push(x.item!);
-    markDirty(state, x.node);
+    requeue(state, x, x.dueAt, false);
   }
   state.timers = keep;
 }

@@ -316,14 +316,27 @@ export function settleExec(state: RunState, exec: Exec, outcome: NonNullable<Exe
   maybeComplete(state, exec.node);
 }
 
+/**
+ * Make an exec ready to start again and queue it where `decide` looks: fallback calls in
+ * `readyFallbacks`, for_each items in their node's `readyAgain` (a plain stage's single exec is
+ * found by its status). `interrupted`: its attempt was cut short (crash, cancel), which does not
+ * use up a retry.
+ */
+export function requeue(state: RunState, exec: Exec, at: number, interrupted: boolean): void {
+  stopRunning(state, exec);
+  exec.status = "ready";
+  exec.readyAt = at;
+  if (interrupted) exec.interruptions++;
+  if (exec.owner) state.readyFallbacks.push(exec);
+  else if (exec.node.items) exec.node.readyAgain.push(exec.item!);
+  markDirty(state, exec.node);
+}
+
 /** Cut every running exec (failure, cancel): returns them to ready so a resume re-runs them. */
-function cutAll(state: RunState, reason: string): void {
+function cutAll(state: RunState, reason: string, at: number): void {
   for (const exec of [...state.running]) {
     state.cut.push({ exec, attempt: exec.attempt, visit: exec.node.visit, reason });
-    stopRunning(state, exec);
-    exec.status = "ready";
-    exec.interruptions++;
-    if (!exec.owner && exec.node.items) exec.node.readyAgain.push(exec.item!);
+    requeue(state, exec, at, true);
   }
 }
 
@@ -403,11 +416,7 @@ export function apply(state: RunState, e: BatonEvent): void {
       }
       const exec = findExec(state, e);
       if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return;
-      stopRunning(state, exec);
-      exec.status = "ready";
-      exec.interruptions++;
-      if (!exec.owner && exec.node.items) exec.node.readyAgain.push(exec.item!);
-      markDirty(state, exec.node);
+      requeue(state, exec, e.at, true);
       return;
     }
     case "stage_skipped": {
@@ -469,27 +478,18 @@ export function apply(state: RunState, e: BatonEvent): void {
       state.cancelRequested = false;
       state.waiting = undefined;
       // A crash left these running: run them again (at-least-once), without using up a retry.
-      for (const exec of [...state.running]) {
-        stopRunning(state, exec);
-        exec.status = "ready";
-        exec.interruptions++;
-        exec.readyAt = e.at;
-        if (!exec.owner && exec.node.items) exec.node.readyAgain.push(exec.item!);
-      }
+      for (const exec of [...state.running]) requeue(state, exec, e.at, true);
       // A sub-pipeline stage waiting on its child runs again: it resumes the child.
       for (const [k, w] of state.waitingOn) {
         if (w.kind !== "approval" || !w.exec || state.plan.stages[w.exec.stage]!.spec.kind !== "pipeline") continue;
         state.waitingOn.delete(k);
-        w.exec.status = "ready";
-        w.exec.interruptions++;
-        w.exec.readyAt = e.at;
-        if (w.node.items) w.node.readyAgain.push(w.exec.item!);
+        requeue(state, w.exec, e.at, true);
       }
       for (const n of state.nodes) markDirty(state, n);
       return;
     }
     case "run_finished":
-      if (e.status === "cancelled") cutAll(state, "run cancelled");
+      if (e.status === "cancelled") cutAll(state, "run cancelled", e.at);
       state.status = e.status;
       state.cancelRequested = false;
       state.assemblePending = false;
@@ -593,7 +593,7 @@ function applyRoute(state: RunState, node: Node, e: Extract<BatonEvent, { type: 
   if (route.goto === undefined) return;
   const target = state.nodes[route.goto]!;
   if (route.backward) {
-    resetFrom(state, target, e.with, e.at);
+    resetFrom(state, target, e.with);
   } else {
     maybeComplete(state, node);
     target.forced = true;
@@ -637,7 +637,7 @@ export function descendants(plan: Plan, from: StageIdx): Set<StageIdx> {
 }
 
 /** Backward goto: the target and everything downstream of it start a new visit. */
-function resetFrom(state: RunState, target: Node, withValue: unknown, at: number): void {
+function resetFrom(state: RunState, target: Node, withValue: unknown): void {
   const plan = state.plan;
   const set = descendants(plan, target.idx);
   set.add(target.idx);
@@ -658,7 +658,6 @@ function resetFrom(state: RunState, target: Node, withValue: unknown, at: number
     const fresh = newNode(idx, 0);
     Object.assign(node, fresh, { visit: node.visit + 1, prev, inDirty: node.inDirty, inReady: node.inReady });
     node.routeWith = idx === target.idx ? withValue : undefined;
-    void at;
   }
   // Recount what each member still waits for.
   for (const idx of members) {

@@ -54,6 +54,21 @@ export function planFromSource(source: { format: "yaml" | "json" | "ts"; file?: 
   return compileSource(source.text, { format: source.format, ...(source.file ? { file: source.file } : {}), baseDir: source.file ? dirname(source.file) : process.cwd() });
 }
 
+/**
+ * The plan a run recorded (its template text recompiled), or undefined when it cannot be had:
+ * a TypeScript pipeline, a template that no longer compiles, or a different plan hash. Views
+ * (trace, diff, UI) use it for route targets and the assembly expression.
+ */
+export function recordedPlan(first: BatonEvent | undefined): Plan | undefined {
+  if (first?.type !== "run_started" || first.source.format === "ts") return undefined;
+  try {
+    const plan = planFromSource(first.source);
+    return plan.hash === first.plan_hash ? plan : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Run a pipeline and return its full result (status, output, error, duration) without throwing on failure. */
 export async function execute<In, Out>(pipeline: Pipeline<In, Out>, inputs: In, opts: RunOptions = {}): Promise<RunResult & { output?: Out }> {
   const ownStore = typeof opts.store !== "object";

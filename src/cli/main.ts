@@ -7,14 +7,14 @@ import { Command, CommanderError, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { planFromSource } from "../api/run.js";
-import { resultOf, Runtime, UserError, type RunResult } from "../runtime/index.js";
+import { Runtime, UserError, type RunResult } from "../runtime/index.js";
 import { openStoreAsync } from "../store/open.js";
 import type { Store } from "../store/port.js";
 import { describePlan, loadPlanFile, validateFile, validateInputs, formatDiagnostic } from "../template/index.js";
-import { buildTrace, renderTrace } from "../trace/index.js";
+import { renderTrace } from "../trace/index.js";
 import { Progress } from "./progress.js";
 import { createTelemetry, type Telemetry } from "../telemetry/index.js";
-import { registerDiff } from "./commands/diff.js";
+import { loadTrace, registerDiff } from "./commands/diff.js";
 import { registerUi } from "./commands/ui.js";
 import { registerMigrate } from "./commands/migrate.js";
 import type { Plan } from "../plan/types.js";
@@ -382,18 +382,8 @@ export function program(): Command {
   cmd.command("trace <run>").description("the execution trace (human view, or SPEC JSON)").option("--json", "print the trace JSON").action(async (run: string, o: { json?: boolean }) => {
     const store = await storeOf(g());
     try {
-      const id = await store.resolveId(run);
-      const { events } = await store.load(id);
-      const first = events[0];
-      let plan;
-      try {
-        plan = first?.type === "run_started" && first.source.format !== "ts" ? planFromSource(first.source) : undefined;
-      } catch {
-        plan = undefined;
-      }
-      const trace = buildTrace(events, plan);
+      const trace = await loadTrace(store, await store.resolveId(run));
       process.stdout.write(o.json ? JSON.stringify(trace, null, 2) + "\n" : renderTrace(trace, { color: process.stdout.isTTY === true, width: process.stdout.isTTY ? (process.stdout.columns ?? 100) : 160 }) + "\n");
-      void resultOf;
     } finally {
       await store.close();
     }

@@ -5,7 +5,6 @@
  */
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { dirname } from "node:path";
 import { apply, createState, decide, fold, type BatonEvent, type RunStarted } from "../engine/index.js";
 import { descendants } from "../engine/state.js";
 import type { Plan, StagePlan } from "../plan/types.js";
@@ -484,9 +483,4 @@ export function resultOf(plan: Plan | undefined, runId: string, events: readonly
     ...(status === "succeeded" ? { output } : {}), ...(error && status !== "succeeded" ? { error } : {}),
     duration_ms: Math.max(0, last - (first?.at ?? last)),
   };
-}
-
-/** The directory a template's `run:` modules resolve against. */
-export function baseDirOf(file: string | undefined): string {
-  return file ? dirname(file) : process.cwd();
 }

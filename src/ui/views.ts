@@ -6,7 +6,7 @@
 import type { RunStarted } from "../engine/events.js";
 import type { Plan } from "../plan/types.js";
 import type { RunRecord, Store } from "../store/port.js";
-import { planFromSource } from "../api/run.js";
+import { recordedPlan } from "../api/run.js";
 import { describePlan } from "../template/index.js";
 import { buildTrace } from "../trace/index.js";
 import type { Trace } from "../trace/types.js";
@@ -60,13 +60,7 @@ export class Views {
   planOf(first: RunStarted): Plan | null {
     const key = first.plan_hash;
     if (this.plans.has(key)) return this.plans.get(key)!;
-    let plan: Plan | null = null;
-    try {
-      if (first.source.format !== "ts") plan = planFromSource(first.source);
-      if (plan && plan.hash !== first.plan_hash) plan = null;
-    } catch {
-      plan = null; // the template no longer compiles (e.g. a `pipeline:` file moved): the trace still renders
-    }
+    const plan = recordedPlan(first) ?? null;
     if (this.plans.size > 200) this.plans.clear();
     this.plans.set(key, plan);
     return plan;

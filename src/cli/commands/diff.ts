@@ -4,7 +4,7 @@
  * durations), decisions that went differently, error counts. Exit 0 whatever the runs did.
  */
 import type { Command } from "commander";
-import { planFromSource } from "../../api/run.js";
+import { recordedPlan } from "../../api/run.js";
 import type { Plan } from "../../plan/types.js";
 import { openStore } from "../../store/open.js";
 import type { Store } from "../../store/port.js";
@@ -16,14 +16,7 @@ import type { Trace } from "../../trace/types.js";
 /** A run's trace, with its plan when the log's template source can be recompiled (YAML/JSON), as `baton trace` does. */
 export async function loadTrace(store: Store, runId: string): Promise<Trace> {
   const { events } = await store.load(runId);
-  const first = events[0];
-  let plan: Plan | undefined;
-  try {
-    plan = first?.type === "run_started" && first.source.format !== "ts" ? planFromSource(first.source) : undefined;
-  } catch {
-    plan = undefined; // the template moved or no longer compiles: the trace holds all but route targets and the assembly expression
-  }
-  return buildTrace(events, plan);
+  return buildTrace(events, recordedPlan(events[0]));
 }
 
 /** Register `diff <runA> <runB>` on the program. */

@@ -16,7 +16,7 @@
 import { Queue, Worker, type Job, type ConnectionOptions } from "bullmq";
 import { hostname } from "node:os";
 import { ConflictError, type Store } from "../store/port.js";
-import { apply, createState, decide, execAt, nextWakeAt, type BatonEvent, type Effect, type Exec, type RunState, type RunStarted } from "../engine/index.js";
+import { apply, decide, fold, execAt, nextWakeAt, type BatonEvent, type Effect, type Exec, type RunState, type RunStarted } from "../engine/index.js";
 import type { Plan } from "../plan/types.js";
 import { evaluateEffect } from "../runtime/effects.js";
 import { Attempt, type AttemptHost } from "../runtime/attempt.js";
@@ -156,9 +156,8 @@ export class BatonWorker {
       const first = events[0] as RunStarted;
       const plan = await this.o.loadPlan(first.source);
       if (Object.keys(plan.limits).length) this.pools.define(plan.limits);
-      const state = createState(plan);
-      for (const e of events) apply(state, e);
-      c = { plan, state, seq: events.length };
+      // fold marks every node for decide's first look; later events mark what they change.
+      c = { plan, state: fold(plan, events), seq: events.length };
       this.runs.set(run, c);
       return c;
     }
@@ -197,8 +196,6 @@ export class BatonWorker {
       const c = await this.sync(run);
       const s = c.state;
       if (s.status === "succeeded" || s.status === "failed" || s.status === "cancelled") return this.forget(run);
-      // Everything in the log has been seen: mark all nodes so decide looks at the whole run.
-      for (const n of s.nodes) if (!n.inDirty) { n.inDirty = true; s.dirty.push(n); }
       const batch: BatonEvent[] = [];
       const execs: Extract<Effect, { kind: "execute" }>[] = [];
       let more = false;

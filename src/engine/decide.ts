@@ -7,7 +7,7 @@
  */
 import type { Plan, RetryPolicy, StageIdx } from "../plan/types.js";
 import type { BatonEvent, StageError } from "./events.js";
-import { apply, enterExec, execAt, markDirty, requeue, type Exec, type Node, type RunState } from "./state.js";
+import { apply, enterExec, execAt, markDirty, requeue, routeAvailable, type Exec, type Node, type RunState } from "./state.js";
 import { jitter } from "./jitter.js";
 
 /** Work for the runtime. */
@@ -46,11 +46,6 @@ export function backoffDelay(policy: RetryPolicy, n: number, r: number): number 
   return policy.jitter === "full" ? Math.floor(r * capped) : capped;
 }
 
-/** Whether a route may still be taken (its `max` not used up). */
-export function routeAvailable(state: RunState, stage: StageIdx, route: number): boolean {
-  const r = state.plan.stages[stage]!.routes[route];
-  return r !== undefined && (state.routeTaken.get(stage * 1024 + route) ?? 0) < r.max;
-}
 
 /** When `decide` next has something to do by itself (a retry falls due, the run times out). */
 export function nextWakeAt(state: RunState): number | undefined {

@@ -111,6 +111,12 @@ export interface WaitEntry {
   readonly exec: Exec | undefined;
 }
 
+/** Whether a route may still be taken (its `max` not used up). */
+export function routeAvailable(state: RunState, stage: StageIdx, route: number): boolean {
+  const r = state.plan.stages[stage]!.routes[route];
+  return r !== undefined && (state.routeTaken.get(stage * 1024 + route) ?? 0) < r.max;
+}
+
 /** Key of a waiting entry. */
 export function waitKey(stage: string, visit: number, item: number | undefined): string {
   return `${stage}#${visit}${item === undefined ? "" : `[${item}]`}`;
@@ -231,10 +237,7 @@ export function maybeComplete(state: RunState, node: Node): void {
     node.output = node.execs[0]!.output;
   }
   if (!node.routed) {
-    for (let i = node.routeCursor; i < stage.routes.length; i++) {
-      const r = stage.routes[i]!;
-      if ((state.routeTaken.get(node.idx * 1024 + i) ?? 0) < r.max) return; // routes to evaluate first
-    }
+    for (let i = node.routeCursor; i < stage.routes.length; i++) if (routeAvailable(state, node.idx, i)) return; // routes to evaluate first
   }
   if (node.held) return;
   const x = node.execs[0];

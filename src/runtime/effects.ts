@@ -4,7 +4,7 @@
  * and distributed workers: each turns an effect into the events that record its decision.
  */
 import type { Expr } from "../expr/types.js";
-import { readOf, scopeFor, type BatonEvent, type Effect, type RunState } from "../engine/index.js";
+import { readOf, routeAvailable, scopeFor, type BatonEvent, type Effect, type RunState } from "../engine/index.js";
 import type { Plan } from "../plan/types.js";
 import { toJsonValue } from "./json.js";
 
@@ -57,7 +57,7 @@ export async function evaluateEffect(plan: Plan, state: RunState, ef: ExprEffect
   const out: BatonEvent[] = [];
   for (let i = ef.from; i < stage.routes.length; i++) {
     const route = stage.routes[i]!;
-    if ((state.routeTaken.get(stage.idx * 1024 + i) ?? 0) >= route.max) continue;
+    if (!routeAvailable(state, stage.idx, i)) continue;
     const { value, event } = await one("route", route.when, route.goto !== undefined ? { route: i, goto: plan.stages[route.goto]!.id } : { route: i });
     if (event.type !== "decision" || event.error !== undefined) {
       out.push(event);

@@ -49,14 +49,21 @@ export interface DriverHost {
 
 /** Longest stretch (ms) of back-to-back steps before yielding to the event loop. */
 const SLICE_MS = 10;
-const slice = { start: performance.now() };
-// Each turn of the event loop starts a new slice.
-const turn = (): void => {
-  slice.start = performance.now();
-  const t = setTimeout(turn, 5);
-  t.unref();
-};
-turn();
+const slice = { start: 0, open: false };
+
+/**
+ * Whether this turn of the event loop has run steps for longer than a slice. A turn's slice
+ * opens at its first step and closes at the next check phase (no idle timer).
+ */
+export function sliceUsed(): boolean {
+  const now = performance.now();
+  if (!slice.open) {
+    slice.open = true;
+    slice.start = now;
+    setImmediate(() => void (slice.open = false));
+  }
+  return now - slice.start > SLICE_MS;
+}
 
 /** Drives one run to a stop (finished, waiting, or cancelled). */
 export class RunDriver {
@@ -127,11 +134,8 @@ export class RunDriver {
     };
     // Steps chain through microtasks (fast), but never hold the event loop for more than a
     // slice: then the next step waits for the loop to turn (timers, I/O, other processes' work).
-    const now = performance.now();
-    if (now - slice.start > SLICE_MS) {
-      slice.start = now;
-      setImmediate(run);
-    } else queueMicrotask(run);
+    if (sliceUsed()) setImmediate(run);
+    else queueMicrotask(run);
   }
 
   /** Abort every execution in flight (process shutdown). */
@@ -142,6 +146,11 @@ export class RunDriver {
   private async step(): Promise<void> {
     if (this.flushing) {
       this.again = true;
+      return;
+    }
+    if (sliceUsed()) {
+      // Many runs' steps may be queued in this turn: each waits for the next once the slice is used.
+      setImmediate(() => void this.step());
       return;
     }
     this.flushing = true;
@@ -168,8 +177,7 @@ export class RunDriver {
         this.perform(step.effects);
         if (this.state.ready.length > 0 && this.state.status === "running") this.host.blocked(this);
         // Synchronous handlers can keep this loop busy indefinitely: yield once the slice is used.
-        if ((this.again || this.pending.length > 0) && performance.now() - slice.start > SLICE_MS) {
-          slice.start = performance.now();
+        if ((this.again || this.pending.length > 0) && sliceUsed()) {
           this.again = false;
           setImmediate(() => void this.step());
           break;

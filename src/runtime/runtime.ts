@@ -14,7 +14,7 @@ import { UserError } from "./errors.js";
 import { Redactor } from "./redact.js";
 import { Pools, type PoolLease } from "./pools.js";
 import { StageHistory } from "./history.js";
-import { RunDriver, type DriverHost, type RunResult } from "./driver.js";
+import { RunDriver, sliceUsed, type DriverHost, type RunResult } from "./driver.js";
 
 export type { RunResult } from "./driver.js";
 
@@ -136,6 +136,8 @@ export class Runtime {
    */
   async start(plan: Plan, inputs: Record<string, unknown>, o: { runId?: string; parentId?: string; seed?: number; rerun?: { of: string; from: string; reused: BatonEvent[] } } = {}): Promise<RunHandle> {
     if (Object.keys(plan.limits).length > 0 || this.history.tracks(plan)) await this.prepare(plan);
+    // Starting many runs at once must not hold the event loop either.
+    if (sliceUsed()) await new Promise<void>((r) => setImmediate(r));
     const id = o.runId ?? newRunId(this.clock());
     const started: RunStarted = {
       type: "run_started", at: this.clock(), run_id: id, pipeline: plan.name, plan_hash: plan.hash,

@@ -1,6 +1,6 @@
 /** The pure engine: `fold(events) → state`, `decide(state, now) → events + effects`. */
 export * from "./events.js";
-export { apply, createState, execAt, fold, routeAvailable, type Exec, type Node, type RunState, type RunStatus } from "./state.js";
+export { apply, createState, EngineInvariantError, execAt, fold, routeAvailable, transition, type Exec, type Node, type RunState, type RunStatus } from "./state.js";
 export { backoffDelay, decide, nextWakeAt, type DecideOptions, type Effect, type Step } from "./decide.js";
 export { jitter } from "./jitter.js";
 export { scopeFor, readOf } from "./scope.js";

@@ -20,6 +20,36 @@ import type { BatonEvent, StageError } from "./events.js";
 
 export type ExecStatus = "ready" | "running" | "failed" | "retry_wait" | "fallback" | "waiting" | "escalated" | "succeeded" | "settled";
 
+/**
+ * The execution lifecycle (see the header): every status change goes through {@link transition},
+ * which refuses any change not listed here. `succeeded` and `settled` are final.
+ */
+const TRANSITIONS: Readonly<Record<ExecStatus, readonly ExecStatus[]>> = {
+  ready: ["running", "ready"],
+  // retry_wait → running: a folded log starts the retry without the wake-up decide performs live.
+  retry_wait: ["ready", "running"],
+  running: ["succeeded", "settled", "failed", "waiting", "ready"],
+  failed: ["retry_wait", "settled", "fallback", "escalated"],
+  fallback: ["settled", "succeeded"],
+  waiting: ["succeeded", "failed", "ready"],
+  escalated: ["settled", "succeeded", "failed"],
+  succeeded: [],
+  settled: [],
+};
+
+/** Thrown on a status change the lifecycle does not allow: a bug in the engine, never user input. */
+export class EngineInvariantError extends Error {
+  override readonly name = "EngineInvariantError";
+}
+
+/** Change an execution's status, checked against the lifecycle. */
+export function transition(exec: Exec, to: ExecStatus): void {
+  if (!TRANSITIONS[exec.status].includes(to)) {
+    throw new EngineInvariantError(`engine invariant: execution of stage #${exec.stage} visit ${exec.visit}${exec.item === undefined ? "" : ` item ${exec.item}`} cannot go from ${exec.status} to ${to}`);
+  }
+  exec.status = to;
+}
+
 /** One execution slot: a stage visit's single execution, or one for_each item, or a fallback call. */
 export interface Exec {
   readonly node: Node;
@@ -303,7 +333,7 @@ function stopRunning(state: RunState, exec: Exec): void {
 export function settleExec(state: RunState, exec: Exec, outcome: NonNullable<Exec["outcome"]>, output: unknown): void {
   stopRunning(state, exec);
   if (exec.owner) {
-    exec.status = outcome === "succeeded" ? "succeeded" : "settled";
+    transition(exec, outcome === "succeeded" ? "succeeded" : "settled");
     exec.outcome = outcome;
     exec.output = output;
     if (outcome === "succeeded") settleExec(state, exec.owner, "fallback", output);
@@ -311,7 +341,7 @@ export function settleExec(state: RunState, exec: Exec, outcome: NonNullable<Exe
     else markDirty(state, exec.owner.node);
     return;
   }
-  exec.status = outcome === "succeeded" ? "succeeded" : "settled";
+  transition(exec, outcome === "succeeded" ? "succeeded" : "settled");
   exec.outcome = outcome;
   exec.output = outcome === "continued" ? null : output;
   exec.node.settledCount++;
@@ -327,7 +357,7 @@ export function settleExec(state: RunState, exec: Exec, outcome: NonNullable<Exe
  */
 export function requeue(state: RunState, exec: Exec, at: number, interrupted: boolean): void {
   stopRunning(state, exec);
-  exec.status = "ready";
+  transition(exec, "ready");
   exec.readyAt = at;
   if (interrupted) exec.interruptions++;
   if (exec.owner) state.readyFallbacks.push(exec);
@@ -343,8 +373,11 @@ function cutAll(state: RunState, reason: string, at: number): void {
   }
 }
 
-/** Apply one event to the state. Events about a stale visit or attempt are ignored. */
-export function apply(state: RunState, e: BatonEvent): void {
+/**
+ * Apply one event to the state. Returns whether the event was placed: false for an event about
+ * a stale visit or attempt, or one the state has no place for (strict replay fails on those).
+ */
+export function apply(state: RunState, e: BatonEvent): boolean {
   const prevAt = state.lastAt;
   state.lastAt = e.at;
   switch (e.type) {
@@ -355,49 +388,49 @@ export function apply(state: RunState, e: BatonEvent): void {
       state.startedAt = e.at;
       state.activeStart = e.at;
       for (const n of state.nodes) if (n.waitingDeps === 0) markDirty(state, n);
-      return;
+      return true;
     case "stage_started": {
       const exec = findExec(state, e);
-      if (!exec || exec.status === "running" || exec.status === "succeeded" || exec.status === "settled") return;
-      exec.status = "running";
+      if (!exec || (exec.status !== "ready" && exec.status !== "retry_wait")) return false;
+      transition(exec, "running");
       exec.attempt = e.attempt;
       exec.node.active = true;
       state.running.add(exec);
       state.inflight++;
       if (!exec.owner) exec.node.running++;
-      return;
+      return true;
     }
     case "stage_succeeded": {
       if (e.tokens) addUsage(state, e);
       const exec = findExec(state, e);
-      if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return;
+      if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return false;
       exec.lastInput = e.input;
       settleExec(state, exec, "succeeded", e.output);
-      return;
+      return true;
     }
     case "stage_failed": {
       if (e.tokens) addUsage(state, e);
       const exec = findExec(state, e);
-      if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return;
+      if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return false;
       stopRunning(state, exec);
-      exec.status = "failed";
+      transition(exec, "failed");
       exec.lastError = e.error;
       exec.lastInput = e.input;
       state.failedQ.push(exec);
       markDirty(state, exec.node);
-      return;
+      return true;
     }
     case "retry_scheduled": {
       const exec = findExec(state, e);
-      if (!exec || exec.status !== "failed") return;
-      exec.status = "retry_wait";
+      if (!exec || exec.status !== "failed") return false;
+      transition(exec, "retry_wait");
       exec.dueAt = e.due_at;
       state.timers.push(exec);
-      return;
+      return true;
     }
     case "stage_settled": {
       const exec = findExec(state, e);
-      if (!exec || (exec.status !== "failed" && exec.status !== "fallback")) return;
+      if (!exec || (exec.status !== "failed" && exec.status !== "fallback")) return false;
       if (e.error) exec.lastError = e.error;
       settleExec(state, exec, e.outcome, e.output ?? null);
       if (e.outcome === "failed" && !exec.owner) {
@@ -405,75 +438,78 @@ export function apply(state: RunState, e: BatonEvent): void {
         const err = exec.lastError;
         state.failure ??= { stage: e.stage, kind: err?.kind ?? "handler", message: err?.message ?? "stage failed" };
       }
-      return;
+      return true;
     }
     case "stage_cancelled": {
       // The decision that cut it already updated the state (see `cut`); a cancel of a live exec
       // (e.g. written by another process) returns it to ready.
+      let wasCut = false;
       if (state.cut.length > 0) {
         const ids = state.plan.stages;
+        const before = state.cut.length;
         state.cut = state.cut.filter(
           (c) => !(ids[c.exec.stage]!.id === e.stage && c.visit === e.visit && c.attempt === e.attempt && c.exec.item === e.item &&
             (c.exec.owner ? ids[c.exec.owner.stage]!.id : undefined) === e.fallback_for),
         );
+        wasCut = state.cut.length < before;
       }
       const exec = findExec(state, e);
-      if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return;
+      if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return wasCut;
       requeue(state, exec, e.at, true);
-      return;
+      return true;
     }
     case "stage_skipped": {
       const idx = state.plan.stageIndex.get(e.stage);
-      if (idx === undefined) return;
+      if (idx === undefined) return false;
       const node = state.nodes[idx]!;
-      if (node.visit !== e.visit || node.done) return;
+      if (node.visit !== e.visit || node.done) return false;
       node.active = true;
       settleNode(state, node, "skipped", null);
-      return;
+      return true;
     }
     case "stage_reused": {
       const idx = state.plan.stageIndex.get(e.stage);
       const node = idx === undefined ? undefined : state.nodes[idx];
-      if (!node || node.visit !== e.visit || node.done) return;
+      if (!node || node.visit !== e.visit || node.done) return false;
       node.active = true;
       settleNode(state, node, e.outcome, e.output);
-      return;
+      return true;
     }
     case "stage_completed": {
       const idx = state.plan.stageIndex.get(e.stage);
       const node = idx === undefined ? undefined : state.nodes[idx];
-      if (node && node.visit === e.visit) node.completed = true;
-      return;
+      if (!node || node.visit !== e.visit || node.completed) return false;
+      node.completed = true;
+      return true;
     }
     case "decision":
-      applyDecision(state, e);
-      return;
+      return applyDecision(state, e);
     case "stage_waiting": {
       const exec = findExec(state, e);
-      if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return;
+      if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return false;
       stopRunning(state, exec);
-      exec.status = "waiting";
+      transition(exec, "waiting");
       state.waitingOn.set(waitKey(e.stage, e.visit, e.item), { kind: "approval", stage: e.stage, visit: e.visit, item: e.item, message: e.message, node: exec.node, exec });
       markDirty(state, exec.node);
-      return;
+      return true;
     }
     case "stage_escalated": {
       const exec = findExec(state, e);
-      if (!exec || exec.status !== "failed") return;
-      exec.status = "escalated";
+      if (!exec || exec.status !== "failed") return false;
+      transition(exec, "escalated");
       state.waitingOn.set(waitKey(e.stage, e.visit, e.item), { kind: "on_error", stage: e.stage, visit: e.visit, item: e.item, message: e.message, node: exec.node, exec });
-      return;
+      return true;
     }
     case "approval":
-      applyApproval(state, e);
-      return;
+      return applyApproval(state, e);
     case "run_waiting":
       state.status = "waiting";
       state.waiting = { stage: e.stage, message: e.message };
-      return;
+      return true;
     case "run_cancel_requested":
-      if (state.status === "running" || state.status === "waiting") state.cancelRequested = true;
-      return;
+      if (state.status !== "running" && state.status !== "waiting") return false;
+      state.cancelRequested = true;
+      return true;
     case "run_resumed": {
       state.activeBefore += Math.max(0, prevAt - state.activeStart);
       state.activeStart = e.at;
@@ -489,7 +525,7 @@ export function apply(state: RunState, e: BatonEvent): void {
         requeue(state, w.exec, e.at, true);
       }
       for (const n of state.nodes) markDirty(state, n);
-      return;
+      return true;
     }
     case "run_finished":
       if (e.status === "cancelled") cutAll(state, "run cancelled", e.at);
@@ -497,7 +533,7 @@ export function apply(state: RunState, e: BatonEvent): void {
       state.cancelRequested = false;
       state.assemblePending = false;
       if (e.status === "failed" && e.error) state.failure ??= { ...e.error };
-      return;
+      return true;
   }
 }
 
@@ -507,93 +543,115 @@ function addUsage(state: RunState, e: { tokens?: { input: number; output: number
   state.usage.usd += e.cost_usd ?? 0;
 }
 
-function applyDecision(state: RunState, e: Extract<BatonEvent, { type: "decision" }>): void {
+function applyDecision(state: RunState, e: Extract<BatonEvent, { type: "decision" }>): boolean {
   const idx = state.plan.stageIndex.get(e.stage);
-  if (idx === undefined) return;
+  if (idx === undefined) return false;
   const node = state.nodes[idx]!;
-  if (node.visit !== e.visit) return;
+  if (node.visit !== e.visit) return false;
   node.effectPending = false;
   markDirty(state, node);
   switch (e.kind) {
     case "if":
+      if (node.ifDone) return false;
       node.ifDone = true;
       node.ifResult = e.error === undefined && e.result === true;
       if (e.error !== undefined) failRun(state, e.stage, "expression", e.error);
-      return;
+      return true;
     case "for_each":
-      if (e.error !== undefined) return failRun(state, e.stage, "expression", e.error);
+      if (node.items) return false;
+      if (e.error !== undefined) {
+        failRun(state, e.stage, "expression", e.error);
+        return true;
+      }
       node.items = e.items ?? [];
       enterExec(state, node, e.at);
-      return;
+      return true;
     case "fallback": {
       const exec = node.items ? execAt(node, e.item, e.at) : node.execs[0];
       const stage = state.plan.stages[idx]!;
-      if (exec && exec.status === "failed" && stage.onError.kind === "fallback") {
-        exec.status = "fallback";
-        state.readyFallbacks.push(startFallback(exec, stage.onError.stage, e.at));
-      }
-      return;
+      if (!exec || exec.status !== "failed" || stage.onError.kind !== "fallback") return false;
+      transition(exec, "fallback");
+      state.readyFallbacks.push(startFallback(exec, stage.onError.stage, e.at));
+      return true;
     }
     case "escalate":
-      return;
+      return true;
     case "route":
-      applyRoute(state, node, e);
-      return;
+      return applyRoute(state, node, e);
   }
 }
 
-function applyApproval(state: RunState, e: Extract<BatonEvent, { type: "approval" }>): void {
+function applyApproval(state: RunState, e: Extract<BatonEvent, { type: "approval" }>): boolean {
   const key = waitKey(e.stage, e.visit, e.item);
   const w = state.waitingOn.get(key);
-  if (!w || w.node.visit !== e.visit) return;
+  if (!w || w.node.visit !== e.visit) return false;
   state.waitingOn.delete(key);
   const why = `rejected by ${e.by ?? "a human"}${e.comment ? `: ${e.comment}` : ""}`;
   if (w.kind === "route") {
     w.node.held = false;
-    if (!e.approved) return failRun(state, e.stage, "rejected", why);
+    if (!e.approved) {
+      failRun(state, e.stage, "rejected", why);
+      return true;
+    }
     if (e.data !== undefined && !w.node.items && w.node.execs[0]) w.node.execs[0].output = e.data;
     maybeComplete(state, w.node);
-    return;
+    return true;
   }
   const exec = w.exec!;
   if (w.kind === "approval") {
-    if (e.approved) return settleExec(state, exec, "succeeded", e.data === undefined ? { approved: true, ...(e.by ? { by: e.by } : {}), ...(e.comment ? { comment: e.comment } : {}) } : e.data);
-    exec.status = "failed";
+    if (e.approved) {
+      settleExec(state, exec, "succeeded", e.data === undefined ? { approved: true, ...(e.by ? { by: e.by } : {}), ...(e.comment ? { comment: e.comment } : {}) } : e.data);
+      return true;
+    }
+    transition(exec, "failed");
     exec.lastError = { kind: "handler", message: why, retryable: false };
     state.failedQ.push(exec);
     markDirty(state, exec.node);
-    return;
+    return true;
   }
   // on_error escalate: a human stands in for the failed stage, or confirms the failure.
-  if (e.approved) return settleExec(state, exec, e.data === undefined ? "continued" : "fallback", e.data ?? null);
-  exec.status = "failed";
+  if (e.approved) {
+    settleExec(state, exec, e.data === undefined ? "continued" : "fallback", e.data ?? null);
+    return true;
+  }
   settleExec(state, exec, "failed", null);
   exec.node.outcome = "failed";
   failRun(state, e.stage, "rejected", why);
+  return true;
 }
 
 function failRun(state: RunState, stage: string, kind: string, message: string): void {
   state.failure ??= { stage, kind, message };
 }
 
-function applyRoute(state: RunState, node: Node, e: Extract<BatonEvent, { type: "decision" }>): void {
+function applyRoute(state: RunState, node: Node, e: Extract<BatonEvent, { type: "decision" }>): boolean {
   const i = e.route ?? node.routeCursor;
-  if (e.error !== undefined) return failRun(state, e.stage, "expression", e.error);
-  node.routeCursor = i + 1;
-  if (!e.taken) return maybeComplete(state, node);
+  if (e.error !== undefined) {
+    failRun(state, e.stage, "expression", e.error);
+    return true;
+  }
   const stage = state.plan.stages[node.idx]!;
+  if (node.routed || i < node.routeCursor || i > stage.routes.length) return false;
+  node.routeCursor = i + 1;
+  if (!e.taken) {
+    maybeComplete(state, node);
+    return true;
+  }
   const route = stage.routes[i];
-  if (!route) return;
+  if (!route) return false;
   const key = node.idx * 1024 + i;
   state.routeTaken.set(key, (state.routeTaken.get(key) ?? 0) + 1);
   node.routed = true;
-  if (route.fail !== undefined) return failRun(state, stage.id, "route", route.fail);
+  if (route.fail !== undefined) {
+    failRun(state, stage.id, "route", route.fail);
+    return true;
+  }
   if (route.escalate !== undefined) {
     node.held = true;
     state.waitingOn.set(waitKey(stage.id, node.visit, undefined), { kind: "route", stage: stage.id, visit: node.visit, item: undefined, message: route.escalate, node, exec: undefined });
-    return;
+    return true;
   }
-  if (route.goto === undefined) return;
+  if (route.goto === undefined) return true;
   const target = state.nodes[route.goto]!;
   if (route.backward) {
     resetFrom(state, target, e.with);
@@ -608,6 +666,7 @@ function applyRoute(state: RunState, node: Node, e: Extract<BatonEvent, { type: 
       }
     }
   }
+  return true;
 }
 
 /** Stages strictly between `from` and `to`: descendants of `from` that are ancestors of `to`. */

@@ -1,5 +1,5 @@
 /** Agent stages through the real AI SDK clients against the fake OpenAI server. */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { BatonEvent } from "../../src/engine/events.js";
 import { execute } from "../../src/index.js";
 import { compileSource } from "../../src/template/index.js";
@@ -116,8 +116,7 @@ output: "[a, b]"
     expect(result.output).toEqual(["fine", "woke"]);
     const kinds = log.flatMap((e) => (e.type === "stage_failed" ? [`${e.stage}:${e.error.kind}`] : []));
     expect(kinds.sort()).toEqual(["a:http", "a:malformed_output", "b:timeout"]);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(fake.stats.aborted).toBe(1);
+    await vi.waitFor(() => expect(fake.stats.aborted).toBe(1), { timeout: 10_000, interval: 5 });
   });
 
   it("a prompt that cannot fit the context window fails at once, naming the stage, sizes and model", async () => {

@@ -141,12 +141,20 @@ describe("cancel and resume across processes", () => {
     const tpl = join(FIX, "edit-copy.yaml");
     copyFileSync(join(FIX, "slow.yaml"), tpl);
     const child = spawn(process.execPath, [CLI, "--db", edb, "run", tpl, "--json"], { stdio: "ignore" });
-    await new Promise((r) => setTimeout(r, 900));
+    const exited = new Promise((r) => child.on("exit", r));
+    // Kill it once the run is recorded (it then has ~1.8 s of stages to go), not after a guessed sleep.
+    let id: string | undefined;
+    for (let i = 0; i < 200 && !id; i++) {
+      const runs = baton(["runs", "--json"], { db: edb });
+      if (runs.code === 0) id = JSON.parse(runs.stdout)[0]?.id;
+      if (!id) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(id, "the run was never recorded").toBeDefined();
     child.kill("SIGKILL");
-    await new Promise((r) => child.on("exit", r));
+    await exited;
     writeFileSync(tpl, readFileSync(tpl, "utf8").replace('value: "wait * 10"', 'value: "wait * 1000"'));
-    const id = JSON.parse(baton(["runs", "--json"], { db: edb }).stdout)[0].id;
-    const resumed = baton(["resume", id, "--json"], { db: edb });
+    expect(JSON.parse(baton(["runs", "--json"], { db: edb }).stdout)[0]).toMatchObject({ id, status: "running" });
+    const resumed = baton(["resume", id!, "--json"], { db: edb });
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(JSON.parse(resumed.stdout).output).toBe(20);
   });

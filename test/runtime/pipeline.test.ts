@@ -2,7 +2,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { BatonEvent } from "../../src/engine/events.js";
 import { Runtime, SqliteStore } from "../../src/index.js";
 import { loadPlanFile } from "../../src/template/index.js";
@@ -32,12 +32,15 @@ describe("pipeline stages", () => {
     const file = db();
     let store = SqliteStore.open(file);
     let rt = new Runtime({ store, loadPlan: planFromSource });
-    const h = await rt.start(loadPlanFile(PARENT), { ms: 600 });
-    await new Promise((res) => setTimeout(res, 250));
+    const h = await rt.start(loadPlanFile(PARENT), { ms: 1500 });
+    // Cancel once the child is in its slow stage (its first stage done), not after a guessed sleep.
+    const child = `${h.id}~sub`;
+    const slowStarted = async (): Promise<boolean> =>
+      (await store.get(child)) !== undefined && (await store.load(child)).events.some((e) => e.type === "stage_started" && e.stage === "slow");
+    await vi.waitFor(async () => expect(await slowStarted()).toBe(true), { timeout: 10_000, interval: 5 });
     await rt.cancel(h.id);
     expect((await h.done).status).toBe("cancelled");
-    await new Promise((res) => setTimeout(res, 50));
-    expect((await store.get(`${h.id}~sub`))?.status).toBe("cancelled");
+    await vi.waitFor(async () => expect((await store.get(child))?.status).toBe("cancelled"), { timeout: 10_000, interval: 10 });
     await rt.close();
     await store.close();
 

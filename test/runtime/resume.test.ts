@@ -2,7 +2,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { definePipeline, Runtime, SqliteStore } from "../../src/index.js";
 
 describe("cancel and resume in one process", () => {
@@ -11,17 +11,17 @@ describe("cancel and resume in one process", () => {
     const count = (id: string) => (calls[id] = (calls[id] ?? 0) + 1);
     const p = definePipeline({ name: "resumable" })
       .stage("a", { run: () => { count("a"); return 1; } })
+      // The first b holds until it is cancelled (no timing to race); after resume b answers at once.
       .stage("b", { needs: ["a"], run: (ctx) => new Promise((res, rej) => {
-        count("b");
-        const t = setTimeout(() => res(2), 50);
-        ctx.signal.addEventListener("abort", () => { clearTimeout(t); rej(ctx.signal.reason); });
+        if (count("b") > 1) return res(2);
+        ctx.signal.addEventListener("abort", () => rej(ctx.signal.reason), { once: true });
       }) })
       .stage("c", { needs: ["b"], run: () => { count("c"); return 3; } })
       .returns("c");
     const store = SqliteStore.open(join(mkdtempSync(join(tmpdir(), "baton-res-")), "r.db"));
     const rt = new Runtime({ store });
     const h = await rt.start(p.plan, {});
-    await new Promise((r) => setTimeout(r, 20));
+    await vi.waitFor(() => expect(calls.b).toBe(1), { timeout: 10_000, interval: 2 });
     await rt.cancel(h.id);
     expect((await h.done).status).toBe("cancelled");
     expect(calls).toEqual({ a: 1, b: 1 });

@@ -168,13 +168,30 @@ describe("parallelism", () => {
     expect(peak).toBeGreaterThan(1);
   });
 
-  it("independent branches run in parallel", async () => {
-    const starts: Record<string, number> = {};
-    const t0 = Date.now();
-    const mk = (id: string) => async () => { starts[id] = Date.now() - t0; await new Promise((r) => setTimeout(r, 40)); return id; };
+  it("independent branches run in parallel: all three are in flight at once", async () => {
+    // Each branch holds until all three have started, so only a runtime that starts them
+    // together gets all three in flight (one running them in turn gets 1, after the cap).
+    const order: string[] = [];
+    let inFlight = 0;
+    let peak = 0;
+    let release!: () => void;
+    const allStarted = new Promise<void>((r) => (release = r));
+    const cap = setTimeout(release, 5_000);
+    const mk = (id: string) => async () => {
+      order.push(`start ${id}`);
+      peak = Math.max(peak, ++inFlight);
+      if (inFlight === 3) release();
+      await allStarted;
+      inFlight--;
+      order.push(`end ${id}`);
+      return id;
+    };
     const p = definePipeline({ name: "branches" }).stage("a", { run: mk("a") }).stage("b", { run: mk("b") }).stage("c", { run: mk("c") });
-    await runLog(p);
-    expect(Math.max(starts.a!, starts.b!, starts.c!)).toBeLessThan(30);
+    const { result } = await runLog(p);
+    clearTimeout(cap);
+    expect(result.status).toBe("succeeded");
+    expect(peak).toBe(3);
+    expect(order.slice(0, 3).sort()).toEqual(["start a", "start b", "start c"]);
   });
 });
 

@@ -300,17 +300,18 @@ describe("buildTrace: usage and scale", () => {
     expect(t.stages[0]).toMatchObject({ model: "mock:echo", tokens: { input: 12, output: 3 }, cost_usd: 0.002 });
   });
 
-  it("builds a 10,000-item for_each well under a second", () => {
+  // How long this takes is measured by bench/micro.mjs (`npm run bench:micro`), not asserted here.
+  it("builds a 10,000-item for_each: one entry per item, the items' outputs collected in order", () => {
     const n = 10_000;
     const b = new LogBuilder().at(0).decision({ stage: "each", kind: "for_each", expression: "inputs.list", result: n, items: Array.from({ length: n }, (_, i) => i) });
     for (let i = 0; i < n; i++) b.at(1 + i).started({ stage: "each", item: i }).at(2 + i).succeeded({ stage: "each", item: i }, 1, i * 2);
     b.completed("each").finished("succeeded", { output: null, read: ["each"] });
-    const t0 = performance.now();
     const t = buildTrace(b.events);
-    const ms = performance.now() - t0;
-    expect(ms).toBeLessThan(500);
     expect(t.stages).toHaveLength(n + 1);
-    expect((t.stages[0]!.output as number[])[n - 1]).toBe((n - 1) * 2);
+    const out = t.stages[0]!.output as number[];
+    expect(out).toHaveLength(n);
+    expect(out.every((v, i) => v === i * 2)).toBe(true);
+    expect(t.stages.slice(1).every((s, i) => s.item === i && s.status === "succeeded")).toBe(true);
   });
 });
 

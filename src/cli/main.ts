@@ -27,6 +27,14 @@ interface GlobalOpts {
   db?: string;
   store?: string;
   debug?: boolean;
+  queuePrefix?: string;
+}
+
+/** The Redis key prefix of the deployment (--queue-prefix, $BATON_QUEUE_PREFIX, default "baton"). */
+function prefixOf(g: GlobalOpts): string {
+  const p = g.queuePrefix ?? process.env.BATON_QUEUE_PREFIX ?? "baton";
+  if (!/^[A-Za-z0-9_.-]+$/.test(p)) throw new UserError(`--queue-prefix must be letters, digits, '.', '_' or '-', got '${p}'`, 2);
+  return p;
 }
 
 /** The run store: --store URL (PostgreSQL) or --db PATH (SQLite), else $BATON_STORE / $BATON_DB / .baton/baton.db. */
@@ -124,11 +132,11 @@ async function makeRuntime(store: Store, concurrency: string | undefined, progre
 }
 
 /** Distributed `run`: submit to the workers, then (unless detached) follow the run in the store. */
-async function submitAndFollow(store: Store, queue: string, plan: Plan, inputs: Record<string, unknown>, o: { json: boolean; detach: boolean; progress: Progress }): Promise<number> {
+async function submitAndFollow(store: Store, queue: string, prefix: string, plan: Plan, inputs: Record<string, unknown>, o: { json: boolean; detach: boolean; progress: Progress }): Promise<number> {
   const { submitRun, followRun } = await import("../distributed/submit.js");
   const { redisConnection } = await import("../distributed/worker.js");
   const connection = redisConnection(queue);
-  const { id, events } = await submitRun(store, connection, plan, inputs);
+  const { id, events } = await submitRun(store, { connection, prefix }, plan, inputs);
   if (o.detach) {
     process.stdout.write(o.json ? JSON.stringify({ id, pipeline: plan.name, status: "running" }) + "\n" : `${id}\n`);
     return 0;
@@ -160,6 +168,7 @@ export function program(): Command {
     .description("Pipeline orchestrator for agentic workflows")
     .option("--db <path>", "SQLite event log (default: $BATON_DB or .baton/baton.db)")
     .option("--store <url>", "run store: postgres://… for distributed mode, or a SQLite path (default: $BATON_STORE)")
+    .option("--queue-prefix <name>", "Redis key prefix of the deployment: workers and submitters with different prefixes share nothing (default: $BATON_QUEUE_PREFIX or baton)")
     .option("--debug", "show stack traces for errors")
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -215,7 +224,7 @@ export function program(): Command {
       const queue = o.queue ?? (store.shared && (g().store ?? process.env.BATON_STORE ?? "").startsWith("postgres") ? process.env.BATON_QUEUE : undefined);
       if (queue) {
         try {
-          set(await submitAndFollow(store, queue, plan, inputs, { json: o.json === true, detach: o.detach === true, progress }));
+          set(await submitAndFollow(store, queue, prefixOf(g()), plan, inputs, { json: o.json === true, detach: o.detach === true, progress }));
         } finally {
           await store.close();
         }
@@ -329,7 +338,7 @@ export function program(): Command {
       if (!(Number.isInteger(n) && n >= 1)) throw new UserError(`--concurrency must be a whole number from 1 up, got '${o.concurrency}'`, 2);
       const store = await storeOf(g());
       const { BatonWorker, redisConnection } = await import("../distributed/worker.js");
-      const worker = new BatonWorker({ store, connection: redisConnection(queue), concurrency: n, lockMs: Math.max(500, Number(o.lockMs) || 10000), sweepMs: Math.max(100, Number(o.sweepMs) || 5000), loadPlan: planFromSource, config: await loadConfig(), log: (l) => process.stderr.write(l + "\n") });
+      const worker = new BatonWorker({ store, connection: redisConnection(queue), prefix: prefixOf(g()), concurrency: n, lockMs: Math.max(500, Number(o.lockMs) || 10000), sweepMs: Math.max(100, Number(o.sweepMs) || 5000), loadPlan: planFromSource, config: await loadConfig(), log: (l) => process.stderr.write(l + "\n") });
       worker.start();
       process.stderr.write(`baton worker ${worker.id} ready (concurrency ${n})\n`);
       await new Promise<void>((res) => {

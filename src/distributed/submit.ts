@@ -3,30 +3,46 @@
  * the workers; optionally follow it to the end from the store's log.
  */
 import { Queue, type ConnectionOptions } from "bullmq";
-import type { BatonEvent, RunStarted } from "../engine/events.js";
+import type { BatonEvent } from "../engine/events.js";
 import type { Plan } from "../plan/types.js";
 import { newRunId, resultOf, type RunResult } from "../runtime/runtime.js";
 import { Redactor } from "../runtime/redact.js";
+import { runStartedEvent } from "../runtime/started.js";
 import type { Store } from "../store/port.js";
-import { ADVANCE, enqueueAdvance } from "./worker.js";
+import { ADVANCE, DEFAULT_PREFIX, enqueueAdvance } from "./worker.js";
 
-/** Create a run and enqueue its first step. */
-export async function submitRun(store: Store, connection: ConnectionOptions, plan: Plan, inputs: Record<string, unknown>): Promise<{ id: string; events: BatonEvent[] }> {
-  const id = newRunId();
-  const started: RunStarted = {
-    type: "run_started", at: Date.now(), run_id: id, pipeline: plan.name, plan_hash: plan.hash,
-    source: { format: plan.source.format, ...(plan.source.file ? { file: plan.source.file } : {}), ...(plan.source.text !== undefined ? { text: plan.source.text } : {}) },
-    inputs, seed: Math.floor(Math.random() * 0x7fffffff),
-  };
-  new Redactor().event(started);
-  const seq = await store.create({ id, pipeline: plan.name, planHash: plan.hash }, [started]);
-  const q = new Queue(ADVANCE, { connection });
+/** Where the workers of a deployment take their jobs. */
+export interface QueueTarget {
+  readonly connection: ConnectionOptions;
+  /** Key prefix of the deployment in Redis. @default "baton" */
+  readonly prefix?: string;
+}
+
+/** Hand a run to the workers: enqueue a step (recovering: re-dispatch its running attempts too). */
+export async function handOff(target: QueueTarget, run: string, seq: number, recover = false): Promise<void> {
+  const q = new Queue(ADVANCE, { connection: target.connection, prefix: target.prefix ?? DEFAULT_PREFIX });
   try {
-    await enqueueAdvance(q, id, seq);
+    await enqueueAdvance(q, run, seq, 0, recover);
   } finally {
     await q.close();
   }
-  return { id, events: [started] };
+}
+
+/** Create a run and hand it to the workers (`rerun`: a fork whose first events reuse recorded outputs). */
+export async function submitRun(
+  store: Store, target: QueueTarget, plan: Plan, inputs: Record<string, unknown>,
+  o: { rerun?: { of: string; from: string; reused: BatonEvent[] }; parentId?: string } = {},
+): Promise<{ id: string; events: BatonEvent[] }> {
+  const id = newRunId();
+  const started = runStartedEvent(plan, {
+    runId: id, at: Date.now(), inputs, seed: Math.floor(Math.random() * 0x7fffffff),
+    ...(o.rerun ? { rerun: { of: o.rerun.of, from: o.rerun.from } } : {}), ...(o.parentId ? { parentId: o.parentId } : {}),
+  });
+  new Redactor().event(started);
+  const first: BatonEvent[] = [started, ...(o.rerun?.reused ?? [])];
+  const seq = await store.create({ id, pipeline: plan.name, planHash: plan.hash, ...(o.parentId ? { parentId: o.parentId } : {}) }, first);
+  await handOff(target, id, seq);
+  return { id, events: first };
 }
 
 /** Follow a run from the store until it stops (finished, waiting or cancelled). */

@@ -1,28 +1,45 @@
 /**
  * Distributed mode (SPEC §6): `baton worker` processes on any number of machines share one
- * store (PostgreSQL) and one Redis. BullMQ does the dispatch, stalled-job recovery and delays:
+ * store (PostgreSQL) and one Redis. A worker is the third host of the one step loop
+ * (runtime/loop.ts), beside the embedded driver and the test simulator:
  *
- * - `advance` jobs (one run): load the run's log, fold, `decide` — the same pure engine as a
- *   single process — evaluate expression effects inline, append the step's events under
- *   optimistic concurrency (a conflict reloads and decides again), then enqueue an `exec` job per
- *   execution to start and a delayed `advance` for the next retry or timeout.
- * - `exec` jobs (one attempt): check the attempt is still the current one, run it exactly as the
- *   local runtime does, append its result, enqueue an `advance`.
+ * - `advance` jobs (one run): bring the run's cached state up to date, then `RunLoop.advance`:
+ *   apply → decide → evaluate expressions and pure `value:` stages inline → redact → append
+ *   under optimistic concurrency (a lost race refolds from the store, plan cached, and tries
+ *   again) → perform: an `exec` job per attempt to start, an abort broadcast per attempt to cancel.
+ * - `exec` jobs (one attempt): resolve the attempt's command from the engine (`commandFor`: is it
+ *   still the current attempt?), run it exactly as the embedded host does, then push its outcome
+ *   into the run's loop and advance right here — the result and what it decides are ONE append.
  *
- * Job ids derive from (run, stage, visit, item, attempt), so duplicates collapse. A worker that
- * dies mid-stage leaves a stalled job that BullMQ hands to another worker; a result appended
- * twice is impossible because the second append finds the attempt no longer running.
+ * Cancel reaches the worker running an attempt over Redis pub/sub (its AbortSignal fires there).
+ * The run's budget is held in Redis (concurrent calls on different workers cannot overshoot it);
+ * pools are Redis pools. A `pipeline:` stage starts its child run on the workers and detaches;
+ * the child's last step re-runs the parent's attempt, which then finds the child's result.
+ *
+ * Job ids derive from the attempt key (one codec, engine/key.ts), so duplicates collapse. A worker
+ * that dies mid-stage leaves a stalled job: the next worker to take it records the attempt as
+ * interrupted and the engine starts it again (attempt n+1, at-least-once, same idempotency key).
  */
 import { Queue, Worker, type Job, type ConnectionOptions } from "bullmq";
+import { Redis, type RedisOptions } from "ioredis";
 import { hostname } from "node:os";
 import { ConflictError, type Store } from "../store/port.js";
-import { apply, decide, fold, execAt, nextWakeAt, type BatonEvent, type Effect, type Exec, type RunState, type RunStarted } from "../engine/index.js";
+import {
+  apply, attemptId, attemptJobId, commandFor, fold, jobId, runningAttempts,
+  type AttemptKey, type BatonEvent, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunStarted,
+} from "../engine/index.js";
 import type { Plan } from "../plan/types.js";
-import { evaluateEffect } from "../runtime/effects.js";
+import { evaluateCommand } from "../runtime/effects.js";
 import { Attempt, type AttemptHost } from "../runtime/attempt.js";
 import { Redactor } from "../runtime/redact.js";
+import { RunLoop, type HostPort } from "../runtime/loop.js";
+import { childRunId } from "../runtime/children.js";
+import { runStartedEvent } from "../runtime/started.js";
+import { resultOf } from "../runtime/runtime.js";
+import { Detached } from "../stages/approval.js";
+import type { ChildRuns } from "../stages/types.js";
 import { RedisPools } from "./redis-pool.js";
-import type { RedisOptions } from "ioredis";
+import { defineBudgetScripts, NO_BUDGET, RedisBudget } from "./redis-budget.js";
 import type { BatonConfig } from "../agents/config.js";
 
 /** Job payloads. */
@@ -31,18 +48,15 @@ export interface AdvanceJob {
   /** Re-enqueue every running execution too (the sweep's advances, after lost jobs). */
   readonly recover?: boolean;
 }
-export interface ExecJob {
+export interface ExecJob extends AttemptKey {
   readonly run: string;
-  readonly stage: string;
-  readonly visit: number;
-  readonly item?: number;
-  readonly fallbackFor?: string;
-  readonly attempt: number;
 }
 
-/** Queue names (a prefix keeps several Batons on one Redis apart). */
+/** Queue names (the prefix keeps several Batons on one Redis apart). */
 export const ADVANCE = "baton-advance";
 export const EXEC = "baton-exec";
+/** Default key prefix of everything Baton keeps in Redis (queues, pools, budgets, signals). */
+export const DEFAULT_PREFIX = "baton";
 
 /** Parse a redis:// URL into BullMQ connection options. */
 export function redisConnection(url: string): ConnectionOptions {
@@ -60,9 +74,12 @@ export function redisConnection(url: string): ConnectionOptions {
   };
 }
 
-const jobId = (...parts: (string | number | undefined)[]): string => parts.map((p) => String(p ?? "").replace(/[:|]/g, "_")).join("|");
+/** Queues of one deployment (prefix). */
+export function queues(connection: ConnectionOptions, prefix = DEFAULT_PREFIX): { advance: Queue; exec: Queue } {
+  return { advance: new Queue(ADVANCE, { connection, prefix }), exec: new Queue(EXEC, { connection, prefix }) };
+}
 
-/** Enqueue the first `advance` of a run (the submitter's side). */
+/** Enqueue a step of a run (the submitter's side, and workers' wake-ups). */
 export async function enqueueAdvance(queue: Queue, run: string, seq: number, delayMs = 0, recover = false): Promise<void> {
   await queue.add("advance", { run, ...(recover ? { recover: true } : {}) } satisfies AdvanceJob, {
     jobId: recover ? jobId("recover", run, seq) : delayMs > 0 ? jobId("wake", run, Date.now() + delayMs) : jobId("adv", run, seq),
@@ -74,16 +91,12 @@ export async function enqueueAdvance(queue: Queue, run: string, seq: number, del
 /** Finished jobs leave no key behind (a failed one must not block its id forever); failures retry. */
 const JOB_OPTS = { removeOnComplete: true, removeOnFail: true, attempts: 5, backoff: { type: "exponential", delay: 200 } } as const;
 
-interface Cached {
-  plan: Plan;
-  state: RunState;
-  seq: number;
-}
-
 /** Options of a worker process. */
 export interface WorkerOptions {
   readonly store: Store;
   readonly connection: ConnectionOptions;
+  /** Key prefix in Redis: deployments with different prefixes share nothing. @default "baton" */
+  readonly prefix?: string;
   /** Stage executions at once in this worker. @default 8 */
   readonly concurrency?: number;
   /** Compile a run's plan from its recorded source. */
@@ -92,9 +105,9 @@ export interface WorkerOptions {
   /** How long a job's lock lasts; a dead worker's job is picked up after about this long. @default 10000 */
   readonly lockMs?: number;
   /**
-   * How often to re-enqueue a step for every running run. Redis may lose jobs (a restart of a
-   * Redis that keeps nothing on disk); the store does not, so the sweep re-creates them (ids
-   * collapse duplicates). @default 5000
+   * How often the recovery sweep runs (one worker of the deployment at a time). Redis may lose
+   * jobs (a restart of a Redis that keeps nothing on disk); the store does not, so the sweep
+   * re-creates them for running runs no worker has advanced for a while. @default 5000
    */
   readonly sweepMs?: number;
   readonly log?: (line: string) => void;
@@ -102,41 +115,101 @@ export interface WorkerOptions {
 
 /** A `baton worker`: runs `advance` and `exec` jobs until closed. */
 export class BatonWorker {
-  private readonly runs = new Map<string, Cached>();
+  private readonly runs = new Map<string, RunLoop>();
+  /** Compiled plans by recorded source (a lost race or a new run never recompiles). */
+  private readonly plans = new Map<string, Promise<Plan>>();
+  /** Attempts running on this worker, by `run|attemptId`. */
+  private readonly attempts = new Map<string, Attempt>();
+  /** Attempts aborted anywhere in the deployment lately (an exec job that arrives after its abort does not start). */
+  private readonly aborted = new Map<string, number>();
   private readonly advanceQ: Queue;
   private readonly execQ: Queue;
   private readonly workers: Worker[] = [];
   private readonly redactor = new Redactor();
   /** Pools held in Redis, so their limits hold across every worker. */
   private readonly pools: RedisPools;
+  private readonly redis: Redis;
+  private readonly sub: Redis;
+  readonly prefix: string;
   readonly id = `${hostname()}:${process.pid}`;
+  private readonly host: HostPort;
+  private readonly abortChannel: string;
 
   constructor(private readonly o: WorkerOptions) {
-    this.pools = new RedisPools(o.connection as RedisOptions);
-    this.advanceQ = new Queue(ADVANCE, { connection: o.connection });
-    this.execQ = new Queue(EXEC, { connection: o.connection });
+    this.prefix = o.prefix ?? DEFAULT_PREFIX;
+    this.pools = new RedisPools(o.connection as RedisOptions, { prefix: `${this.prefix}:pool`, limits: o.config?.limits ?? {} });
+    const q = queues(o.connection, this.prefix);
+    this.advanceQ = q.advance;
+    this.execQ = q.exec;
+    const ropts = { ...(o.connection as RedisOptions), maxRetriesPerRequest: null } as never;
+    this.redis = new Redis(ropts);
+    this.redis.on("error", () => undefined);
+    defineBudgetScripts(this.redis);
+    this.sub = new Redis(ropts);
+    this.sub.on("error", () => undefined);
+    this.abortChannel = `${this.prefix}:abort`;
+    const self = this;
+    this.host = {
+      now: Date.now,
+      // BullMQ's worker concurrency bounds executions per worker: exec jobs wait in the queue.
+      slots: () => Infinity,
+      append: (run, events, seq) => self.o.store.append(run, events, seq),
+      start: (loop, cmd) => self.dispatch(loop.runId, [cmd]),
+      abort: (loop, cmd) => self.abort(loop, cmd),
+      evaluate: (loop, cmd: ExprCommand) => evaluateCommand(loop.plan, cmd, Date.now),
+      inline: (loop, cmd) => {
+        // `value:` stages are pure: evaluated in the step instead of a job round trip.
+        const st = loop.plan.stages[cmd.stage]!;
+        return st.spec.kind === "value" && st.limit === undefined && cmd.fallbackFor === undefined ? self.runAttempt(loop, cmd) : undefined;
+      },
+      redact: (e) => self.redactor.event(e),
+    };
   }
 
   /** Start consuming jobs. */
   start(): void {
     const lockDuration = this.o.lockMs ?? 10_000;
-    const common = { connection: this.o.connection, lockDuration, stalledInterval: Math.max(1000, lockDuration / 2), maxStalledCount: 100 };
+    const common = { connection: this.o.connection, prefix: this.prefix, lockDuration, stalledInterval: Math.max(1000, lockDuration / 2), maxStalledCount: 100 };
     this.workers.push(new Worker<AdvanceJob>(ADVANCE, (job) => this.advance(job.data.run, job.data.recover === true), { ...common, concurrency: Math.max(4, this.o.concurrency ?? 8) }));
     this.workers.push(new Worker<ExecJob>(EXEC, (job) => this.exec(job), { ...common, concurrency: this.o.concurrency ?? 8 }));
     for (const w of this.workers) {
       w.on("error", (err) => this.o.log?.(`worker error: ${err.message}`));
       w.on("failed", (job, err) => this.o.log?.(`job ${job?.id ?? "?"} failed: ${err.message}`));
     }
+    void this.sub.subscribe(this.abortChannel).catch((err: Error) => this.o.log?.(`abort channel: ${err.message}`));
+    this.sub.on("message", (channel: string, message: string) => {
+      if (channel !== this.abortChannel) return;
+      const { id, reason } = JSON.parse(message) as { id: string; reason: string };
+      this.noteAborted(id);
+      this.attempts.get(id)?.cancel(new DOMException(reason, "AbortError"));
+    });
     this.sweeper = setInterval(() => void this.sweep().catch((err: Error) => this.o.log?.(`sweep: ${err.message}`)), this.o.sweepMs ?? 5000);
     this.sweeper.unref();
   }
 
   private sweeper: NodeJS.Timeout | undefined;
 
-  /** Enqueue a step for every running run (recovers jobs Redis lost). */
+  /**
+   * Recovery sweep, run by one worker of the deployment at a time (a Redis lock): enqueue a
+   * recovering step for every running run that no worker advanced within a few sweep intervals
+   * and that no live process holds a lease on (a `baton run` driving it in its own process).
+   */
   async sweep(): Promise<void> {
-    const runs = await this.o.store.list({ status: "running", limit: 500 });
-    await Promise.all(runs.map((r) => enqueueAdvance(this.advanceQ, r.id, r.seq, 0, true)));
+    const every = this.o.sweepMs ?? 5000;
+    const got = await this.redis.set(`${this.prefix}:sweep`, this.id, "PX", Math.max(100, every - 50), "NX");
+    if (got !== "OK") return;
+    const runs = await this.o.store.list({ status: "running", limit: 1000 });
+    if (runs.length === 0) return;
+    const seen = await this.redis.hmget(`${this.prefix}:active`, ...runs.map((r) => r.id));
+    const now = Date.now();
+    const quiet = Math.max(3 * every, 1000);
+    await Promise.all(runs.map(async (r, i) => {
+      const last = Number(seen[i] ?? 0);
+      if (now - last < quiet) return;
+      if ((await this.o.store.leaseHolder(r.id)) !== undefined) return; // driven by a live process
+      await this.redis.hset(`${this.prefix}:active`, r.id, String(now));
+      await enqueueAdvance(this.advanceQ, r.id, r.seq, 0, true);
+    }));
   }
 
   /** Stop taking jobs; wait for the ones in progress (SIGTERM: finish what is in flight). */
@@ -146,25 +219,39 @@ export class BatonWorker {
     await this.advanceQ.close();
     await this.execQ.close();
     await this.pools.close();
+    this.sub.disconnect();
+    this.redis.disconnect();
   }
 
-  /** Bring the cached state of a run up to date with the store. */
-  private async sync(run: string): Promise<Cached> {
-    let c = this.runs.get(run);
-    if (!c) {
-      const { events } = await this.o.store.load(run);
-      const first = events[0] as RunStarted;
-      const plan = await this.o.loadPlan(first.source);
-      if (Object.keys(plan.limits).length) this.pools.define(plan.limits);
-      // fold marks every node for decide's first look; later events mark what they change.
-      c = { plan, state: fold(plan, events), seq: events.length };
-      this.runs.set(run, c);
-      return c;
+  private planFor(first: RunStarted): Promise<Plan> {
+    const key = `${first.plan_hash}|${first.compiled_hash ?? ""}|${first.source.file ?? ""}`;
+    let p = this.plans.get(key);
+    if (!p) {
+      p = Promise.resolve(this.o.loadPlan(first.source));
+      p.catch(() => this.plans.delete(key));
+      this.plans.set(key, p);
     }
-    const more = await this.o.store.eventsAfter(run, c.seq);
-    for (const e of more) apply(c.state, e);
-    c.seq += more.length;
-    return c;
+    return p;
+  }
+
+  /** The run's loop, its state brought up to date with the store. */
+  private async sync(run: string): Promise<RunLoop> {
+    const loop = this.runs.get(run);
+    if (!loop) return this.load(run);
+    const more = await this.o.store.eventsAfter(run, loop.seq);
+    for (const e of more) apply(loop.state, e);
+    loop.seq += more.length;
+    return loop;
+  }
+
+  private async load(run: string): Promise<RunLoop> {
+    const { events } = await this.o.store.load(run);
+    const first = events[0] as RunStarted;
+    const plan = await this.planFor(first);
+    // fold marks every node for decide's first look; later events mark what they change.
+    const loop = new RunLoop(this.host, plan, fold(plan, events), run, events.length);
+    this.runs.set(run, loop);
+    return loop;
   }
 
   private forget(run: string): void {
@@ -173,7 +260,7 @@ export class BatonWorker {
 
   private readonly locks = new Map<string, Promise<unknown>>();
 
-  /** Run `fn` alone for this run in this worker: advances and appends never interleave on the cached state. */
+  /** Run `fn` alone for this run in this worker: steps never interleave on the cached state. */
   private async locked<T>(run: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.locks.get(run) ?? Promise.resolve();
     const next = prev.then(fn, fn);
@@ -186,165 +273,195 @@ export class BatonWorker {
     }
   }
 
-  /** One engine step for a run, appended atomically; then dispatch its executions. */
-  advance(run: string, recover = false): Promise<void> {
-    return this.locked(run, () => this.advanceNow(run, recover));
-  }
-
-  private async advanceNow(run: string, recover: boolean): Promise<void> {
-    for (let tries = 0; tries < 20; tries++) {
-      const c = await this.sync(run);
-      const s = c.state;
-      if (s.status === "succeeded" || s.status === "failed" || s.status === "cancelled") return this.forget(run);
-      const batch: BatonEvent[] = [];
-      const execs: Extract<Effect, { kind: "execute" }>[] = [];
-      let more = false;
-      for (let loops = 0; ; loops++) {
-        if (loops >= 200) {
-          more = true; // a long run of inline stages: append this much, then continue in a new step
-          break;
-        }
-        const step = decide(s, Date.now());
-        batch.push(...step.events);
-        const exprs = step.effects.filter((e) => e.kind === "evaluate_if" || e.kind === "expand" || e.kind === "routes" || e.kind === "assemble");
-        // `value:` stages are pure: evaluate them here, in this step, instead of a job round trip.
-        const inline: Extract<Effect, { kind: "execute" }>[] = [];
-        for (const e of step.effects) {
-          if (e.kind !== "execute") continue;
-          const st = c.plan.stages[e.stage]!;
-          if (st.spec.kind === "value" && st.limit === undefined && e.fallbackFor === undefined) inline.push(e);
-          else execs.push(e);
-        }
-        for (const ef of inline) {
-          const e = await this.runAttempt(c, run, ef);
-          if (e) {
-            this.redactor.event(e);
-            apply(s, e);
-            batch.push(e);
-          }
-        }
-        if (exprs.length === 0 && inline.length === 0) break;
-        for (const ef of exprs) {
-          const events = await evaluateEffect(c.plan, s, ef as Parameters<typeof evaluateEffect>[2], Date.now);
-          for (const e of events) {
-            apply(s, e);
-            batch.push(e);
-          }
-        }
-      }
-      if (batch.length === 0 && execs.length === 0) {
-        // Nothing new. A recovery advance makes sure every running execution has its job (a
-        // worker may have died between appending stage_started and enqueueing, or Redis lost it).
-        if (recover) await this.dispatch(run, c, [...c.state.running]);
-        const wake = nextWakeAt(s);
-        if (wake !== undefined) await enqueueAdvance(this.advanceQ, run, c.seq, Math.max(1, wake - Date.now()));
-        return;
-      }
-      for (const e of batch) this.redactor.event(e);
+  /** Advance until the step loop is quiet; a lost append race refolds from the store and tries again. */
+  private async step(loop: RunLoop): Promise<void> {
+    for (let tries = 0; ; tries++) {
       try {
-        c.seq = await this.o.store.append(run, batch, c.seq);
-      } catch (err) {
-        if (err instanceof ConflictError) {
-          this.forget(run); // another worker advanced it: reload and decide again
-          continue;
-        }
-        throw err;
-      }
-      await this.dispatch(run, c, recover ? [...c.state.running] : execs.map((e) => e.exec).filter((x) => x.status === "running"));
-      if (more) await enqueueAdvance(this.advanceQ, run, c.seq);
-      const wake = nextWakeAt(s);
-      if (wake !== undefined) await enqueueAdvance(this.advanceQ, run, c.seq, Math.max(1, wake - Date.now()));
-      if ((s.status as string) !== "running") this.forget(run);
-      return;
-    }
-    throw new Error(`run ${run}: could not advance it after 20 conflicting attempts`);
-  }
-
-  /** Enqueue a job for each execution (ids collapse duplicates). */
-  private async dispatch(run: string, c: Cached, execs: readonly Exec[]): Promise<void> {
-    const plan = c.plan;
-    await Promise.all(execs.map((x) => {
-      const job: ExecJob = {
-        run, stage: plan.stages[x.stage]!.id, visit: x.visit, attempt: x.attempt,
-        ...(x.item !== undefined ? { item: x.item } : {}),
-        ...(x.owner ? { fallbackFor: plan.stages[x.owner.stage]!.id } : {}),
-      };
-      return this.execQ.add("exec", job, { jobId: jobId("exec", run, job.stage, job.visit, job.item, job.fallbackFor, job.attempt), ...JOB_OPTS });
-    }));
-  }
-
-  /** Run one attempt as the local runtime does; resolves to its outcome event (undefined if cancelled). */
-  private runAttempt(c: Cached, run: string, ef: Extract<Effect, { kind: "execute" }>): Promise<BatonEvent | undefined> {
-    const plan = c.plan;
-    return new Promise<BatonEvent | undefined>((resolve) => {
-      const host: AttemptHost = {
-        plan, state: c.state, runId: run, now: Date.now,
-        budget: { reserved: { tokens: 0, usd: 0 }, unapplied: { tokens: 0, usd: 0 } },
-        acquire: async (stage, tokens, signal) => (stage.limit !== undefined && this.pools.has(stage.limit) ? this.pools.acquire(stage.limit, tokens, signal) : undefined),
-        services: {
-          config: this.o.config ?? {},
-          usage: () => ({ tokens: c.state.usage.input + c.state.usage.output, usd: c.state.usage.usd }),
-          children: { run: () => Promise.reject(new Error("sub-pipelines are not supported by distributed workers yet")) },
-        },
-        done: (_a, e) => resolve(e),
-      };
-      new Attempt(host, ef).start();
-    });
-  }
-
-  /** Run one attempt, unless it is no longer the current one. */
-  async exec(job: Job<ExecJob>): Promise<void> {
-    const j = job.data;
-    let c = await this.locked(j.run, () => this.sync(j.run));
-    const find = (st: RunState) => {
-      const owner = st.plan.stageIndex.get(j.fallbackFor ?? j.stage);
-      if (owner === undefined) return undefined;
-      const node = st.nodes[owner]!;
-      if (node.visit !== j.visit) return undefined;
-      const x = j.item === undefined ? node.execs[0] : execAt(node, j.item, node.readyAt);
-      const exec = j.fallbackFor !== undefined ? x?.fallback : x;
-      return exec && exec.status === "running" && exec.attempt === j.attempt ? exec : undefined;
-    };
-    const exec = find(c.state);
-    const debug = process.env.BATON_WORKER_DEBUG ? (m: string) => this.o.log?.(`[${j.stage}:${j.visit}:${j.item ?? ""}#${j.attempt}] ${m}`) : undefined;
-    if (!exec) {
-      debug?.("superseded before it ran");
-      return; // already done, or superseded (cancelled, routed back, retried elsewhere)
-    }
-    const plan = c.plan;
-    const ef: Extract<Effect, { kind: "execute" }> = {
-      kind: "execute", exec, stage: exec.stage, visit: j.visit, item: j.item, attempt: j.attempt,
-      fallbackFor: j.fallbackFor !== undefined ? plan.stageIndex.get(j.fallbackFor) : undefined,
-    };
-    const result = await this.runAttempt(c, j.run, ef);
-    if (!result) return;
-    this.redactor.event(result);
-    const appended = await this.locked(j.run, async () => {
-    for (let tries = 0; tries < 20; tries++) {
-      try {
-        c = await this.sync(j.run);
-        if (!find(c.state)) {
-          debug?.("superseded while it ran");
-          return false;
-        }
-        c.seq = await this.o.store.append(j.run, [result], c.seq);
-        apply(c.state, result);
-        debug?.(`appended ${result.type} at seq ${c.seq}`);
+        let r = await loop.advance();
+        while (r.more || loop.hasPending) r = await loop.advance();
         break;
       } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-        debug?.(`conflict at seq ${c.seq}: ${err.message}`);
-        this.forget(j.run);
-        c = await this.sync(j.run);
-        if (!find(c.state)) {
-          debug?.("superseded while it ran");
-          return false;
-        }
+        if (!(err instanceof ConflictError) || tries >= 30) throw err;
+        // Another worker advanced the run: continue from the store (the plan is cached).
+        const { events } = await this.o.store.load(loop.runId);
+        loop.rebase(fold(loop.plan, events), events.length);
       }
     }
-    return true;
-    });
-    if (!appended) return;
-    await enqueueAdvance(this.advanceQ, j.run, c.seq);
+    await this.redis.hset(`${this.prefix}:active`, loop.runId, String(Date.now()));
+    const wake = loop.wakeAt;
+    if (wake !== undefined) await enqueueAdvance(this.advanceQ, loop.runId, loop.seq, Math.max(1, wake - Date.now()));
+    if (loop.stopped) await this.stopped(loop);
   }
+
+  /** A run stopped (finished, or waiting for a human): wake its parent's pipeline attempt; drop the cache. */
+  private async stopped(loop: RunLoop): Promise<void> {
+    const s = loop.state.status;
+    if (s === "succeeded" || s === "failed" || s === "cancelled") {
+      this.forget(loop.runId);
+      await this.redis.hdel(`${this.prefix}:active`, loop.runId);
+    }
+    const parent = await this.redis.get(`${this.prefix}:parent:${loop.runId}`);
+    if (!parent) return;
+    const p = JSON.parse(parent) as ExecJob;
+    await this.execQ.add("exec", p, { jobId: `${attemptJobId(p.run, p, p.attempt)}|child|${loop.seq}`, ...JOB_OPTS });
+  }
+
+  /** One engine step for a run; then dispatch its executions. */
+  advance(run: string, recover = false): Promise<void> {
+    return this.locked(run, async () => {
+      const loop = await this.sync(run);
+      const s = loop.state.status;
+      if (s === "succeeded" || s === "failed" || s === "cancelled") {
+        await this.stopped(loop);
+        return;
+      }
+      // A recovering step makes sure every running attempt has its job (a worker may have died
+      // between appending stage_started and enqueueing, or Redis lost it).
+      if (recover) await this.dispatchKeys(run, runningAttempts(loop.state));
+      await this.step(loop);
+    });
+  }
+
+  /** Enqueue a job per attempt to start (ids collapse duplicates). */
+  private dispatch(run: string, cmds: readonly ExecuteCommand[]): Promise<void> {
+    return this.dispatchKeys(run, cmds.map((c) => ({ ...c.key, attempt: c.attempt })));
+  }
+
+  private async dispatchKeys(run: string, keys: readonly AttemptKey[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.execQ.addBulk(keys.map((k) => ({ name: "exec", data: { run, ...k } satisfies ExecJob, opts: { jobId: attemptJobId(run, k, k.attempt), ...JOB_OPTS } })));
+  }
+
+  /** Abort an attempt wherever it runs: on this worker at once, on the others through the abort channel. */
+  private async abort(loop: RunLoop, cmd: CancelCommand): Promise<void> {
+    const id = `${loop.runId}|${attemptId(cmd.key, cmd.attempt)}`;
+    this.noteAborted(id);
+    this.attempts.get(id)?.cancel(new DOMException(cmd.reason, "AbortError"));
+    await this.redis.publish(this.abortChannel, JSON.stringify({ id, reason: cmd.reason }));
+    // A sub-pipeline stage's attempt is its child run: cancel that.
+    const idx = loop.plan.stageIndex.get(cmd.key.stage);
+    if (idx !== undefined && loop.plan.stages[idx]!.spec.kind === "pipeline") await this.cancelChild(loop.runId, cmd);
+  }
+
+  private noteAborted(id: string): void {
+    const now = Date.now();
+    this.aborted.set(id, now);
+    if (this.aborted.size > 10_000) for (const [k, t] of this.aborted) if (now - t > 600_000 || this.aborted.size > 10_000) this.aborted.delete(k);
+  }
+
+  private async cancelChild(run: string, cmd: CancelCommand): Promise<void> {
+    const child = await this.redis.get(`${this.prefix}:child:${run}|${attemptId(cmd.key, cmd.attempt)}`);
+    if (!child) return;
+    await requestCancel(this.o.store, child, "the parent run's stage was cancelled");
+    await enqueueAdvance(this.advanceQ, child, Date.now());
+  }
+
+  /** Run one attempt as the embedded host does; resolves to its outcome event (undefined if cancelled or detached). */
+  private runAttempt(loop: RunLoop, cmd: ExecuteCommand): Promise<BatonEvent | undefined> {
+    const plan = loop.plan;
+    const id = `${loop.runId}|${attemptId(cmd.key, cmd.attempt)}`;
+    return new Promise<BatonEvent | undefined>((resolve) => {
+      const host: AttemptHost = {
+        plan, now: Date.now,
+        budget: plan.budget ? new RedisBudget(this.redis, this.prefix, plan, loop.runId, () => {
+          const u = loop.state.usage;
+          return { tokens: u.input + u.output, usd: u.usd };
+        }) : NO_BUDGET,
+        acquire: async (stage, tokens, signal) => (stage.limit !== undefined && this.pools.has(stage.limit, plan.limits) ? this.pools.acquire(stage.limit, tokens, signal, plan.limits) : undefined),
+        services: {
+          config: this.o.config ?? {},
+          usage: () => ({ tokens: loop.state.usage.input + loop.state.usage.output, usd: loop.state.usage.usd }),
+          children: this.childRuns(loop.runId, cmd),
+        },
+        done: (_a, e) => {
+          this.attempts.delete(id);
+          resolve(e);
+        },
+      };
+      const a = new Attempt(host, cmd);
+      this.attempts.set(id, a);
+      a.start();
+    });
+  }
+
+  /**
+   * Sub-pipelines on the workers: the child is an ordinary run in the shared store, submitted to
+   * the workers; the parent's attempt detaches and runs again when the child stops.
+   */
+  private childRuns(run: string, cmd: ExecuteCommand): ChildRuns {
+    return {
+      run: async (plan, inputs, base, attempt) => {
+        const { id, existing } = await childRunId(this.o.store, base, attempt);
+        if (existing && existing.status !== "running") return resultOf(plan, id, (await this.o.store.load(id)).events);
+        const link: ExecJob = { run, ...cmd.key, attempt: cmd.attempt };
+        await this.redis.set(`${this.prefix}:parent:${id}`, JSON.stringify(link), "PX", 30 * 86_400_000);
+        await this.redis.set(`${this.prefix}:child:${run}|${attemptId(cmd.key, cmd.attempt)}`, id, "PX", 30 * 86_400_000);
+        if (!existing) {
+          const started = runStartedEvent(plan, { runId: id, at: Date.now(), inputs, seed: Math.floor(Math.random() * 0x7fffffff), parentId: run });
+          this.redactor.event(started);
+          try {
+            await this.o.store.create({ id, pipeline: plan.name, planHash: plan.hash, parentId: run }, [started]);
+          } catch (err) {
+            if (!(await this.o.store.get(id))) throw err; // (a duplicate job created it meanwhile)
+          }
+        }
+        await enqueueAdvance(this.advanceQ, id, existing?.seq ?? 1);
+        throw new Detached(`sub-pipeline run ${id} runs on the workers`);
+      },
+    };
+  }
+
+  /** Run one attempt, unless it is no longer the current one; then advance its run with the outcome. */
+  async exec(job: Job<ExecJob>): Promise<void> {
+    const j = job.data;
+    const key: AttemptKey = { stage: j.stage, visit: j.visit, attempt: j.attempt, ...(j.item !== undefined ? { item: j.item } : {}), ...(j.fallback_for !== undefined ? { fallback_for: j.fallback_for } : {}) };
+    const id = `${j.run}|${attemptId(key, key.attempt)}`;
+    if (this.aborted.has(id)) return;
+    const debug = process.env.BATON_WORKER_DEBUG ? (m: string) => this.o.log?.(`[${id}] ${m}`) : undefined;
+    const found = await this.locked(j.run, async () => {
+      let loop: RunLoop = this.runs.get(j.run) ?? (await this.load(j.run));
+      let cmd = commandFor(loop.state, key);
+      if (!cmd) {
+        loop = await this.sync(j.run);
+        cmd = commandFor(loop.state, key);
+      }
+      if (!cmd) return undefined;
+      if (job.stalledCounter > 0 && !job.id?.includes("|child|")) {
+        // The worker running this attempt died (its job stalled): record the interruption; the
+        // engine starts the attempt again (n+1) and the trace shows both.
+        debug?.("stalled: recording the attempt as interrupted");
+        loop.push({ type: "stage_cancelled", at: Date.now(), ...cmd.key, attempt: cmd.attempt, reason: "interrupted: the worker running it stopped" });
+        await this.step(loop);
+        return undefined;
+      }
+      return { loop, cmd };
+    });
+    if (!found) {
+      debug?.("superseded before it ran");
+      return;
+    }
+    const result = await this.runAttempt(found.loop, found.cmd);
+    if (!result) return;
+    await this.locked(j.run, async () => {
+      const loop = this.runs.get(j.run) ?? (await this.sync(j.run));
+      loop.push(result);
+      await this.step(loop);
+    });
+  }
+}
+
+/** Record a cancel request on a run driven by the workers (another appender may race: retried). */
+export async function requestCancel(store: Store, run: string, reason: string): Promise<boolean> {
+  for (let tries = 0; tries < 50; tries++) {
+    const rec = await store.get(run);
+    if (!rec) throw new Error(`no run ${run} in this store`);
+    if (rec.status === "succeeded" || rec.status === "failed" || rec.status === "cancelled") return false;
+    try {
+      await store.append(run, [{ type: "run_cancel_requested", at: Date.now(), reason }], rec.seq);
+      return true;
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+    }
+  }
+  throw new Error(`run ${run}: could not record the cancel request after 50 conflicting appends`);
 }

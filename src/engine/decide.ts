@@ -9,24 +9,11 @@ import type { Plan, RetryPolicy, StageIdx } from "../plan/types.js";
 import type { BatonEvent, StageError } from "./events.js";
 import { apply, enterExec, execAt, markDirty, requeue, routeAvailable, type Exec, type Node, type RunState } from "./state.js";
 import { jitter } from "./jitter.js";
+import { attemptId } from "./key.js";
+import { assembleCommand, conditionCommand, executeCommand, keyOf, routesCommand, type Command } from "./commands.js";
 
-/** Work for the runtime. */
-export type Effect =
-  | {
-      readonly kind: "execute";
-      readonly exec: Exec;
-      readonly stage: StageIdx;
-      readonly visit: number;
-      readonly item: number | undefined;
-      readonly attempt: number;
-      /** Set when this is a fallback call standing in for that stage. */
-      readonly fallbackFor: StageIdx | undefined;
-    }
-  | { readonly kind: "evaluate_if" | "expand"; readonly stage: StageIdx; readonly visit: number }
-  /** Evaluate the stage's routes in order from `from`, skipping used-up ones, until one is taken. */
-  | { readonly kind: "routes"; readonly stage: StageIdx; readonly visit: number; readonly from: number }
-  | { readonly kind: "cancel"; readonly exec: Exec; readonly attempt: number; readonly reason: string }
-  | { readonly kind: "assemble" };
+/** Work for the host: commands as plain data (see ./commands.ts). */
+export type Effect = Command;
 
 export interface Step {
   /** Events decided (already applied to the state); append them before acting on effects. */
@@ -103,23 +90,12 @@ export function decide(state: RunState, now: number, opts: DecideOptions = {}): 
   }
   if (state.unsettled === 0 && state.inflight === 0 && !state.assemblePending) {
     state.assemblePending = true;
-    step.effects.push({ kind: "assemble" });
+    step.effects.push(assembleCommand(state));
   }
   return step;
 }
 
 type Emit = (e: BatonEvent) => void;
-
-function keyOf(state: RunState, exec: Exec): { stage: string; visit: number; item?: number; fallback_for?: string } {
-  const plan = state.plan;
-  const k: { stage: string; visit: number; item?: number; fallback_for?: string } = {
-    stage: plan.stages[exec.stage]!.id,
-    visit: exec.visit,
-  };
-  if (exec.item !== undefined) k.item = exec.item;
-  if (exec.owner) k.fallback_for = plan.stages[exec.owner.stage]!.id;
-  return k;
-}
 
 function drainCut(state: RunState, now: number, emit: Emit, step: Step): void {
   if (state.cut.length === 0) return;
@@ -127,14 +103,15 @@ function drainCut(state: RunState, now: number, emit: Emit, step: Step): void {
   for (const c of cut) {
     const k = keyOf(state, c.exec);
     emit({ type: "stage_cancelled", at: now, ...k, visit: c.visit, attempt: c.attempt, reason: c.reason });
-    step.effects.push({ kind: "cancel", exec: c.exec, attempt: c.attempt, reason: c.reason });
+    step.effects.push({ kind: "cancel", key: { ...k, visit: c.visit }, attempt: c.attempt, reason: c.reason });
   }
 }
 
 function cutRunning(state: RunState, now: number, reason: string, emit: Emit, step: Step): void {
   for (const exec of [...state.running]) {
-    emit({ type: "stage_cancelled", at: now, ...keyOf(state, exec), attempt: exec.attempt, reason });
-    step.effects.push({ kind: "cancel", exec, attempt: exec.attempt, reason });
+    const key = keyOf(state, exec);
+    emit({ type: "stage_cancelled", at: now, ...key, attempt: exec.attempt, reason });
+    step.effects.push({ kind: "cancel", key, attempt: exec.attempt, reason });
   }
 }
 
@@ -162,7 +139,7 @@ function handleFailures(state: RunState, now: number, emit: Emit): void {
     const k = keyOf(state, exec);
     if (err.retryable && exec.attempt < stage.retry.attempts + exec.interruptions) {
       const n = exec.attempt - exec.interruptions;
-      const r = jitter(state.seed, `${k.stage}:${k.visit}:${k.item ?? ""}:${k.fallback_for ?? ""}:${exec.attempt}`);
+      const r = jitter(state.seed, attemptId(k, exec.attempt));
       let delay = backoffDelay(stage.retry, n, r);
       if (err.retry_after_ms !== undefined) delay = Math.max(delay, err.retry_after_ms);
       emit({ type: "retry_scheduled", at: now, ...k, attempt: exec.attempt + 1, delay_ms: delay, due_at: now + delay });
@@ -227,7 +204,7 @@ function processDirty(state: RunState, now: number, emit: Emit, step: Step): voi
         if (stage.if && !node.ifDone) {
           if (!node.effectPending && state.status === "running") {
             node.effectPending = true;
-            step.effects.push({ kind: "evaluate_if", stage: node.idx, visit: node.visit });
+            step.effects.push(conditionCommand(state, "evaluate_if", node.idx, node.visit));
           }
           continue;
         }
@@ -238,7 +215,7 @@ function processDirty(state: RunState, now: number, emit: Emit, step: Step): voi
         if (stage.forEach && !node.items) {
           if (!node.effectPending && state.status === "running") {
             node.effectPending = true;
-            step.effects.push({ kind: "expand", stage: node.idx, visit: node.visit });
+            step.effects.push(conditionCommand(state, "expand", node.idx, node.visit));
           }
           continue;
         }
@@ -262,7 +239,7 @@ function complete(state: RunState, node: Node, step: Step): void {
     if (!routeAvailable(state, node.idx, i)) continue;
     if (!node.effectPending) {
       node.effectPending = true;
-      step.effects.push({ kind: "routes", stage: node.idx, visit: node.visit, from: i });
+      step.effects.push(routesCommand(state, node.idx, node.visit, i));
     }
     return;
   }
@@ -290,13 +267,10 @@ function startExec(state: RunState, exec: Exec, now: number, emit: Emit, step: S
   const attempt = exec.attempt + 1;
   const e: BatonEvent = {
     type: "stage_started", at: now, ...k, attempt, queued_ms: Math.max(0, now - exec.readyAt),
-    ...(exec.interruptions > 0 && exec.attempt > 0 ? { rerun: true } : {}),
+    ...(exec.interrupted && exec.attempt > 0 ? { rerun: true } : {}),
   };
   emit(e);
-  step.effects.push({
-    kind: "execute", exec, stage: exec.stage, visit: k.visit, item: exec.item, attempt,
-    fallbackFor: exec.owner ? exec.owner.stage : undefined,
-  });
+  step.effects.push(executeCommand(state, exec, attempt));
 }
 
 function startReady(state: RunState, now: number, slots: number, emit: Emit, step: Step): void {

@@ -52,7 +52,7 @@ interface Base {
   readonly at: number;
 }
 
-interface ExecKey {
+export interface ExecKey {
   readonly stage: string;
   readonly visit: number;
   readonly item?: number;
@@ -65,7 +65,12 @@ export interface RunStarted extends Base {
   readonly type: "run_started";
   readonly run_id: string;
   readonly pipeline: string;
+  /** sha256 of the template's data (see `Plan.hash`). */
   readonly plan_hash: string;
+  /** The engine's semantics version that started the run (`ENGINE_VERSION`); absent in logs recorded before it was kept. */
+  readonly engine?: number;
+  /** sha256 of the compiled plan (`compiledPlanHash`): resume refuses a plan that compiles differently; absent in older logs. */
+  readonly compiled_hash?: string;
   /** Template text and format so resume recompiles the plan as it was. */
   readonly source: { readonly format: "yaml" | "json" | "ts"; readonly file?: string; readonly text?: string };
   readonly inputs: Readonly<Record<string, unknown>>;

@@ -4,3 +4,9 @@ export { apply, createState, EngineInvariantError, execAt, fold, routeAvailable,
 export { backoffDelay, decide, nextWakeAt, type DecideOptions, type Effect, type Step } from "./decide.js";
 export { jitter } from "./jitter.js";
 export { scopeFor, readOf } from "./scope.js";
+export * from "./key.js";
+export {
+  commandFor, execOf, executeCommand, keyOf, runningAttempts,
+  type AssembleCommand, type CancelCommand, type Command, type ConditionCommand, type ExecuteCommand, type ExprCommand, type RoutesCommand,
+} from "./commands.js";
+export { ENGINE_VERSION } from "./version.js";

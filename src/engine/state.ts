@@ -17,6 +17,7 @@
  */
 import type { Plan, StageIdx } from "../plan/types.js";
 import type { BatonEvent, StageError } from "./events.js";
+import { waitKey } from "./key.js";
 
 export type ExecStatus = "ready" | "running" | "failed" | "retry_wait" | "fallback" | "waiting" | "escalated" | "succeeded" | "settled";
 
@@ -66,6 +67,8 @@ export interface Exec {
   attempt: number;
   /** Attempts cut short by a crash or cancel: they do not count against `retry.attempts`. */
   interruptions: number;
+  /** Its last attempt was cut short (the next one re-runs it: `stage_started.rerun`). */
+  interrupted: boolean;
   /** When it last became ready (ms). */
   readyAt: number;
   dueAt: number;
@@ -147,10 +150,7 @@ export function routeAvailable(state: RunState, stage: StageIdx, route: number):
   return r !== undefined && (state.routeTaken.get(stage * 1024 + route) ?? 0) < r.max;
 }
 
-/** Key of a waiting entry. */
-export function waitKey(stage: string, visit: number, item: number | undefined): string {
-  return `${stage}#${visit}${item === undefined ? "" : `[${item}]`}`;
-}
+export { waitKey };
 
 export interface RunState {
   readonly plan: Plan;
@@ -196,7 +196,7 @@ export interface RunState {
 
 function newExec(node: Node, item: number | undefined, stage: StageIdx, owner: Exec | undefined, at: number): Exec {
   return {
-    node, item, owner, stage, visit: node.visit, status: "ready", attempt: 0, interruptions: 0, readyAt: at, dueAt: 0,
+    node, item, owner, stage, visit: node.visit, status: "ready", attempt: 0, interruptions: 0, interrupted: false, readyAt: at, dueAt: 0,
     output: undefined, outcome: undefined, lastError: undefined, lastInput: undefined, fallback: undefined,
   };
 }
@@ -360,6 +360,7 @@ export function requeue(state: RunState, exec: Exec, at: number, interrupted: bo
   transition(exec, "ready");
   exec.readyAt = at;
   if (interrupted) exec.interruptions++;
+  exec.interrupted = interrupted;
   if (exec.owner) state.readyFallbacks.push(exec);
   else if (exec.node.items) exec.node.readyAgain.push(exec.item!);
   markDirty(state, exec.node);
@@ -631,7 +632,9 @@ function applyRoute(state: RunState, node: Node, e: Extract<BatonEvent, { type: 
     return true;
   }
   const stage = state.plan.stages[node.idx]!;
-  if (node.routed || i < node.routeCursor || i > stage.routes.length) return false;
+  // Routes are decided after every execution of the visit settled, once per visit.
+  if (node.routed || node.done || node.total < 0 || node.settledCount < node.total || i < node.routeCursor || i > stage.routes.length) return false;
+  if (e.taken && !routeAvailable(state, node.idx, i)) return false;
   node.routeCursor = i + 1;
   if (!e.taken) {
     maybeComplete(state, node);

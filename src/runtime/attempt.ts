@@ -4,7 +4,7 @@
  * is the per-stage hot path. Synchronous handlers complete without a promise, and the
  * AbortController exists only once a handler reads `ctx.signal`.
  */
-import { scopeFor, type BatonEvent, type Effect, type RunState } from "../engine/index.js";
+import { idempotencyKey, type BatonEvent, type ExecuteCommand } from "../engine/index.js";
 import type { Plan, StagePlan } from "../plan/types.js";
 import { executorFor, type StageContext } from "../stages/index.js";
 import type { RunServices } from "../stages/types.js";
@@ -12,19 +12,18 @@ import type { PoolLease } from "./pools.js";
 import type { AttemptUsage } from "../engine/events.js";
 import { toStageError } from "./errors.js";
 import { toJsonValue } from "./json.js";
-import { AwaitHuman } from "../stages/approval.js";
+import { AwaitHuman, Detached } from "../stages/approval.js";
+import type { BudgetHold, BudgetPort } from "./budget.js";
 
-/** What an attempt needs from its run driver. */
+/** What an attempt needs from its host (everything about the run itself comes in its command). */
 export interface AttemptHost {
   readonly plan: Plan;
-  readonly state: RunState;
-  readonly runId: string;
   now(): number;
   readonly services: RunServices;
   /** Wait for a pool; undefined when the stage has none. */
   acquire(stage: StagePlan, tokens: number, signal: AbortSignal): Promise<PoolLease | undefined>;
-  /** Budget held by attempts in flight, and usage reported but not yet applied. */
-  budget: { reserved: { tokens: number; usd: number }; unapplied: { tokens: number; usd: number } };
+  /** The run's budget (held estimates of attempts in flight; shared by every attempt of the run). */
+  readonly budget: BudgetPort;
   /** The attempt is over; `event` (its outcome) is undefined when it was cancelled. */
   done(a: Attempt, event: BatonEvent | undefined): void;
 }
@@ -65,14 +64,14 @@ export class Attempt {
   logs: string[] | undefined;
   /** Model usage reported by the executor (agent stages). */
   private usage: AttemptUsage | undefined;
-  /** Budget this attempt holds until its usage is recorded. */
-  private reserved = { tokens: 0, usd: 0 };
+  /** Budget this attempt holds until it is over. */
+  private holds: BudgetHold[] | undefined;
   /** A pool lease held by the attempt itself (stages other than agents, which manage their own). */
   private lease: PoolLease | undefined;
 
   constructor(
     private readonly host: AttemptHost,
-    readonly ef: Extract<Effect, { kind: "execute" }>,
+    readonly ef: ExecuteCommand,
   ) {
     this.stage = host.plan.stages[ef.stage]!;
   }
@@ -113,11 +112,7 @@ export class Attempt {
     const { stage, ef } = this;
     this.armTimeout();
     try {
-      const exec = ef.exec;
-      const owner = exec.owner;
-      const scope = scopeFor(this.host.state, ef.stage, owner
-        ? { item: ef.item, attempt: ef.attempt, node: exec.node, fallback: { input: owner.lastInput ?? null, error: owner.lastError ? { kind: owner.lastError.kind, message: owner.lastError.message } : null } }
-        : { item: ef.item, attempt: ef.attempt });
+      const scope = ef.scope;
       if (stage.input) {
         const v = stage.input.evaluate(scope);
         if (v instanceof Promise) {
@@ -138,13 +133,9 @@ export class Attempt {
       const plan = host.plan;
       const input = rawInput === undefined ? undefined : toJsonValue(rawInput, `input of '${stage.id}'`);
       this.input = input;
-      const outputs: Record<string, unknown> = {};
-      for (const d of stage.deps) outputs[plan.stages[d]!.id] = host.state.nodes[d]!.output;
-      for (const id of stage.reads) if (Object.hasOwn(scope, id)) outputs[id] = scope[id];
-      const ownerId = ef.fallbackFor !== undefined ? plan.stages[ef.fallbackFor]!.id : undefined;
-      const key = `${host.runId}:${stage.id}:${ef.visit}:${ef.item ?? ""}${ownerId !== undefined ? `:${ownerId}` : ""}`;
-      const ctx = new StageCtx(this, input, host.state.inputs as Record<string, unknown>, outputs, scope.item, ef.item, ef.visit, ef.attempt, scope.route, scope.prev, host.runId, key);
-      const previous = ef.attempt > 1 ? ef.exec.lastError : undefined;
+      const key = idempotencyKey(ef.runId, ef.key);
+      const ctx = new StageCtx(this, input, ef.inputs as Record<string, unknown>, ef.outputs, scope.item, ef.item, ef.visit, ef.attempt, scope.route, scope.prev, ef.runId, key);
+      const previous = ef.previous;
       const args = {
         plan, stage, ctx, scope, previous, services: host.services,
         report: (u: AttemptUsage) => void (this.usage = { ...this.usage, ...u }),
@@ -157,11 +148,13 @@ export class Attempt {
           }
           return lease;
         },
-        reserve: (tokens: number, usd: number) => {
-          this.reserved.tokens += tokens;
-          this.reserved.usd += usd;
-          host.budget.reserved.tokens += tokens;
-          host.budget.reserved.usd += usd;
+        hold: async (tokens: number, usd: number): Promise<BudgetHold> => {
+          const h = await host.budget.hold(tokens, usd);
+          if (h.ok) {
+            if (this.over) host.budget.settle(h, undefined, false);
+            else (this.holds ??= []).push(h);
+          }
+          return h;
         },
       };
       const exec = executorFor(stage.spec.kind);
@@ -187,8 +180,8 @@ export class Attempt {
   private event(type: "stage_succeeded" | "stage_failed" | "stage_waiting"): Record<string, unknown> {
     const { ef, stage, host } = this;
     const e: Record<string, unknown> = { type, at: host.now(), stage: stage.id, visit: ef.visit };
-    if (ef.item !== undefined) e.item = ef.item;
-    if (ef.fallbackFor !== undefined) e.fallback_for = host.plan.stages[ef.fallbackFor]!.id;
+    if (ef.key.item !== undefined) e.item = ef.key.item;
+    if (ef.key.fallback_for !== undefined) e.fallback_for = ef.key.fallback_for;
     e.attempt = ef.attempt;
     if (this.input !== undefined) e.input = this.input;
     const u = this.usage;
@@ -220,6 +213,7 @@ export class Attempt {
 
   private fail(err: unknown): void {
     if (this.over) return;
+    if (err instanceof Detached) return this.finish(undefined);
     if (err instanceof AwaitHuman) {
       const w = this.event("stage_waiting");
       w.message = err.prompt;
@@ -245,15 +239,12 @@ export class Attempt {
       const rejected = err !== undefined && (err.kind === "rate_limited" || err.kind === "overloaded");
       this.lease.release(rejected ? { rejected, ...(err.retry_after_ms !== undefined ? { retryAfterMs: err.retry_after_ms } : {}) } : {});
     }
-    // Budget held by the attempt turns into usage that is reported but not yet applied.
-    const b = this.host.budget;
-    b.reserved.tokens -= this.reserved.tokens;
-    b.reserved.usd -= this.reserved.usd;
+    // Budget held by the attempt turns into usage that is reported (with its event) but not yet applied.
     const u = this.usage;
-    if (e && u?.tokens) {
-      b.unapplied.tokens += u.tokens.input + u.tokens.output;
-      b.unapplied.usd += u.cost_usd ?? 0;
-    }
+    const spent = u?.tokens ? { tokens: u.tokens.input + u.tokens.output, usd: u.cost_usd ?? 0 } : undefined;
+    if (this.holds) {
+      for (let i = 0; i < this.holds.length; i++) this.host.budget.settle(this.holds[i]!, i === 0 ? spent : undefined, e !== undefined);
+    } else if (spent) this.host.budget.settle({ ok: false, used: { tokens: 0, usd: 0 }, tokens: 0, usd: 0 }, spent, e !== undefined);
     this.host.done(this, e);
   }
 }

@@ -1,17 +1,18 @@
 /**
- * The shell around one run: it folds events into the engine's state, asks `decide`, appends
- * the decided events to the store in ONE transaction per step (completions that arrived in
- * the same tick batch together), and only then carries out the effects: executing attempts,
- * evaluating expressions, aborting executions, assembling the output. It never decides what
- * runs next.
+ * The embedded host of the step loop (./loop.ts): it schedules steps of one run (completions
+ * that arrived in the same tick batch into ONE append), runs attempts in this process, aborts
+ * them through their AbortSignal, owns the retry/timeout timer and the run's share of the
+ * process slots. It never decides what runs next.
  */
-import { apply, decide, nextWakeAt, type BatonEvent, type Effect, type Exec, type RunState } from "../engine/index.js";
+import { attemptId, type BatonEvent, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunState } from "../engine/index.js";
 import type { Plan, StagePlan } from "../plan/types.js";
 import type { Store } from "../store/port.js";
 import type { BatonConfig } from "../agents/config.js";
 import type { ChildRuns } from "../stages/types.js";
 import { Attempt, type AttemptHost } from "./attempt.js";
-import { evaluateEffect } from "./effects.js";
+import { evaluateCommand } from "./effects.js";
+import { RunLoop, type HostPort } from "./loop.js";
+import { LocalBudget } from "./budget.js";
 export { truthy } from "./effects.js";
 import type { Redactor } from "./redact.js";
 import type { PoolLease } from "./pools.js";
@@ -66,43 +67,41 @@ export function sliceUsed(): boolean {
 }
 
 /** Drives one run to a stop (finished, waiting, or cancelled). */
-export class RunDriver {
-  private pending: BatonEvent[] = [];
+export class RunDriver implements HostPort {
   private flushing = false;
   private scheduled = false;
   private timer: NodeJS.Timeout | undefined;
-  private readonly running = new Map<Exec, Attempt>();
+  private readonly running = new Map<string, Attempt>();
   private resolveDone!: (r: RunResult) => void;
   private rejectDone!: (e: unknown) => void;
   private stopped = false;
   /** Resolves when the run stops. */
   readonly done: Promise<RunResult>;
   private readonly attemptHost: AttemptHost;
-  private readonly budget: AttemptHost["budget"];
+  private readonly budget: LocalBudget;
+  readonly loop: RunLoop;
 
   constructor(
     private readonly host: DriverHost,
     readonly plan: Plan,
     readonly state: RunState,
     readonly runId: string,
-    private seq: number,
+    seq: number,
   ) {
-    const budget = { reserved: { tokens: 0, usd: 0 }, unapplied: { tokens: 0, usd: 0 } };
+    const budget = new LocalBudget(plan, () => this.loop.state.usage);
     this.budget = budget;
+    this.loop = new RunLoop(this, plan, state, runId, seq);
     this.attemptHost = {
-      plan, state, runId, budget,
+      plan, budget,
       acquire: (stage, tokens, signal) => host.acquire(plan, stage, tokens, signal),
       services: {
         config: host.config,
         children: host.children,
-        usage: () => ({
-          tokens: state.usage.input + state.usage.output + budget.reserved.tokens + budget.unapplied.tokens,
-          usd: state.usage.usd + budget.reserved.usd + budget.unapplied.usd,
-        }),
+        usage: () => budget.used(),
       },
       now: () => this.host.now(),
       done: (a: Attempt, e: BatonEvent | undefined) => {
-        this.running.delete(a.ef.exec);
+        this.running.delete(attemptId(a.ef.key, a.ef.attempt));
         // A sub-pipeline stage holds no slot while its child runs (the child's stages take them).
         if (a.stage.spec.kind !== "pipeline") this.host.release();
         if (e) this.push(e);
@@ -114,9 +113,45 @@ export class RunDriver {
     });
   }
 
+  // ── HostPort ────────────────────────────────────────────────────────────────────────────
+  now(): number {
+    return this.host.now();
+  }
+  slots(): number {
+    return this.host.freeSlots();
+  }
+  append(runId: string, events: readonly BatonEvent[], seq: number): number | Promise<number> {
+    const store = this.host.store;
+    return store.appendNow ? store.appendNow(runId, events, seq) : store.append(runId, events, seq);
+  }
+  start(_loop: RunLoop, cmd: ExecuteCommand): void {
+    if (this.plan.stages[cmd.stage]!.spec.kind !== "pipeline") this.host.take(1);
+    const a = new Attempt(this.attemptHost, cmd);
+    this.running.set(attemptId(cmd.key, cmd.attempt), a);
+    a.start();
+  }
+  abort(_loop: RunLoop, cmd: CancelCommand): void {
+    this.running.get(attemptId(cmd.key, cmd.attempt))?.cancel(new DOMException(cmd.reason, "AbortError"));
+  }
+  evaluate(_loop: RunLoop, cmd: ExprCommand): Promise<BatonEvent[]> {
+    return evaluateCommand(this.plan, cmd, this.host.now);
+  }
+  redact(e: BatonEvent): void {
+    this.host.redactor.event(e);
+  }
+  applied(e: BatonEvent): void {
+    if ((e.type === "stage_succeeded" || e.type === "stage_failed") && e.tokens) {
+      this.budget.onApplied(e.tokens.input + e.tokens.output, e.cost_usd ?? 0);
+    }
+  }
+  appended(_loop: RunLoop, events: readonly BatonEvent[]): void {
+    this.host.onEvents(this, events);
+  }
+
+  // ── scheduling ──────────────────────────────────────────────────────────────────────────
   /** Queue events that happened (results, decisions, signals) and schedule a step. */
   push(...events: BatonEvent[]): void {
-    this.pending.push(...events);
+    this.loop.push(...events);
     this.schedule();
   }
 
@@ -154,35 +189,21 @@ export class RunDriver {
       return;
     }
     this.flushing = true;
+    const loop = this.loop;
     try {
+      let more = false;
       do {
         this.again = false;
-        const batch = this.pending.splice(0);
-        for (const e of batch) {
-          if ((e.type === "stage_succeeded" || e.type === "stage_failed") && e.tokens) {
-            this.budget.unapplied.tokens -= e.tokens.input + e.tokens.output;
-            this.budget.unapplied.usd -= e.cost_usd ?? 0;
-          }
-          apply(this.state, e);
-        }
-        const now = this.host.now();
-        const step = decide(this.state, now, { slots: this.host.freeSlots() });
-        if (step.events.length) for (const e of step.events) batch.push(e);
-        if (batch.length > 0) {
-          for (const e of batch) this.host.redactor.event(e);
-          const store = this.host.store;
-          this.seq = store.appendNow ? store.appendNow(this.runId, batch, this.seq) : await store.append(this.runId, batch, this.seq);
-          this.host.onEvents(this, batch);
-        }
-        this.perform(step.effects);
-        if (this.state.ready.length > 0 && this.state.status === "running") this.host.blocked(this);
+        const r = loop.advance();
+        more = (r instanceof Promise ? await r : r).more;
+        if (loop.blocked) this.host.blocked(this);
         // Synchronous handlers can keep this loop busy indefinitely: yield once the slice is used.
-        if ((this.again || this.pending.length > 0) && sliceUsed()) {
+        if ((this.again || loop.hasPending || more) && sliceUsed()) {
           this.again = false;
           setImmediate(() => void this.step());
           break;
         }
-      } while ((this.again || this.pending.length > 0) && !this.stopped);
+      } while ((this.again || loop.hasPending || more) && !this.stopped);
     } catch (err) {
       this.fail(err);
       return;
@@ -196,14 +217,14 @@ export class RunDriver {
 
   private afterStep(): void {
     if (this.stopped) return;
-    const s = this.state;
-    if (s.status === "succeeded" || s.status === "failed" || s.status === "cancelled" || (s.status === "waiting" && s.inflight === 0)) {
+    const loop = this.loop;
+    if (loop.stopped) {
       this.finish();
       return;
     }
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    const wake = nextWakeAt(s);
+    const wake = loop.wakeAt;
     if (wake !== undefined) {
       this.timer = setTimeout(() => this.schedule(), Math.max(0, wake - this.host.now()));
     }
@@ -212,22 +233,10 @@ export class RunDriver {
   private finish(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    const s = this.state;
-    const status = s.status === "running" ? "waiting" : s.status;
-    const result: RunResult = {
-      id: this.runId,
-      pipeline: this.plan.name,
-      status: status as RunResult["status"],
-      ...(s.status === "succeeded" ? { output: this.output } : {}),
-      ...(s.failure && s.status !== "succeeded" ? { error: s.failure } : {}),
-      ...(s.status === "waiting" && s.waiting ? { error: { stage: s.waiting.stage, kind: "waiting", message: s.waiting.message } } : {}),
-      duration_ms: Math.max(0, s.lastAt - s.startedAt),
-    };
+    const result = runResult(this.plan, this.runId, this.state, this.loop.output);
     this.host.finished(this);
     this.resolveDone(result);
   }
-
-  private output: unknown;
 
   private fail(err: unknown): void {
     if (this.stopped) return;
@@ -237,36 +246,18 @@ export class RunDriver {
     this.host.finished(this);
     this.rejectDone(err);
   }
+}
 
-  private perform(effects: readonly Effect[]): void {
-    let started = 0;
-    for (const ef of effects) {
-      switch (ef.kind) {
-        case "execute":
-          if (this.plan.stages[ef.stage]!.spec.kind !== "pipeline") started++;
-          this.execute(ef);
-          break;
-        case "cancel":
-          this.running.get(ef.exec)?.cancel(new DOMException(ef.reason, "AbortError"));
-          break;
-        case "evaluate_if":
-        case "expand":
-        case "routes":
-        case "assemble":
-          void evaluateEffect(this.plan, this.state, ef, this.host.now).then((events) => {
-            for (const e of events) if (e.type === "run_finished" && e.status === "succeeded") this.output = e.output;
-            if (events.length) this.push(...events);
-          });
-          break;
-      }
-    }
-    if (started) this.host.take(started);
-  }
-
-  /** Execute one attempt (see {@link Attempt}). */
-  private execute(ef: Extract<Effect, { kind: "execute" }>): void {
-    const a = new Attempt(this.attemptHost, ef);
-    this.running.set(ef.exec, a);
-    a.start();
-  }
+/** The result of a run that stopped, from its state. */
+export function runResult(plan: Plan, runId: string, s: RunState, output: unknown): RunResult {
+  const status = s.status === "running" ? "waiting" : s.status;
+  return {
+    id: runId,
+    pipeline: plan.name,
+    status: status as RunResult["status"],
+    ...(s.status === "succeeded" ? { output } : {}),
+    ...(s.failure && s.status !== "succeeded" ? { error: s.failure } : {}),
+    ...(s.status === "waiting" && s.waiting ? { error: { stage: s.waiting.stage, kind: "waiting", message: s.waiting.message } } : {}),
+    duration_ms: Math.max(0, s.lastAt - s.startedAt),
+  };
 }

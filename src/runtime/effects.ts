@@ -1,10 +1,10 @@
 /**
- * Effects that need expression evaluation (async JSONata) but no handler: an `if`, a
+ * Commands that need expression evaluation (async JSONata) but no handler: an `if`, a
  * `for_each` expansion, a stage's routes, the final assembly. Shared by the local run driver
  * and distributed workers: each turns an effect into the events that record its decision.
  */
 import type { Expr } from "../expr/types.js";
-import { readOf, routeAvailable, scopeFor, type BatonEvent, type Effect, type RunState } from "../engine/index.js";
+import { readOf, type AssembleCommand, type BatonEvent, type ExprCommand } from "../engine/index.js";
 import type { Plan } from "../plan/types.js";
 import { toJsonValue } from "./json.js";
 
@@ -23,14 +23,12 @@ async function evaluate(expr: { evaluate(scope: Record<string, unknown>): unknow
   return v instanceof Promise ? await v : v;
 }
 
-type ExprEffect = Extract<Effect, { kind: "evaluate_if" | "expand" | "routes" | "assemble" }>;
-
-/** The events an expression effect decides (never throws: evaluation errors become decisions with `error`). */
-export async function evaluateEffect(plan: Plan, state: RunState, ef: ExprEffect, now: () => number): Promise<BatonEvent[]> {
-  if (ef.kind === "assemble") return [await assemble(plan, state, now)];
-  const stage = plan.stages[ef.stage]!;
-  const scope = scopeFor(state, ef.stage);
-  const base = { type: "decision" as const, stage: stage.id, visit: ef.visit };
+/** The events an expression command decides (never throws: evaluation errors become decisions with `error`). */
+export async function evaluateCommand(plan: Plan, cmd: ExprCommand, now: () => number): Promise<BatonEvent[]> {
+  if (cmd.kind === "assemble") return [await assemble(plan, cmd, now)];
+  const stage = plan.stages[cmd.stage]!;
+  const scope = cmd.scope;
+  const base = { type: "decision" as const, stage: stage.id, visit: cmd.visit };
   const one = async (kind: "if" | "for_each" | "route", expr: Expr, extra: Record<string, unknown> = {}): Promise<{ value: unknown; event: BatonEvent }> => {
     const read = readOf(scope, expr.roots);
     try {
@@ -41,8 +39,8 @@ export async function evaluateEffect(plan: Plan, state: RunState, ef: ExprEffect
       return { value: undefined, event: { ...base, at: now(), kind, expression: expr.source, read, result: null, error: message, ...extra } };
     }
   };
-  if (ef.kind === "evaluate_if") return [(await one("if", stage.if!)).event];
-  if (ef.kind === "expand") {
+  if (cmd.kind === "evaluate_if") return [(await one("if", stage.if!)).event];
+  if (cmd.kind === "expand") {
     const { value, event } = await one("for_each", stage.forEach!);
     if (event.type !== "decision" || event.error !== undefined) return [event];
     const items = value === undefined || value === null ? [] : Array.isArray(value) ? value : [value];
@@ -52,12 +50,11 @@ export async function evaluateEffect(plan: Plan, state: RunState, ef: ExprEffect
       return [{ ...event, result: null, error: (err as Error).message }];
     }
   }
-  // Routes: in order from `from`, skipping used-up ones, until one is taken.
-  if (ef.kind !== "routes") return [];
+  // Routes: the available ones in order, until one is taken.
+  if (cmd.kind !== "routes") return [];
   const out: BatonEvent[] = [];
-  for (let i = ef.from; i < stage.routes.length; i++) {
+  for (const i of cmd.routes) {
     const route = stage.routes[i]!;
-    if (!routeAvailable(state, stage.idx, i)) continue;
     const { value, event } = await one("route", route.when, route.goto !== undefined ? { route: i, goto: plan.stages[route.goto]!.id } : { route: i });
     if (event.type !== "decision" || event.error !== undefined) {
       out.push(event);
@@ -80,24 +77,17 @@ export async function evaluateEffect(plan: Plan, state: RunState, ef: ExprEffect
 }
 
 /** The run's final output (the `output:` expression, or every sink stage's output). */
-async function assemble(plan: Plan, state: RunState, now: () => number): Promise<BatonEvent> {
+async function assemble(plan: Plan, cmd: AssembleCommand, now: () => number): Promise<BatonEvent> {
   try {
     let output: unknown;
     let read: string[];
     if (plan.output) {
-      const scope: Record<string, unknown> = { inputs: state.inputs };
-      for (const r of plan.output.roots) {
-        const idx = plan.stageIndex.get(r);
-        if (idx !== undefined) scope[r] = state.nodes[idx]!.output;
-      }
+      const scope: Record<string, unknown> = { inputs: cmd.inputs, ...cmd.outputs };
       output = toJsonValue(await evaluate(plan.output, scope), "the run's output");
       read = plan.output.roots.filter((r) => plan.stageIndex.has(r));
     } else {
-      const sinks = plan.stages.filter((s) => !s.isFallback && s.dependents.every((d) => plan.stages[d]!.isFallback));
-      const o: Record<string, unknown> = {};
-      for (const s of sinks) o[s.id] = state.nodes[s.idx]!.output ?? null;
-      output = o;
-      read = sinks.map((s) => s.id);
+      output = { ...cmd.outputs };
+      read = Object.keys(cmd.outputs);
     }
     return { type: "run_finished", at: now(), status: "succeeded", output, read };
   } catch (err) {

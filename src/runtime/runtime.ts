@@ -14,6 +14,8 @@ import { UserError } from "./errors.js";
 import { Redactor } from "./redact.js";
 import { Pools, type PoolLease } from "./pools.js";
 import { StageHistory } from "./history.js";
+import { childRunId, parentOf } from "./children.js";
+import { checkCompiledPlan, runStartedEvent } from "./started.js";
 import { RunDriver, sliceUsed, type DriverHost, type RunResult } from "./driver.js";
 
 export type { RunResult } from "./driver.js";
@@ -139,13 +141,10 @@ export class Runtime {
     // Starting many runs at once must not hold the event loop either.
     if (sliceUsed()) await new Promise<void>((r) => setImmediate(r));
     const id = o.runId ?? newRunId(this.clock());
-    const started: RunStarted = {
-      type: "run_started", at: this.clock(), run_id: id, pipeline: plan.name, plan_hash: plan.hash,
-      source: { format: plan.source.format, ...(plan.source.file ? { file: plan.source.file } : {}), ...(plan.source.text !== undefined ? { text: plan.source.text } : {}) },
-      inputs, seed: o.seed ?? Math.floor(Math.random() * 0x7fffffff),
-      ...(o.parentId ? { parent_id: o.parentId } : {}),
-      ...(o.rerun ? { rerun_of: o.rerun.of, rerun_from: o.rerun.from } : {}),
-    };
+    const started = runStartedEvent(plan, {
+      runId: id, at: this.clock(), inputs, seed: o.seed ?? Math.floor(Math.random() * 0x7fffffff),
+      ...(o.parentId ? { parentId: o.parentId } : {}), ...(o.rerun ? { rerun: o.rerun } : {}),
+    });
     this.redactor.event(started);
     const first: BatonEvent[] = [started, ...(o.rerun?.reused ?? [])];
     const seq = await this.store.create({ id, pipeline: plan.name, planHash: plan.hash, ...(o.parentId ? { parentId: o.parentId } : {}) }, first);
@@ -169,6 +168,7 @@ export class Runtime {
     if (plan.hash !== first.plan_hash) {
       throw new UserError(`run ${runId} was started from a different version of '${first.pipeline}' (plan ${first.plan_hash.slice(0, 12)}, given ${plan.hash.slice(0, 12)}): resume it with the plan it started with`);
     }
+    if (run.status !== "succeeded" && run.status !== "failed") checkCompiledPlan(first, plan); // a finished run is only read
     const state = fold(plan, events);
     if (state.status === "succeeded" || state.status === "failed") {
       return { id: runId, done: Promise.resolve(resultOf(plan, runId, events)) };
@@ -276,6 +276,7 @@ export class Runtime {
     const { run, events } = await this.store.load(runId);
     const first = events[0] as RunStarted;
     const plan = o.plan ?? (await this.loadPlan(first.source, runId));
+    checkCompiledPlan(first, plan);
     const state = fold(plan, events);
     const answers = answerEvents(state, stage, answer, this.clock()); // throws when nothing waits there
     if (run.status === "running" && !(await this.claimOrTakeOver(runId))) {
@@ -307,20 +308,8 @@ export class Runtime {
 
   /** See {@link ChildRuns.run}. */
   private async runChild(plan: Plan, inputs: Record<string, unknown>, base: string, attempt: number, signal: AbortSignal): Promise<RunResult> {
-    // The newest child of this execution: base, base-a2, … base-aN.
-    let id = base;
-    let existing = await this.store.get(base);
-    for (let a = 2; a <= attempt; a++) {
-      const r = await this.store.get(`${base}-a${a}`);
-      if (!r) break;
-      id = `${base}-a${a}`;
-      existing = r;
-    }
-    if (existing?.status === "failed" && attempt > 1) {
-      id = `${base}-a${attempt}`;
-      existing = await this.store.get(id);
-    }
-    const parentId = base.slice(0, base.lastIndexOf("~"));
+    const { id, existing } = await childRunId(this.store, base, attempt);
+    const parentId = parentOf(base);
     let handle: RunHandle;
     if (!existing) handle = await this.start(plan, inputs, { runId: id, parentId });
     else if (existing.status === "succeeded" || existing.status === "failed") handle = { id, done: this.store.load(id).then((l) => resultOf(plan, id, l.events)) };

@@ -86,17 +86,18 @@ export async function executeAgent(args: ExecuteArgs): Promise<unknown> {
       { kind: "template" },
     );
   }
-  // The call must fit what is left of the run's budget (estimate: the prompt plus max_tokens).
-  const budget = plan.budget;
-  if (budget) {
-    const used = services.usage();
-    if (budget.tokens !== undefined && used.tokens + promptTokens + maxTokens > budget.tokens) {
-      throw new NonRetryableError(`${where} was not started: it could use up to ${n(promptTokens + maxTokens)} tokens and the run has ${n(Math.max(0, budget.tokens - used.tokens))} of its ${n(budget.tokens)}-token budget left; raise budget.tokens or lower max_tokens`, { kind: "budget" });
+  // The call must fit what is left of the run's budget (estimate: the prompt plus max_tokens),
+  // and its estimate is held against it at once (concurrent calls, here or on other workers,
+  // cannot overshoot it).
+  const estimate = promptTokens + maxTokens;
+  const estimateUsd = costOf(info, { input: promptTokens, output: maxTokens });
+  const held = await args.hold(estimate, estimateUsd ?? 0);
+  if (!held.ok) {
+    const budget = plan.budget!;
+    if (held.over === "tokens") {
+      throw new NonRetryableError(`${where} was not started: it could use up to ${n(estimate)} tokens and the run has ${n(Math.max(0, budget.tokens! - held.used.tokens))} of its ${n(budget.tokens!)}-token budget left; raise budget.tokens or lower max_tokens`, { kind: "budget" });
     }
-    const estimate = costOf(info, { input: promptTokens, output: maxTokens });
-    if (budget.usd !== undefined && estimate !== undefined && used.usd + estimate > budget.usd) {
-      throw new NonRetryableError(`${where} was not started: it could cost up to $${estimate.toFixed(4)} and the run has $${Math.max(0, budget.usd - used.usd).toFixed(4)} of its $${budget.usd} budget left; raise budget.usd`, { kind: "budget" });
-    }
+    throw new NonRetryableError(`${where} was not started: it could cost up to $${(estimateUsd ?? 0).toFixed(4)} and the run has $${Math.max(0, budget.usd! - held.used.usd).toFixed(4)} of its $${budget.usd} budget left; raise budget.usd`, { kind: "budget" });
   }
 
   const report = (usage: { inputTokens?: number | undefined; outputTokens?: number | undefined } | undefined): number => {
@@ -106,10 +107,7 @@ export async function executeAgent(args: ExecuteArgs): Promise<unknown> {
     return tokens.input + tokens.output;
   };
 
-  // Hold the estimate against the run's budget (concurrent calls cannot overshoot it), then
-  // wait for the agent's pool (rpm/tpm/concurrency, shared by every run in the process).
-  const estimate = promptTokens + maxTokens;
-  args.reserve(estimate, costOf(info, { input: promptTokens, output: maxTokens }) ?? 0);
+  // Wait for the agent's pool (rpm/tpm/concurrency, shared by every run in the process or cluster).
   const lease = await args.acquire(estimate);
 
   let text: string;

@@ -14,6 +14,15 @@ export class AwaitHuman extends Error {
   }
 }
 
+/**
+ * Thrown by an executor whose attempt goes on elsewhere (a sub-pipeline's child run handed to
+ * distributed workers): the attempt reports no outcome here; it is completed when it runs again
+ * (the same attempt, once the child has stopped).
+ */
+export class Detached extends Error {
+  override readonly name = "Detached";
+}
+
 /** Execute an approval stage: evaluate its message and wait. */
 export async function executeApproval({ stage, scope }: ExecuteArgs): Promise<never> {
   const spec = stage.spec;

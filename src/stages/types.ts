@@ -53,8 +53,11 @@ export interface ExecuteArgs {
    * it has none. `tokens` is the call's estimate. Release the lease with what the call used.
    */
   acquire(tokens: number): Promise<PoolLease | undefined>;
-  /** Hold budget for this attempt's estimate until its usage is recorded (see `services.usage`). */
-  reserve(tokens: number, usd: number): void;
+  /**
+   * Check that an estimate fits what is left of the run's budget and hold it until the attempt is
+   * over (atomically: concurrent calls of the run cannot overshoot it). Always ok without a budget.
+   */
+  hold(tokens: number, usd: number): Promise<import("../runtime/budget.js").BudgetHold>;
   /** Run-wide services. */
   readonly services: RunServices;
 }

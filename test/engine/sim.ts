@@ -6,7 +6,8 @@
 import { createHash } from "node:crypto";
 import type { Expr } from "../../src/expr/types.js";
 import type { OnError, Plan, RetryPolicy, Route, StagePlan } from "../../src/plan/types.js";
-import { apply, createState, decide, fold, nextWakeAt, type BatonEvent, type Effect, type RunState } from "../../src/engine/index.js";
+import { apply, createState, fold, keyId, type BatonEvent, type ExecuteCommand, type ExprCommand, type RunState } from "../../src/engine/index.js";
+import { RunLoop, type HostPort } from "../../src/runtime/loop.js";
 
 export const dummyExpr = (source: string): Expr => ({ source, roots: [], inputNames: [], evaluate: () => undefined });
 
@@ -115,20 +116,20 @@ export interface SimResult {
   points: { prefix: number; now: number }[];
 }
 
-/** Run a plan to the end in simulation. */
+/**
+ * Run a plan to the end in simulation: the simulator is a host of the one step loop
+ * (src/runtime/loop.ts), like the embedded driver and the distributed worker. It completes
+ * started attempts one at a time in random order on a simulated clock; expression commands
+ * are answered from seeded coin flips.
+ */
 export function simulate(plan: Plan, o: SimOptions): SimResult {
   const rand = rng(o.seed);
-  const outcome = rng(o.seed ^ 0x9e3779b9);
   let now = 1_000_000;
   const log: BatonEvent[] = [];
   const decisions: BatonEvent[][] = [];
   const points: { prefix: number; now: number }[] = [];
-  let state = createState(plan);
-  const start: BatonEvent = { type: "run_started", at: now, run_id: "r1", pipeline: plan.name, plan_hash: plan.hash, source: { format: "ts" }, inputs: {}, seed: o.seed };
-  apply(state, start);
-  log.push(start);
-  // Effects in flight: the runtime's pending work, completed in random order.
-  let pending: Effect[] = [];
+  // Attempts in flight: the host's pending work, completed in random order.
+  let pending: ExecuteCommand[] = [];
   const crashes = new Set(o.crashAt ?? []);
   const max = o.maxSteps ?? 20000;
   let steps = 0;
@@ -138,49 +139,72 @@ export function simulate(plan: Plan, o: SimOptions): SimResult {
     return { fail: r() < (o.failRate ?? 0), retryable: r() < (o.retryableRate ?? 0.7) };
   };
   const cond = (key: string, p: number): boolean => rng(hashStr(key) ^ o.seed)() < p;
+  const host: HostPort = {
+    now: () => now,
+    slots: () => (o.slots !== undefined ? o.slots - pending.length : Infinity),
+    append: (_id, events, seq) => {
+      if (seq !== log.length) throw new Error(`sim: append at ${seq}, log has ${log.length}`);
+      for (const e of events) log.push(e);
+      return log.length;
+    },
+    start: (_l, cmd) => void pending.push(cmd),
+    abort: (_l, cmd) => {
+      pending = pending.filter((p) => !(p.attempt === cmd.attempt && keyId(p.key) === keyId(cmd.key)));
+    },
+    evaluate: (_l, cmd) => evaluateSim(plan, cmd, now, cond, o),
+    decided: (_l, before, events, at) => {
+      points.push({ prefix: log.length + before, now: at });
+      decisions.push([...events]);
+      o.onStep?.(loop.state, [...events]);
+    },
+    redact: () => undefined,
+  };
+  const state = createState(plan);
+  const start: BatonEvent = { type: "run_started", at: now, run_id: "r1", pipeline: plan.name, plan_hash: plan.hash, source: { format: "ts" }, inputs: {}, seed: o.seed };
+  apply(state, start);
+  log.push(start);
+  let loop = new RunLoop(host, plan, state, "r1", log.length);
+  const placed = (e: BatonEvent): void => {
+    if (!apply(loop.state, e)) throw new Error(`sim: the engine could not place ${JSON.stringify(e)}`);
+    log.push(e);
+  };
   for (; steps < max; steps++) {
-    points.push({ prefix: log.length, now });
-    const step = decide(state, now, o.slots !== undefined ? { slots: o.slots - state.running.size } : {});
-    decisions.push(step.events);
-    log.push(...step.events);
-    o.onStep?.(state, step.events);
-    for (const ef of step.effects) if (ef.kind !== "cancel") pending.push(ef);
-    const cancelled = new Set(step.effects.flatMap((ef) => (ef.kind === "cancel" ? [ef.exec] : [])));
-    pending = pending.filter((ef) => !(ef.kind === "execute" && cancelled.has(ef.exec)));
-    if (state.status === "waiting" && o.approveRate !== undefined) {
+    const r = loop.advance();
+    if (r instanceof Promise) throw new Error("sim: the step loop went asynchronous");
+    const s = loop.state;
+    if (s.status === "waiting" && o.approveRate !== undefined) {
       now += 7;
-      const answers: BatonEvent[] = [...state.waitingOn.values()].map((w) => ({
-        type: "approval", at: now, stage: w.stage, visit: w.visit, ...(w.item !== undefined ? { item: w.item } : {}),
-        approved: cond(`answer:${w.stage}:${w.visit}:${w.item}`, o.approveRate!),
-      }));
-      for (const e of [...answers, { type: "run_resumed", at: now } as BatonEvent]) { apply(state, e); log.push(e); }
+      for (const w of [...s.waitingOn.values()]) {
+        placed({ type: "approval", at: now, stage: w.stage, visit: w.visit, ...(w.item !== undefined ? { item: w.item } : {}), approved: cond(`answer:${w.stage}:${w.visit}:${w.item}`, o.approveRate) });
+      }
+      placed({ type: "run_resumed", at: now });
+      loop.seq = log.length;
       continue;
     }
-    if (state.status !== "running") break;
+    if (s.status !== "running") break;
     if (crashes.has(steps)) {
       crashes.delete(steps);
       now += 5;
-      state = fold(plan, log);
       pending = [];
-      const resumed: BatonEvent = { type: "run_resumed", at: now };
-      apply(state, resumed);
-      log.push(resumed);
+      loop = new RunLoop(host, plan, fold(plan, log), "r1", log.length);
+      placed({ type: "run_resumed", at: now });
+      loop.seq = log.length;
       continue;
     }
+    if (loop.hasPending) continue;
     if (pending.length === 0) {
-      const wake = nextWakeAt(state);
+      const wake = loop.wakeAt;
       if (wake === undefined) throw new Error(`run stuck at step ${steps}: nothing pending, nothing to wake for`);
       now = Math.max(now + 1, wake);
       continue;
     }
-    // Complete one pending effect, chosen at random.
+    // Complete one attempt in flight, chosen at random.
     const i = Math.floor(rand() * pending.length);
     const ef = pending.splice(i, 1)[0]!;
     now += 1 + Math.floor(rand() * 10);
-    const ev = perform(state, ef, now, attemptFails, cond, o);
-    if (ev) for (const e of ev) { apply(state, e); log.push(e); }
+    loop.push(...performSim(plan, ef, now, attemptFails));
   }
-  return { log, state, steps, decisions, points };
+  return { log, state: loop.state, steps, decisions, points };
 }
 
 export function hashStr(s: string): number {
@@ -189,50 +213,41 @@ export function hashStr(s: string): number {
   return h;
 }
 
-function perform(
-  state: RunState, ef: Effect, now: number,
-  attemptFails: (k: string) => { fail: boolean; retryable: boolean },
-  cond: (k: string, p: number) => boolean, o: SimOptions,
-): BatonEvent[] | undefined {
-  const plan = state.plan;
-  switch (ef.kind) {
-    case "execute": {
-      const stage = plan.stages[ef.stage]!;
-      if (stage.spec.kind === "approval") {
-        return [{ type: "stage_waiting", at: now, stage: stage.id, visit: ef.visit, ...(ef.item !== undefined ? { item: ef.item } : {}), attempt: ef.attempt, message: "approve?" }];
-      }
-      const key = { stage: stage.id, visit: ef.visit, ...(ef.item !== undefined ? { item: ef.item } : {}), ...(ef.fallbackFor !== undefined ? { fallback_for: plan.stages[ef.fallbackFor]!.id } : {}) };
-      const f = attemptFails(`${stage.id}:${ef.visit}:${ef.item}:${ef.fallbackFor}:${ef.attempt}`);
-      if (f.fail) return [{ type: "stage_failed", at: now, ...key, attempt: ef.attempt, error: { kind: "handler", message: "boom", retryable: f.retryable } }];
-      return [{ type: "stage_succeeded", at: now, ...key, attempt: ef.attempt, output: { stage: stage.id, visit: ef.visit, item: ef.item ?? null } }];
-    }
+function performSim(plan: Plan, ef: ExecuteCommand, now: number, attemptFails: (k: string) => { fail: boolean; retryable: boolean }): BatonEvent[] {
+  const stage = plan.stages[ef.stage]!;
+  if (stage.spec.kind === "approval") {
+    return [{ type: "stage_waiting", at: now, ...ef.key, attempt: ef.attempt, message: "approve?" }];
+  }
+  const f = attemptFails(`${stage.id}:${ef.visit}:${ef.item}:${ef.fallbackFor}:${ef.attempt}`);
+  if (f.fail) return [{ type: "stage_failed", at: now, ...ef.key, attempt: ef.attempt, error: { kind: "handler", message: "boom", retryable: f.retryable } }];
+  return [{ type: "stage_succeeded", at: now, ...ef.key, attempt: ef.attempt, output: { stage: stage.id, visit: ef.visit, item: ef.item ?? null } }];
+}
+
+function evaluateSim(plan: Plan, cmd: ExprCommand, now: number, cond: (k: string, p: number) => boolean, o: SimOptions): BatonEvent[] {
+  switch (cmd.kind) {
     case "evaluate_if": {
-      const stage = plan.stages[ef.stage]!;
-      const r = cond(`if:${stage.id}:${ef.visit}`, o.ifRate ?? 0.7);
-      return [{ type: "decision", at: now, stage: stage.id, visit: ef.visit, kind: "if", expression: "cond", read: {}, result: r }];
+      const stage = plan.stages[cmd.stage]!;
+      const r = cond(`if:${stage.id}:${cmd.visit}`, o.ifRate ?? 0.7);
+      return [{ type: "decision", at: now, stage: stage.id, visit: cmd.visit, kind: "if", expression: "cond", read: {}, result: r }];
     }
     case "expand": {
-      const stage = plan.stages[ef.stage]!;
+      const stage = plan.stages[cmd.stage]!;
       const n = itemCounts.get(plan)?.get(stage.id) ?? 3;
-      return [{ type: "decision", at: now, stage: stage.id, visit: ef.visit, kind: "for_each", expression: "items", read: {}, result: n, items: Array.from({ length: n }, (_, i) => i) }];
+      return [{ type: "decision", at: now, stage: stage.id, visit: cmd.visit, kind: "for_each", expression: "items", read: {}, result: n, items: Array.from({ length: n }, (_, i) => i) }];
     }
     case "routes": {
-      const stage = plan.stages[ef.stage]!;
+      const stage = plan.stages[cmd.stage]!;
       const out: BatonEvent[] = [];
-      for (let i = ef.from; i < stage.routes.length; i++) {
-        const taken = cond(`route:${stage.id}:${ef.visit}:${i}:${state.routeTaken.get(ef.stage * 1024 + i) ?? 0}`, o.routeRate ?? 0.3);
-        const avail = (state.routeTaken.get(ef.stage * 1024 + i) ?? 0) < stage.routes[i]!.max;
-        if (!avail) continue;
-        out.push({ type: "decision", at: now, stage: stage.id, visit: ef.visit, kind: "route", expression: `route ${i}`, read: {}, result: taken, route: i, taken });
+      for (const i of cmd.routes) {
+        const taken = cond(`route:${stage.id}:${cmd.visit}:${i}`, o.routeRate ?? 0.3);
+        out.push({ type: "decision", at: now, stage: stage.id, visit: cmd.visit, kind: "route", expression: `route ${i}`, read: {}, result: taken, route: i, taken });
         if (taken) break;
       }
-      if (out.length === 0) out.push({ type: "decision", at: now, stage: stage.id, visit: ef.visit, kind: "route", expression: "none", read: {}, result: false, route: stage.routes.length, taken: false });
+      if (out.length === 0) out.push({ type: "decision", at: now, stage: stage.id, visit: cmd.visit, kind: "route", expression: "none", read: {}, result: false, route: stage.routes.length, taken: false });
       return out;
     }
     case "assemble":
       return [{ type: "run_finished", at: now, status: "succeeded", output: null }];
-    case "cancel":
-      return undefined;
   }
 }
 

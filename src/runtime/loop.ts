@@ -1,0 +1,191 @@
+/**
+ * The one step loop. Every host — the embedded driver (runtime/driver.ts), the BullMQ worker
+ * (distributed/worker.ts) and the engine tests' simulator (test/engine/sim.ts) — advances a
+ * run with {@link RunLoop.advance}: apply the events that arrived → `decide` → evaluate the
+ * expression commands (their decisions are applied and decided on in the same step) → redact →
+ * append in one transaction → perform the commands (start attempts, abort attempts). Hosts
+ * differ only in the small {@link HostPort} they give it: clock, slots, append with conflict,
+ * start, abort, evaluate, and optionally completing pure stages inside the step.
+ *
+ * The loop is synchronous when the host is (the simulator's in-memory append, synchronous
+ * evaluation): `advance` then returns a plain value, not a promise.
+ */
+import { apply, decide, nextWakeAt, type BatonEvent, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunState } from "../engine/index.js";
+import type { Plan } from "../plan/types.js";
+
+/** What a host gives the loop. */
+export interface HostPort {
+  /** ms since epoch (a simulated clock in tests). */
+  now(): number;
+  /** Executions this host can start now (process-wide slots). Infinity when unbounded. */
+  slots(): number;
+  /** Append atomically at `expectedSeq`; throws ConflictError when someone else appended first. */
+  append(runId: string, events: readonly BatonEvent[], expectedSeq: number): number | Promise<number>;
+  /** Start an attempt. Its outcome comes back later through {@link RunLoop.push}. */
+  start(loop: RunLoop, cmd: ExecuteCommand): void | Promise<void>;
+  /** Abort an attempt in flight, wherever it runs; a result it still reports is ignored. */
+  abort(loop: RunLoop, cmd: CancelCommand): void | Promise<void>;
+  /** Evaluate an expression command: the events that record its decision. */
+  evaluate(loop: RunLoop, cmd: ExprCommand): BatonEvent[] | Promise<BatonEvent[]>;
+  /**
+   * Optionally complete an attempt inside the step (pure `value:` stages in workers: no job
+   * round trip): resolves to its outcome event. Undefined: start it after the append.
+   */
+  inline?(loop: RunLoop, cmd: ExecuteCommand): Promise<BatonEvent | undefined> | undefined;
+  /** `decide` ran (tests record each decision point: `before` = events of this step's batch before it). */
+  decided?(loop: RunLoop, before: number, events: readonly BatonEvent[], now: number): void;
+  /** Remove secrets from an event before it is stored. */
+  redact(e: BatonEvent): void;
+  /** An event that arrived from outside (a result, an answer) was applied to the state. */
+  applied?(e: BatonEvent, placed: boolean): void;
+  /** A batch was appended (live views, telemetry, history). */
+  appended?(loop: RunLoop, events: readonly BatonEvent[]): void;
+}
+
+/** What one step did. */
+export interface StepResult {
+  /** Events appended in this step. */
+  readonly events: number;
+  /** The step stopped early (a long run of inline work): advance again soon. */
+  readonly more: boolean;
+}
+
+/** Decide/evaluate rounds inside one step before appending (bounds a step's latency and size). */
+const MAX_ROUNDS = 64;
+
+type Maybe<T> = T | Promise<T>;
+function then<T, R>(v: Maybe<T>, f: (t: T) => Maybe<R>): Maybe<R> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}
+
+/** One run advanced by one host. */
+export class RunLoop {
+  private pending: BatonEvent[] = [];
+  /** External events of the step in progress (re-pushed by a host that lost an append race). */
+  private external: BatonEvent[] = [];
+  /** The assembled output, once the run succeeded. */
+  output: unknown;
+
+  constructor(
+    readonly host: HostPort,
+    readonly plan: Plan,
+    public state: RunState,
+    readonly runId: string,
+    public seq: number,
+  ) {}
+
+  /** Queue events that happened (results, answers, signals) for the next step. */
+  push(...events: BatonEvent[]): void {
+    for (const e of events) this.pending.push(e);
+  }
+
+  get hasPending(): boolean {
+    return this.pending.length > 0;
+  }
+
+  /** Whether the run is stopped: finished, or waiting with nothing in flight. */
+  get stopped(): boolean {
+    const s = this.state;
+    return s.status === "succeeded" || s.status === "failed" || s.status === "cancelled" || (s.status === "waiting" && s.inflight === 0);
+  }
+
+  /** Whether the run could start more executions if the host had slots. */
+  get blocked(): boolean {
+    return this.state.ready.length > 0 && this.state.status === "running";
+  }
+
+  /** When the engine next has something to do by itself (a retry due, the run's timeout). */
+  get wakeAt(): number | undefined {
+    return nextWakeAt(this.state);
+  }
+
+  /**
+   * After a lost append race: continue from `state` (folded from the store at `seq`) with the
+   * external events of the failed step queued again. Those no longer current are dropped when
+   * applied (apply places only current ones).
+   */
+  rebase(state: RunState, seq: number): void {
+    this.state = state;
+    this.seq = seq;
+    this.pending = [...this.external, ...this.pending];
+    this.external = [];
+  }
+
+  /** One step: apply → decide (→ evaluate → decide …) → redact → append → perform. */
+  advance(): Maybe<StepResult> {
+    const host = this.host;
+    const state = this.state;
+    const batch: BatonEvent[] = [];
+    const external = this.pending.splice(0);
+    this.external = external;
+    for (const e of external) {
+      const placed = apply(state, e);
+      host.applied?.(e, placed);
+      // A result that no longer has a place (its attempt was superseded meanwhile) is not stored.
+      if (placed || e.type === "run_cancel_requested" || e.type === "approval" || e.type === "run_resumed" || hasUsage(e)) batch.push(e);
+    }
+    const deferred: (ExecuteCommand | CancelCommand)[] = [];
+    let starts = 0;
+    const round = (n: number): Maybe<boolean> => {
+      const now = host.now();
+      const before = batch.length;
+      const step = decide(state, now, { slots: Math.max(0, host.slots() - starts) });
+      for (const e of step.events) batch.push(e);
+      host.decided?.(this, before, step.events, now);
+      const work: Maybe<BatonEvent[]>[] = [];
+      for (const cmd of step.effects) {
+        if (cmd.kind === "execute") {
+          const r = host.inline?.(this, cmd);
+          if (r) work.push(r.then((e) => (e ? [e] : [])));
+          else {
+            deferred.push(cmd);
+            starts++;
+          }
+        } else if (cmd.kind === "cancel") deferred.push(cmd);
+        else work.push(host.evaluate(this, cmd));
+      }
+      if (work.length === 0) return false;
+      const applyAll = (results: BatonEvent[][]): Maybe<boolean> => {
+        for (const events of results) {
+          for (const e of events) {
+            if (e.type === "run_finished" && e.status === "succeeded") this.output = e.output;
+            apply(state, e);
+            batch.push(e);
+          }
+        }
+        return n + 1 >= MAX_ROUNDS ? true : round(n + 1);
+      };
+      return work.some((w) => w instanceof Promise) ? Promise.all(work).then(applyAll) : applyAll(work as BatonEvent[][]);
+    };
+    return then(round(0), (more) => {
+      if (batch.length === 0) return this.perform(deferred, { events: 0, more });
+      for (const e of batch) host.redact(e);
+      return then(host.append(this.runId, batch, this.seq), (seq) => {
+        this.seq = seq;
+        this.external = [];
+        host.appended?.(this, batch);
+        return this.perform(deferred, { events: batch.length, more });
+      });
+    });
+  }
+
+  private perform(commands: readonly (ExecuteCommand | CancelCommand)[], result: StepResult): Maybe<StepResult> {
+    let waits: Promise<void>[] | undefined;
+    for (const cmd of commands) {
+      const r = cmd.kind === "execute" ? this.host.start(this, cmd) : this.host.abort(this, cmd);
+      if (r instanceof Promise) (waits ??= []).push(r);
+    }
+    return waits ? Promise.all(waits).then(() => result) : result;
+  }
+}
+
+function hasUsage(e: BatonEvent): boolean {
+  return (e.type === "stage_succeeded" || e.type === "stage_failed") && e.tokens !== undefined;
+}
+
+/** Build a loop for a run whose state is already folded. */
+export function runLoop(host: HostPort, plan: Plan, state: RunState, runId: string, seq: number): RunLoop {
+  return new RunLoop(host, plan, state, runId, seq);
+}
+
+export type { ExprCommand };

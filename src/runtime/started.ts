@@ -1,0 +1,54 @@
+/**
+ * The first event of every run, built in one place (embedded `Runtime.start` and distributed
+ * `submitRun`), and the check that a recompiled plan is still the one the run started with.
+ */
+import { ENGINE_VERSION } from "../engine/version.js";
+import type { RunStarted } from "../engine/events.js";
+import { compiledPlanHash } from "../plan/hash.js";
+import type { Plan } from "../plan/types.js";
+import { UserError } from "./errors.js";
+
+/** What a new run records besides its plan. */
+export interface RunStart {
+  readonly runId: string;
+  readonly at: number;
+  /** Validated inputs. */
+  readonly inputs: Record<string, unknown>;
+  /** Seed of the run's jitter source. */
+  readonly seed: number;
+  readonly parentId?: string;
+  /** `baton rerun`: the run forked and the stage re-executed from. */
+  readonly rerun?: { readonly of: string; readonly from: string };
+}
+
+/** The `run_started` event of a new run of `plan`: template hash, compiled-plan hash, engine version, source. */
+export function runStartedEvent(plan: Plan, o: RunStart): RunStarted {
+  return {
+    type: "run_started", at: o.at, run_id: o.runId, pipeline: plan.name, plan_hash: plan.hash,
+    engine: ENGINE_VERSION, compiled_hash: compiledPlanHash(plan),
+    source: { format: plan.source.format, ...(plan.source.file ? { file: plan.source.file } : {}), ...(plan.source.text !== undefined ? { text: plan.source.text } : {}) },
+    inputs: o.inputs, seed: o.seed,
+    ...(o.parentId ? { parent_id: o.parentId } : {}),
+    ...(o.rerun ? { rerun_of: o.rerun.of, rerun_from: o.rerun.from } : {}),
+  };
+}
+
+/**
+ * Refuse to continue a recorded run under a plan this version of Baton compiles differently
+ * (a changed compiler default or engine rule), or one started by a newer engine. Logs recorded
+ * before `engine`/`compiled_hash` were kept pass. Call it after the `plan_hash` check.
+ */
+export function checkCompiledPlan(first: RunStarted, plan: Plan): void {
+  const recorded = first.engine === undefined ? "not recorded" : String(first.engine);
+  if (first.engine !== undefined && first.engine > ENGINE_VERSION) {
+    throw new UserError(
+      `run ${first.run_id} was started by a newer Baton (engine version ${recorded}, this one is ${ENGINE_VERSION}): finish it with the Baton version that started it, or fork it under this version with \`baton rerun ${first.run_id} --from STAGE\``,
+    );
+  }
+  if (first.compiled_hash === undefined) return;
+  const now = compiledPlanHash(plan);
+  if (now === first.compiled_hash) return;
+  throw new UserError(
+    `run ${first.run_id} cannot be continued by this version of Baton: its engine or compiler changed how '${first.pipeline}' compiles (compiled plan ${first.compiled_hash.slice(0, 12)}, now ${now.slice(0, 12)}; recorded engine version ${recorded}, this one ${ENGINE_VERSION}): finish it with the Baton version that started it, or fork it under this version with \`baton rerun ${first.run_id} --from STAGE\` (stages before STAGE keep their recorded outputs)`,
+  );
+}

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parse as parseYaml } from "yaml";
-import { UserError } from "../runtime/errors.js";
+import { UserError } from "../base/errors.js";
 import type { ModelInfo } from "./models.js";
 
 /** How to reach one provider. */

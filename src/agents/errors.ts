@@ -4,7 +4,7 @@
  * Not retryable: 4xx auth/validation. A `Retry-After` travels to the runtime as retryAfterMs.
  */
 import { APICallError } from "ai";
-import { StageFailure } from "../runtime/errors.js";
+import { StageFailure } from "../base/errors.js";
 
 /** Parse Retry-After (delta-seconds or an HTTP date) and retry-after-ms headers into ms. */
 export function retryAfterMs(headers: Readonly<Record<string, string | undefined>> | undefined, now = Date.now()): number | undefined {

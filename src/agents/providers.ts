@@ -7,7 +7,7 @@ import { createAnthropic } from "@ai-sdk/anthropic";
 import { createOpenAI } from "@ai-sdk/openai";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import type { LanguageModel } from "ai";
-import { NonRetryableError } from "../runtime/errors.js";
+import { NonRetryableError } from "../base/errors.js";
 import type { BatonConfig } from "./config.js";
 import { mockModel } from "./mock.js";
 import { modelInfo, type ModelInfo } from "./models.js";

@@ -1,7 +1,7 @@
 /** One clear line per user error, no stack trace (unless --debug); exit codes per SPEC §4. */
 import { ConflictError, RunNotFoundError } from "../store/port.js";
 import { InputError, TemplateError } from "../template/index.js";
-import { UserError } from "../runtime/errors.js";
+import { UserError } from "../base/errors.js";
 
 /** Print an error for a person and return the exit code. */
 export function reportError(err: unknown, debug: boolean): number {

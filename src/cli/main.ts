@@ -162,6 +162,43 @@ async function submitAndFollow(store: Store, queue: string, prefix: string, plan
   }
 }
 
+/**
+ * The workers a command hands a run to: with a shared store and a queue (--queue, or $BATON_QUEUE
+ * when the store is PostgreSQL), commands never execute a run in their own process — the
+ * workers' recovery sweep would pick it up too.
+ */
+async function workersOf(g: GlobalOpts, store: Store, queue: string | undefined): Promise<import("../distributed/submit.js").QueueTarget | undefined> {
+  const url = queue ?? (store.shared && (g.store ?? process.env.BATON_STORE ?? "").startsWith("postgres") ? process.env.BATON_QUEUE : undefined);
+  if (!url) return undefined;
+  const { redisConnection } = await import("../distributed/worker.js");
+  return { connection: redisConnection(url), prefix: prefixOf(g) };
+}
+
+/** Follow a run the workers drive until it stops; print like `follow`. */
+async function followOnWorkers(store: Store, id: string, json: boolean, progress: Progress): Promise<number> {
+  const { followRun } = await import("../distributed/submit.js");
+  const ctl = new AbortController();
+  onInterrupt = () => ctl.abort();
+  try {
+    const first = (await store.load(id)).events[0];
+    const plan = first?.type === "run_started" ? planFromSource(first.source) : undefined;
+    const result = await followRun(store, id, (es) => plan && progress.onEvents(id, es, plan), ctl.signal);
+    progress.end();
+    if (ctl.signal.aborted) {
+      process.stderr.write(`stopped following run ${id}; it goes on in the workers (baton cancel ${id} to stop it)\n`);
+      return 130;
+    }
+    if (json) process.stdout.write(JSON.stringify(result) + "\n");
+    else {
+      process.stderr.write(`run ${id} ${result.status} in ${result.duration_ms} ms\n`);
+      if (result.status === "succeeded") process.stdout.write(JSON.stringify(result.output, null, 2) + "\n");
+    }
+    return EXIT[result.status];
+  } finally {
+    onInterrupt = undefined;
+  }
+}
+
 /** Build the program; `run(argv)` returns the exit code. */
 export function program(): Command {
   const cmd = new Command("baton")
@@ -244,9 +281,22 @@ export function program(): Command {
     .description("continue a run after a crash, cancel or pause")
     .option("--json", "print one JSON result document on stdout")
     .option("--concurrency <n>", "stage executions in flight in this process")
-    .action(async (run: string, o: { json?: boolean; concurrency?: string }) => {
+    .option("--queue <url>", "hand the run to `baton worker`s through this Redis (default: $BATON_QUEUE when --store is postgres://)")
+    .action(async (run: string, o: { json?: boolean; concurrency?: string; queue?: string }) => {
       const store = await storeOf(g());
       const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
+      const workers = await workersOf(g(), store, o.queue);
+      if (workers) {
+        try {
+          const id = await store.resolveId(run);
+          const { resumeOnWorkers } = await import("../distributed/submit.js");
+          await resumeOnWorkers(store, workers, id, planFromSource);
+          set(await followOnWorkers(store, id, o.json === true, progress));
+        } finally {
+          await store.close();
+        }
+        return;
+      }
       const runtime = await makeRuntime(store, o.concurrency, progress);
       try {
         const id = await store.resolveId(run);
@@ -256,7 +306,7 @@ export function program(): Command {
       }
     });
 
-  const answer = (approved: boolean) => async (run: string, stage: string, o: { data?: string; comment?: string; item?: string; json?: boolean }) => {
+  const answer = (approved: boolean) => async (run: string, stage: string, o: { data?: string; comment?: string; item?: string; json?: boolean; queue?: string }) => {
     let data: unknown;
     if (o.data !== undefined) {
       try {
@@ -269,10 +319,24 @@ export function program(): Command {
     if (item !== undefined && !(Number.isInteger(item) && item >= 0)) throw new UserError(`--item must be a for_each item index (0, 1, …), got '${o.item}'`, 2);
     const store = await storeOf(g());
     const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
+    const by = process.env.USER ?? process.env.USERNAME;
+    const workers = await workersOf(g(), store, o.queue);
+    if (workers) {
+      try {
+        const id = await store.resolveId(run);
+        const { answerOnWorkers } = await import("../distributed/submit.js");
+        const n = await answerOnWorkers(store, workers, id, stage, { approved, ...(data !== undefined ? { data } : {}), ...(item !== undefined ? { item } : {}), ...(by ? { by } : {}), ...(o.comment ? { comment: o.comment } : {}) }, planFromSource);
+        process.stderr.write(`${approved ? "approved" : "rejected"} '${stage}' in run ${id}${n > 1 ? ` (${n} items)` : ""}; the workers continue it\n`);
+        await followOnWorkers(store, id, o.json === true, progress);
+        set(0);
+      } finally {
+        await store.close();
+      }
+      return;
+    }
     const runtime = await makeRuntime(store, undefined, progress);
     try {
       const id = await store.resolveId(run);
-      const by = process.env.USER ?? process.env.USERNAME;
       const r = await runtime.answer(id, stage, { approved, ...(data !== undefined ? { data } : {}), ...(item !== undefined ? { item } : {}), ...(by ? { by } : {}), ...(o.comment ? { comment: o.comment } : {}) });
       process.stderr.write(`${approved ? "approved" : "rejected"} '${stage}' in run ${id}${r.recorded > 1 ? ` (${r.recorded} items)` : ""}\n`);
       if (r.signalled) {
@@ -289,9 +353,11 @@ export function program(): Command {
   };
   cmd.command("approve <run> <stage>").description("approve a waiting stage (its output is --data, or { approved: true }) and continue the run")
     .option("--data <json>", "the stage's output, as JSON").option("--item <n>", "only this for_each item").option("--comment <text>", "recorded with the decision").option("--json", "print one JSON result document on stdout")
+    .option("--queue <url>", "the run is on `baton worker`s behind this Redis (default: $BATON_QUEUE when --store is postgres://)")
     .action(answer(true));
   cmd.command("reject <run> <stage>").description("reject a waiting stage (it fails) and continue the run")
     .option("--item <n>", "only this for_each item").option("--comment <text>", "the reason, recorded with the decision").option("--json", "print one JSON result document on stdout")
+    .option("--queue <url>", "the run is on `baton worker`s behind this Redis (default: $BATON_QUEUE when --store is postgres://)")
     .action(answer(false));
 
   cmd
@@ -302,20 +368,33 @@ export function program(): Command {
     .option("--template <file>", "run an edited template instead of the recorded one (stages are matched by id)")
     .option("--json", "print one JSON result document on stdout")
     .option("--concurrency <n>", "stage executions in flight in this process")
-    .action(async (run: string, o: { from: string; input: string[]; template?: string; json?: boolean; concurrency?: string }) => {
+    .option("--queue <url>", "hand the fork to `baton worker`s through this Redis (default: $BATON_QUEUE when --store is postgres://)")
+    .action(async (run: string, o: { from: string; input: string[]; template?: string; json?: boolean; concurrency?: string; queue?: string }) => {
       const store = await storeOf(g());
       const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
       const runtime = await makeRuntime(store, o.concurrency, progress);
+      const workers = await workersOf(g(), store, o.queue);
       try {
         const id = await store.resolveId(run);
         const plan = o.template ? loadPlanFile(o.template) : undefined;
         const overrides = o.input.length ? rawInputs(o.input, undefined) : {};
-        set(await follow(runtime, async () => {
+        const options = async () => {
           const { events } = await store.load(id);
           const first = events[0];
           const base = plan ?? (first?.type === "run_started" ? planFromSource(first.source) : undefined);
           const inputs = base && o.input.length ? validateInputs(base, { ...(first?.type === "run_started" ? first.inputs : {}), ...overrides }) : undefined;
-          const h = await runtime.rerun(id, o.from, { ...(plan ? { plan } : {}), ...(inputs ? { inputs } : {}) });
+          return { ...(plan ? { plan } : {}), ...(inputs ? { inputs } : {}) };
+        };
+        if (workers) {
+          const f = await runtime.fork(id, o.from, await options());
+          const { submitRun } = await import("../distributed/submit.js");
+          const { id: forked } = await submitRun(store, workers, f.plan, f.inputs, { rerun: f.rerun });
+          process.stderr.write(`rerun of ${id} from '${o.from}' as run ${forked} on the workers: reusing ${f.rerun.reused.length ? f.rerun.reused.map((e) => (e as { stage: string }).stage).join(", ") : "nothing"}\n`);
+          set(await followOnWorkers(store, forked, o.json === true, progress));
+          return;
+        }
+        set(await follow(runtime, async () => {
+          const h = await runtime.rerun(id, o.from, await options());
           process.stderr.write(`rerun of ${id} from '${o.from}': reusing ${h.reused.length ? h.reused.join(", ") : "nothing"}\n`);
           return h;
         }, o.json === true, progress));
@@ -349,8 +428,29 @@ export function program(): Command {
       await store.close();
     });
 
-  cmd.command("cancel <run>").description("cancel a run (it stays resumable)").action(async (run: string) => {
+  cmd.command("cancel <run>").description("cancel a run (it stays resumable)")
+    .option("--queue <url>", "the run is on `baton worker`s behind this Redis (default: $BATON_QUEUE when --store is postgres://)")
+    .action(async (run: string, o: { queue?: string }) => {
     const store = await storeOf(g());
+    const workers = await workersOf(g(), store, o.queue);
+    if (workers && (await store.leaseHolder(await store.resolveId(run))) === undefined) {
+      try {
+        const id = await store.resolveId(run);
+        const { cancelOnWorkers } = await import("../distributed/submit.js");
+        if (!(await cancelOnWorkers(store, workers, id, "cancelled by user"))) {
+          process.stdout.write(`run ${id} had already finished (${(await store.get(id))?.status})\n`);
+          return;
+        }
+        // The workers record the cancellation at their next step (and abort its attempts where they run).
+        const deadline = Date.now() + 15_000;
+        while (Date.now() < deadline && (await store.get(id))?.status === "running") await new Promise((res) => setTimeout(res, 100));
+        const status = (await store.get(id))?.status;
+        process.stdout.write(status === "cancelled" ? `run ${id} cancelled\n` : `cancel recorded for run ${id}; the workers have not acted on it yet (status ${status})\n`);
+      } finally {
+        await store.close();
+      }
+      return;
+    }
     const runtime = new Runtime({ store, loadPlan: planFromSource });
     try {
       const id = await store.resolveId(run);

@@ -3,13 +3,16 @@
  * the workers; optionally follow it to the end from the store's log.
  */
 import { Queue, type ConnectionOptions } from "bullmq";
-import type { BatonEvent } from "../engine/events.js";
+import { fold, type BatonEvent, type RunStarted, type RunState } from "../engine/index.js";
+import { answerEvents, type HumanAnswer } from "../runtime/runtime.js";
+import { UserError } from "../runtime/errors.js";
+import { ConflictError } from "../store/port.js";
 import type { Plan } from "../plan/types.js";
 import { newRunId, resultOf, type RunResult } from "../runtime/runtime.js";
 import { Redactor } from "../runtime/redact.js";
-import { runStartedEvent } from "../runtime/started.js";
+import { checkCompiledPlan, runStartedEvent } from "../runtime/started.js";
 import type { Store } from "../store/port.js";
-import { ADVANCE, DEFAULT_PREFIX, enqueueAdvance } from "./worker.js";
+import { ADVANCE, DEFAULT_PREFIX, enqueueAdvance, requestCancel } from "./worker.js";
 
 /** Where the workers of a deployment take their jobs. */
 export interface QueueTarget {
@@ -33,6 +36,10 @@ export async function submitRun(
   store: Store, target: QueueTarget, plan: Plan, inputs: Record<string, unknown>,
   o: { rerun?: { of: string; from: string; reused: BatonEvent[] }; parentId?: string } = {},
 ): Promise<{ id: string; events: BatonEvent[] }> {
+  if (plan.source.format === "ts" || (plan.source.file === undefined && plan.source.text === undefined)) {
+    // Workers compile a run's plan from its recorded template; a TypeScript pipeline has none.
+    throw new UserError(`pipeline '${plan.name}' is defined in TypeScript: workers can only run templates (YAML/JSON files); run it in this process, or write it as a template to run it on the workers`);
+  }
   const id = newRunId();
   const started = runStartedEvent(plan, {
     runId: id, at: Date.now(), inputs, seed: Math.floor(Math.random() * 0x7fffffff),
@@ -61,4 +68,62 @@ export async function followRun(store: Store, id: string, onEvents: (events: rea
     if (signal?.aborted) return resultOf(undefined, id, all);
     await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/**
+ * Append events to a run driven by the workers: they may append at the same moment, so a lost
+ * race reloads and tries again. `build` sees the folded state at the sequence it appends at and
+ * returns the events (nothing to append: undefined).
+ */
+export async function appendToWorkerRun(
+  store: Store, run: string, loadPlan: (source: RunStarted["source"]) => Plan | Promise<Plan>,
+  build: (state: RunState, plan: Plan) => BatonEvent[] | undefined,
+): Promise<{ seq: number; events: BatonEvent[] }> {
+  let plan: Plan | undefined;
+  for (let tries = 0; tries < 50; tries++) {
+    const { run: rec, events } = await store.load(run);
+    if (!plan) {
+      const first = events[0] as RunStarted;
+      plan = await loadPlan(first.source);
+      checkCompiledPlan(first, plan);
+    }
+    const out = build(fold(plan, events), plan);
+    if (!out || out.length === 0) return { seq: rec.seq, events: [] };
+    try {
+      return { seq: await store.append(run, out, rec.seq), events: out };
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+    }
+  }
+  throw new Error(`run ${run}: could not append after 50 conflicting attempts by the workers`);
+}
+
+/** `baton resume` of a run on the workers: a paused or cancelled run is resumed; every running attempt gets its job again. */
+export async function resumeOnWorkers(store: Store, target: QueueTarget, run: string, loadPlan: (source: RunStarted["source"]) => Plan | Promise<Plan>): Promise<void> {
+  const { seq } = await appendToWorkerRun(store, run, loadPlan, (state) =>
+    state.status === "waiting" || state.status === "cancelled" ? [{ type: "run_resumed", at: Date.now() }] : undefined);
+  await handOff(target, run, seq, true);
+}
+
+/** `baton approve/reject` of a run on the workers: the answer (and, if the run paused, its resumption) is recorded; the workers continue it. */
+export async function answerOnWorkers(
+  store: Store, target: QueueTarget, run: string, stage: string, answer: HumanAnswer, loadPlan: (source: RunStarted["source"]) => Plan | Promise<Plan>,
+): Promise<number> {
+  let recorded = 0;
+  const { seq } = await appendToWorkerRun(store, run, loadPlan, (state) => {
+    if (state.status === "succeeded" || state.status === "failed") throw new UserError(`run ${run} already ${state.status}`);
+    const answers = answerEvents(state, stage, answer, Date.now()); // throws when nothing waits there
+    recorded = answers.length;
+    return state.status === "running" ? answers : [...answers, { type: "run_resumed", at: Date.now() }];
+  });
+  await handOff(target, run, seq);
+  return recorded;
+}
+
+/** `baton cancel` of a run on the workers: the request is recorded; the workers cancel it and abort its attempts where they run. */
+export async function cancelOnWorkers(store: Store, target: QueueTarget, run: string, reason: string): Promise<boolean> {
+  if (!(await requestCancel(store, run, reason))) return false;
+  const rec = await store.get(run);
+  await handOff(target, run, rec?.seq ?? 0);
+  return true;
 }

@@ -34,7 +34,7 @@ import { Attempt, type AttemptHost } from "../runtime/attempt.js";
 import { Redactor } from "../runtime/redact.js";
 import { RunLoop, type HostPort } from "../runtime/loop.js";
 import { childRunId } from "../runtime/children.js";
-import { runStartedEvent } from "../runtime/started.js";
+import { checkCompiledPlan, runStartedEvent } from "../runtime/started.js";
 import { resultOf } from "../runtime/runtime.js";
 import { Detached } from "../stages/approval.js";
 import type { ChildRuns } from "../stages/types.js";
@@ -248,6 +248,7 @@ export class BatonWorker {
     const { events } = await this.o.store.load(run);
     const first = events[0] as RunStarted;
     const plan = await this.planFor(first);
+    checkCompiledPlan(first, plan); // a run this version compiles differently is not continued (the job fails, loudly)
     // fold marks every node for decide's first look; later events mark what they change.
     const loop = new RunLoop(this.host, plan, fold(plan, events), run, events.length);
     this.runs.set(run, loop);

@@ -6,21 +6,10 @@
  * stage that is not a for_each and for a for_each stage's own entry.
  */
 
-/** Error kinds (SPEC §1 Errors). */
-export type ErrorKind =
-  | "timeout"
-  | "network"
-  | "http"
-  | "rate_limited"
-  | "overloaded"
-  | "malformed_output"
-  | "handler"
-  | "expression"
-  | "template"
-  | "auth"
-  | "budget"
-  | "cancelled"
-  | "interrupted";
+import type { ErrorKind } from "../base/errors.js";
+
+/** Error kinds (SPEC §1 Errors): declared once, as `ERROR_KINDS`, in ../base/errors.ts. */
+export type { ErrorKind };
 
 /** A failure as stored: retryability is data, not a guess at the catch site. */
 export interface StageError {

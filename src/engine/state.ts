@@ -15,6 +15,7 @@
  *                                                         ──stage_settled / fallback──▶ settled
  *   running ──run cancelled / crash + resume──▶ ready (an interruption does not use up a retry)
  */
+import type { RunStatus } from "../base/result.js";
 import type { Plan, StageIdx } from "../plan/types.js";
 import type { BatonEvent, StageError } from "./events.js";
 import { waitKey } from "./key.js";
@@ -131,7 +132,8 @@ export interface Node {
   inReady: boolean;
 }
 
-export type RunStatus = "running" | "waiting" | "succeeded" | "failed" | "cancelled";
+/** Declared once, with `RUN_STATUSES`, in ../base/result.ts. */
+export type { RunStatus };
 
 /** Something a human must answer: an approval stage, an escalating route or an on_error escalate. */
 export interface WaitEntry {

@@ -5,22 +5,11 @@
  * attempt is over; what it used is then counted (from its event once applied).
  */
 import type { Plan } from "../plan/types.js";
+import type { BudgetHold, Usage } from "../stages/types.js";
 
-export interface Usage {
-  readonly tokens: number;
-  readonly usd: number;
-}
-
-/** The outcome of a hold: `ok`, or which limit it would cross and what was used (spent + held) before it. */
-export interface BudgetHold {
-  readonly ok: boolean;
-  readonly over?: "tokens" | "usd";
-  readonly used: Usage;
-  readonly tokens: number;
-  readonly usd: number;
-  /** Host-specific handle of the hold. */
-  readonly ref?: string;
-}
+// A hold is what stage kinds see of the budget (`ExecuteArgs.hold`), so it is declared with the
+// stage contract (../stages/types.ts) and implemented here and in distributed/redis-budget.ts.
+export type { BudgetHold, Usage };
 
 export interface BudgetPort {
   hold(tokens: number, usd: number): BudgetHold | Promise<BudgetHold>;

@@ -4,6 +4,7 @@
  * them through their AbortSignal, owns the retry/timeout timer and the run's share of the
  * process slots. It never decides what runs next.
  */
+import type { RunResult } from "../base/result.js";
 import { attemptId, type BatonEvent, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunState } from "../engine/index.js";
 import type { Plan, StagePlan } from "../plan/types.js";
 import type { Store } from "../store/port.js";
@@ -17,15 +18,8 @@ export { truthy } from "./effects.js";
 import type { Redactor } from "./redact.js";
 import type { PoolLease } from "./pools.js";
 
-/** What a run ended as (SPEC §4 `--json`). */
-export interface RunResult {
-  readonly id: string;
-  readonly pipeline: string;
-  readonly status: "succeeded" | "failed" | "cancelled" | "waiting";
-  readonly output?: unknown;
-  readonly error?: { readonly stage?: string; readonly kind: string; readonly message: string };
-  readonly duration_ms: number;
-}
+/** What a run ended as (SPEC §4 `--json`): declared in ../base/result.ts, below stages and workers. */
+export type { RunResult };
 
 /** What the driver needs from the process runtime. */
 export interface DriverHost {

@@ -133,6 +133,7 @@ export class RunLoop {
       for (const e of step.events) batch.push(e);
       host.decided?.(this, before, step.events, now);
       const work: Maybe<BatonEvent[]>[] = [];
+      let refunded = false;
       for (const cmd of step.effects) {
         if (cmd.kind === "execute") {
           const r = host.inline?.(this, cmd);
@@ -141,10 +142,19 @@ export class RunLoop {
             deferred.push(cmd);
             starts++;
           }
-        } else if (cmd.kind === "cancel") deferred.push(cmd);
+        } else if (cmd.kind === "cancel") {
+          // An attempt decided and cut within this step never reaches the host (nor takes a slot).
+          const i = deferred.findIndex((d) => d.kind === "execute" && d.attempt === cmd.attempt && sameKey(d.key, cmd.key));
+          if (i >= 0) {
+            deferred.splice(i, 1);
+            starts--;
+            refunded = true;
+          } else deferred.push(cmd);
+        }
         else work.push(host.evaluate(this, cmd));
       }
-      if (work.length === 0) return false;
+      // A slot given back by an attempt cut in this step may start what waited for it: decide again.
+      if (work.length === 0) return refunded && n + 1 < MAX_ROUNDS ? round(n + 1) : false;
       const applyAll = (results: BatonEvent[][]): Maybe<boolean> => {
         for (const events of results) {
           for (const e of events) {
@@ -177,6 +187,10 @@ export class RunLoop {
     }
     return waits ? Promise.all(waits).then(() => result) : result;
   }
+}
+
+function sameKey(a: ExecuteCommand["key"], b: ExecuteCommand["key"]): boolean {
+  return a.stage === b.stage && a.visit === b.visit && a.item === b.item && a.fallback_for === b.fallback_for;
 }
 
 function hasUsage(e: BatonEvent): boolean {

@@ -11,6 +11,7 @@
  * - Order: waiters are granted strictly by score — the stage's remaining critical path (ms)
  *   plus the time it has waited (so no run starves) — ties first come, first served.
  */
+import type { PoolLease, PoolOutcome } from "../stages/types.js";
 
 /** A pool's limits. */
 export interface PoolSpec {
@@ -53,23 +54,9 @@ export interface PoolRequest {
   readonly label?: string;
 }
 
-/** What a finished call reports back. */
-export interface PoolOutcome {
-  /** Tokens the provider counted (prompt + completion). */
-  readonly tokens?: number;
-  /** The provider said no (429 / overload). */
-  readonly rejected?: boolean;
-  readonly retryAfterMs?: number;
-}
-
-/** Capacity held by one call. */
-export interface PoolLease {
-  readonly pool: string;
-  /** How long the call waited for the pool, and the first reason it had to. */
-  readonly waitedMs: number;
-  readonly reason: string | undefined;
-  release(outcome?: PoolOutcome): void;
-}
+// A lease and what a finished call reports back are what stage kinds see of a pool, so they are
+// declared with the stage contract (../stages/types.ts) and implemented here.
+export type { PoolLease, PoolOutcome };
 
 const WINDOW_MS = 61_000;
 const MIN_FACTOR = 0.125;

@@ -203,6 +203,13 @@ export class Runtime {
    * and everything after it. Inputs default to the original run's; `o.inputs` overrides some.
    */
   async rerun(runId: string, from: string, o: { plan?: Plan; inputs?: Record<string, unknown>; seed?: number } = {}): Promise<RunHandle & { reused: string[] }> {
+    const f = await this.fork(runId, from, o);
+    const handle = await this.start(f.plan, f.inputs, { ...(o.seed !== undefined ? { seed: o.seed } : {}), rerun: f.rerun });
+    return { ...handle, reused: f.rerun.reused.map((e) => (e as { stage: string }).stage) };
+  }
+
+  /** What a fork of a run starts with: its plan, inputs and the recorded outputs it reuses (see {@link rerun}). */
+  async fork(runId: string, from: string, o: { plan?: Plan; inputs?: Record<string, unknown> } = {}): Promise<{ plan: Plan; inputs: Record<string, unknown>; rerun: { of: string; from: string; reused: BatonEvent[] } }> {
     const { events } = await this.store.load(runId);
     const first = events[0] as RunStarted;
     const origPlan = await this.loadPlan(first.source, runId).catch((err: unknown) => {
@@ -228,8 +235,7 @@ export class Runtime {
       reused.push({ type: "stage_reused", at, stage: s.id, visit: 1, outcome: node.outcome, output: node.outcome === "skipped" ? null : node.output, from_run: runId });
     }
     const inputs = { ...orig.inputs, ...(o.inputs ?? {}) };
-    const handle = await this.start(plan, inputs, { ...(o.seed !== undefined ? { seed: o.seed } : {}), rerun: { of: runId, from, reused } });
-    return { ...handle, reused: reused.map((e) => (e as { stage: string }).stage) };
+    return { plan, inputs, rerun: { of: runId, from, reused } };
   }
 
   /**

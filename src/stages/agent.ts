@@ -12,7 +12,7 @@ import { classifyProviderError } from "../agents/errors.js";
 import { costOf } from "../agents/models.js";
 import { resolveModel, type AgentSpec } from "../agents/providers.js";
 import { countPromptTokens } from "../agents/tokens.js";
-import { NonRetryableError, StageFailure } from "../runtime/errors.js";
+import { NonRetryableError, StageFailure } from "../base/errors.js";
 import type { ExecuteArgs } from "./types.js";
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;

@@ -22,9 +22,8 @@
  */
 import { STATUS_CODES } from "node:http";
 import { performance } from "node:perf_hooks";
-import type { ErrorKind } from "../engine/events.js";
+import { NonRetryableError, StageFailure, type ErrorKind } from "../base/errors.js";
 import { parseDuration } from "../expr/index.js";
-import { NonRetryableError, StageFailure } from "../runtime/errors.js";
 import type { ExecuteArgs, StageContext } from "./types.js";
 
 /**

@@ -1,6 +1,6 @@
 /** The stage-kind registry. */
 import type { StageKind } from "../plan/types.js";
-import { NonRetryableError } from "../runtime/errors.js";
+import { NonRetryableError } from "../base/errors.js";
 import { executeApproval } from "./approval.js";
 import { executeHttp } from "./http.js";
 import { executePipeline } from "./pipeline.js";

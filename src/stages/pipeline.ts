@@ -8,7 +8,7 @@
  * A child that pauses for a human makes this stage wait too: answer the child, then resume
  * the parent.
  */
-import { NonRetryableError, StageFailure } from "../runtime/errors.js";
+import { NonRetryableError, StageFailure } from "../base/errors.js";
 import { loadPlanFile, validateInputs } from "../template/index.js";
 import { AwaitHuman } from "./approval.js";
 import type { ExecuteArgs } from "./types.js";

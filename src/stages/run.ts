@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { NonRetryableError } from "../runtime/errors.js";
+import { NonRetryableError } from "../base/errors.js";
 import type { ExecuteArgs } from "./types.js";
 
 const modules = new Map<string, Promise<Record<string, unknown>>>();

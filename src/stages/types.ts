@@ -2,11 +2,11 @@
  * Stage kinds: one file per kind. Each is `(ctx) → output` and knows nothing of scheduling.
  * The registry is open: later kinds (agent, http, pipeline, approval) register themselves here.
  */
+import type { RunResult } from "../base/result.js";
 import type { Scope } from "../expr/types.js";
 import type { Plan, StagePlan } from "../plan/types.js";
 import type { AttemptUsage, StageError } from "../engine/events.js";
 import type { BatonConfig } from "../agents/config.js";
-import type { PoolLease } from "../runtime/pools.js";
 
 /** What a `run:` handler receives (SPEC §1 "Stage inputs and handlers"). */
 export interface StageContext<Input = unknown, Outputs = Record<string, unknown>, Inputs = Record<string, unknown>> {
@@ -57,7 +57,7 @@ export interface ExecuteArgs {
    * Check that an estimate fits what is left of the run's budget and hold it until the attempt is
    * over (atomically: concurrent calls of the run cannot overshoot it). Always ok without a budget.
    */
-  hold(tokens: number, usd: number): Promise<import("../runtime/budget.js").BudgetHold>;
+  hold(tokens: number, usd: number): Promise<BudgetHold>;
   /** Run-wide services. */
   readonly services: RunServices;
 }
@@ -79,7 +79,47 @@ export interface ChildRuns {
    * resumed, a succeeded one reused; a failed one is replaced by a fresh child on a later
    * attempt. Aborting `signal` cancels the child.
    */
-  run(plan: Plan, inputs: Record<string, unknown>, base: string, attempt: number, signal: AbortSignal): Promise<import("../runtime/driver.js").RunResult>;
+  run(plan: Plan, inputs: Record<string, unknown>, base: string, attempt: number, signal: AbortSignal): Promise<RunResult>;
+}
+
+/**
+ * What a finished call reports back to its pool. (This and {@link PoolLease}, {@link Usage} and
+ * {@link BudgetHold} are the stage kinds' view of the runtime's resources: declared here with the
+ * rest of the stage contract, implemented by runtime/pools.ts, runtime/budget.ts and the Redis
+ * pools and budget of distributed mode, so no arrow points from stages up to runtime.)
+ */
+export interface PoolOutcome {
+  /** Tokens the provider counted (prompt + completion). */
+  readonly tokens?: number;
+  /** The provider said no (429 / overload). */
+  readonly rejected?: boolean;
+  readonly retryAfterMs?: number;
+}
+
+/** Capacity held by one call. */
+export interface PoolLease {
+  readonly pool: string;
+  /** How long the call waited for the pool, and the first reason it had to. */
+  readonly waitedMs: number;
+  readonly reason: string | undefined;
+  release(outcome?: PoolOutcome): void;
+}
+
+/** Tokens and USD. */
+export interface Usage {
+  readonly tokens: number;
+  readonly usd: number;
+}
+
+/** The outcome of a hold: `ok`, or which limit it would cross and what was used (spent + held) before it. */
+export interface BudgetHold {
+  readonly ok: boolean;
+  readonly over?: "tokens" | "usd";
+  readonly used: Usage;
+  readonly tokens: number;
+  readonly usd: number;
+  /** Host-specific handle of the hold. */
+  readonly ref?: string;
 }
 
 /** A stage kind's executor. */

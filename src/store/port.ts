@@ -3,10 +3,11 @@
  * resume, runs list) is read from it. Adapters: SQLite (embedded default), memory (tests,
  * benchmarks), PostgreSQL (distributed, later). One conformance suite runs against each.
  */
+import type { RunStatus } from "../base/result.js";
 import type { BatonEvent } from "../engine/events.js";
 
-/** Status of a run as stored in its row (derived by the store from the events it appends). */
-export type RunStatus = "running" | "waiting" | "succeeded" | "failed" | "cancelled";
+/** Status of a run as stored in its row (derived by the store from the events it appends); declared once in ../base/result.ts. */
+export type { RunStatus };
 
 /** The run row: a summary kept in step with the log in the same transaction. */
 export interface RunRecord {

@@ -6,10 +6,11 @@
  * Field names are public contract: add, don't break. Timestamps are ISO-8601 UTC strings,
  * durations are milliseconds. Optional fields are absent (not `undefined`) when unknown.
  */
+import type { RunStatus } from "../base/result.js";
 import type { ErrorKind } from "../engine/events.js";
 
 /** Status of the run: the last of `run_finished`, `run_waiting`, `run_resumed` decides it. */
-export type TraceRunStatus = "running" | "waiting" | "succeeded" | "failed" | "cancelled";
+export type TraceRunStatus = RunStatus;
 
 /**
  * Status of one stage entry.

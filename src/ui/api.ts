@@ -6,13 +6,12 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { InputError, loadPlanFile, TemplateError, validateInputs } from "../template/index.js";
 import type { Runtime } from "../runtime/runtime.js";
-import { UserError } from "../runtime/errors.js";
-import { RunNotFoundError, type RunStatus, type Store } from "../store/port.js";
+import { UserError } from "../base/errors.js";
+import { isRunStatus, RUN_STATUSES } from "../base/result.js";
+import { RunNotFoundError, type Store } from "../store/port.js";
 import { HttpError, objectBody, readJson, sendJson } from "./http.js";
 import { streamRun, type StreamOptions } from "./stream.js";
 import { Views } from "./views.js";
-
-const STATUSES: readonly RunStatus[] = ["running", "waiting", "succeeded", "failed", "cancelled"];
 
 /** What the API needs. */
 export interface ApiContext {
@@ -89,12 +88,12 @@ export class Api {
   private async list(res: ServerResponse, url: URL): Promise<void> {
     const q = url.searchParams;
     const status = q.get("status") || undefined;
-    if (status !== undefined && !STATUSES.includes(status as RunStatus)) throw new HttpError(400, `status must be one of ${STATUSES.join(", ")}, got '${status}'`);
+    if (status !== undefined && !isRunStatus(status)) throw new HttpError(400, `status must be one of ${RUN_STATUSES.join(", ")}, got '${status}'`);
     const limitText = q.get("limit") || "50";
     const limit = Number(limitText);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new HttpError(400, `limit must be a whole number from 1 to 1000, got '${limitText}'`);
     const pipeline = q.get("pipeline") || undefined;
-    const runs = await this.views.list({ ...(status ? { status: status as RunStatus } : {}), ...(pipeline ? { pipeline } : {}), limit });
+    const runs = await this.views.list({ ...(status ? { status } : {}), ...(pipeline ? { pipeline } : {}), limit });
     sendJson(res, 200, runs);
   }
 

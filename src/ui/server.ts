@@ -13,7 +13,7 @@ import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Runtime } from "../runtime/runtime.js";
-import { UserError } from "../runtime/errors.js";
+import { UserError } from "../base/errors.js";
 import type { Store } from "../store/port.js";
 import { Api } from "./api.js";
 import { bearerOf, hostnameOf, isLoopback, securityHeaders, sendJson, tokenMatches } from "./http.js";

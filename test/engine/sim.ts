@@ -164,6 +164,7 @@ export function simulate(plan: Plan, o: SimOptions): SimResult {
   apply(state, start);
   log.push(start);
   let loop = new RunLoop(host, plan, state, "r1", log.length);
+  let blockedStep = false;
   const placed = (e: BatonEvent): void => {
     if (!apply(loop.state, e)) throw new Error(`sim: the engine could not place ${JSON.stringify(e)}`);
     log.push(e);
@@ -192,6 +193,12 @@ export function simulate(plan: Plan, o: SimOptions): SimResult {
       continue;
     }
     if (loop.hasPending) continue;
+    // Executions ready but held back for slots: a step with free slots starts them.
+    if (loop.blocked && (o.slots === undefined || pending.length < o.slots) && !blockedStep) {
+      blockedStep = true;
+      continue;
+    }
+    blockedStep = false;
     if (pending.length === 0) {
       const wake = loop.wakeAt;
       if (wake === undefined) throw new Error(`run stuck at step ${steps}: nothing pending, nothing to wake for`);

@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import { loadConfig } from "../../agents/config.js";
 import { planFromSource } from "../../api/run.js";
-import { UserError } from "../../runtime/errors.js";
+import { UserError } from "../../base/errors.js";
 import { Runtime } from "../../runtime/runtime.js";
 import { openStoreAsync } from "../../store/open.js";
 import { startUi } from "../../ui/server.js";

@@ -1,11 +1,11 @@
 /// <reference lib="dom" />
 /** The runs list: newest first, filtered by status and pipeline, refreshed every few seconds; and a form to start a run. */
+import { RUN_STATUSES } from "../../base/result.js";
 import type { RunSummary } from "../types.js";
 import { api, ApiFailure } from "./api.js";
 import { h, link, mount, navigate } from "./dom.js";
 import { ago, cost, dateTime, duration, tokens } from "./format.js";
 
-const STATUSES = ["running", "waiting", "succeeded", "failed", "cancelled"];
 const POLL_MS = 2500;
 
 function startForm(): HTMLElement {
@@ -43,7 +43,7 @@ function startForm(): HTMLElement {
 /** Mount the runs list into `root`; returns a function that tears it down. */
 export function runsPage(root: HTMLElement): () => void {
   const params = new URL(location.href).searchParams;
-  const status = h("select", { "aria-label": "status", name: "status" }, h("option", { value: "" }, "any status"), ...STATUSES.map((st) => h("option", { value: st }, st)));
+  const status = h("select", { "aria-label": "status", name: "status" }, h("option", { value: "" }, "any status"), ...RUN_STATUSES.map((st) => h("option", { value: st }, st)));
   status.value = params.get("status") ?? "";
   const pipeline = h("select", { "aria-label": "pipeline", name: "pipeline" }, h("option", { value: "" }, "any pipeline"));
   const known = new Set<string>();

@@ -410,12 +410,13 @@ export function program(): Command {
     .option("--concurrency <n>", "stage executions at once in this worker", "8")
     .option("--lock-ms <ms>", "how long a job's lock lasts: a dead worker's stages move to another worker after about this long", "10000")
     .option("--sweep-ms <ms>", "how often to re-enqueue steps of running runs (recovers jobs a restarted Redis lost)", "5000")
-    .action(async (o: { queue?: string; concurrency: string; lockMs: string; sweepMs: string }) => {
+    .addOption(new Option("--durability <mode>", "normal: commits do not wait for the disk (a database crash may re-run the last transitions); full: every transition on disk first").choices(["normal", "full"]).default("normal"))
+    .action(async (o: { queue?: string; concurrency: string; lockMs: string; sweepMs: string; durability: string }) => {
       const queue = o.queue ?? process.env.BATON_QUEUE;
       if (!queue) throw new UserError("baton worker needs --queue redis://HOST:6379 (or BATON_QUEUE)", 2);
       const n = Number(o.concurrency);
       if (!(Number.isInteger(n) && n >= 1)) throw new UserError(`--concurrency must be a whole number from 1 up, got '${o.concurrency}'`, 2);
-      const store = await storeOf(g());
+      const store = await storeOf(g(), o.durability);
       const { BatonWorker, redisConnection } = await import("../distributed/worker.js");
       const worker = new BatonWorker({ store, connection: redisConnection(queue), prefix: prefixOf(g()), concurrency: n, lockMs: Math.max(500, Number(o.lockMs) || 10000), sweepMs: Math.max(100, Number(o.sweepMs) || 5000), loadPlan: planFromSource, config: await loadConfig(), log: (l) => process.stderr.write(l + "\n") });
       worker.start();

@@ -116,6 +116,10 @@ export interface WorkerOptions {
 /** A `baton worker`: runs `advance` and `exec` jobs until closed. */
 export class BatonWorker {
   private readonly runs = new Map<string, RunLoop>();
+  /** The log of each cached run as stored (a lost append race refolds from it plus what is new). */
+  private readonly logs = new Map<string, BatonEvent[]>();
+  /** When each run was last marked active for the sweep (marked at most once a second). */
+  private readonly marked = new Map<string, number>();
   /** Compiled plans by recorded source (a lost race or a new run never recompiles). */
   private readonly plans = new Map<string, Promise<Plan>>();
   /** Attempts running on this worker, by `run|attemptId`. */
@@ -163,6 +167,10 @@ export class BatonWorker {
         return st.spec.kind === "value" && st.limit === undefined && cmd.fallbackFor === undefined ? self.runAttempt(loop, cmd) : undefined;
       },
       redact: (e) => self.redactor.event(e),
+      appended: (loop, events) => {
+        const log = self.logs.get(loop.runId);
+        if (log) for (const e of events) log.push(e);
+      },
     };
   }
 
@@ -239,7 +247,11 @@ export class BatonWorker {
     const loop = this.runs.get(run);
     if (!loop) return this.load(run);
     const more = await this.o.store.eventsAfter(run, loop.seq);
-    for (const e of more) apply(loop.state, e);
+    const log = this.logs.get(run)!;
+    for (const e of more) {
+      apply(loop.state, e);
+      log.push(e);
+    }
     loop.seq += more.length;
     return loop;
   }
@@ -252,11 +264,14 @@ export class BatonWorker {
     // fold marks every node for decide's first look; later events mark what they change.
     const loop = new RunLoop(this.host, plan, fold(plan, events), run, events.length);
     this.runs.set(run, loop);
+    this.logs.set(run, events);
     return loop;
   }
 
   private forget(run: string): void {
     this.runs.delete(run);
+    this.logs.delete(run);
+    this.marked.delete(run);
   }
 
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -283,12 +298,21 @@ export class BatonWorker {
         break;
       } catch (err) {
         if (!(err instanceof ConflictError) || tries >= 30) throw err;
-        // Another worker advanced the run: continue from the store (the plan is cached).
-        const { events } = await this.o.store.load(loop.runId);
+        // Another worker advanced the run: refold from the cached log plus what it appended
+        // (the plan stays compiled), then decide again with the results of this step.
+        const log = this.logs.get(loop.runId);
+        const seq = log?.length ?? 0;
+        const more = log ? await this.o.store.eventsAfter(loop.runId, seq) : (await this.o.store.load(loop.runId)).events;
+        const events = log ? log.concat(more) : more;
+        this.logs.set(loop.runId, events);
         loop.rebase(fold(loop.plan, events), events.length);
       }
     }
-    await this.redis.hset(`${this.prefix}:active`, loop.runId, String(Date.now()));
+    const now = Date.now();
+    if (now - (this.marked.get(loop.runId) ?? 0) > 1000) {
+      this.marked.set(loop.runId, now);
+      await this.redis.hset(`${this.prefix}:active`, loop.runId, String(now));
+    }
     const wake = loop.wakeAt;
     if (wake !== undefined) await enqueueAdvance(this.advanceQ, loop.runId, loop.seq, Math.max(1, wake - Date.now()));
     if (loop.stopped) await this.stopped(loop);
@@ -431,8 +455,12 @@ export class BatonWorker {
         // The worker running this attempt died (its job stalled): record the interruption; the
         // engine starts the attempt again (n+1) and the trace shows both.
         debug?.("stalled: recording the attempt as interrupted");
-        loop.push({ type: "stage_cancelled", at: Date.now(), ...cmd.key, attempt: cmd.attempt, reason: "interrupted: the worker running it stopped" });
+        const reason = "interrupted: the worker running it stopped";
+        loop.push({ type: "stage_cancelled", at: Date.now(), ...cmd.key, attempt: cmd.attempt, reason });
         await this.step(loop);
+        // Its worker may only be stalled (an event loop blocked past the lock), not dead: abort it there.
+        this.noteAborted(id);
+        await this.redis.publish(this.abortChannel, JSON.stringify({ id, reason }));
         return undefined;
       }
       return { loop, cmd };
@@ -443,10 +471,17 @@ export class BatonWorker {
     }
     const result = await this.runAttempt(found.loop, found.cmd);
     if (!result) return;
+    // Group commit: results of one run that finish while a step is in progress are pushed now
+    // and appended together by the next step (the later locked calls then find nothing to do).
+    const cached = this.runs.get(j.run);
+    cached?.push(result);
     await this.locked(j.run, async () => {
-      const loop = this.runs.get(j.run) ?? (await this.sync(j.run));
-      loop.push(result);
-      await this.step(loop);
+      let loop = this.runs.get(j.run);
+      if (!loop || loop !== cached) {
+        loop ??= await this.sync(j.run);
+        if (loop !== cached) loop.push(result);
+      }
+      if (loop.hasPending) await this.step(loop);
     });
   }
 }

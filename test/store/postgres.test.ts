@@ -438,7 +438,7 @@ describe("PostgresStore", () => {
       expect(await store.leaseHolder("r1")).toBe("me");
     });
 
-    it("surfaces, and does not retry, an append whose connection died while COMMIT was in flight", async () => {
+    it("surfaces, and does not retry, an append (with a large payload: a transaction) whose connection died while COMMIT was in flight", async () => {
       const { url, app } = appUrl();
       const schema = freshSchema();
       const store = await connect({ url, schema });
@@ -450,7 +450,8 @@ describe("PostgresStore", () => {
         CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON ${schema}.events
           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.run_id = 'r1')
           EXECUTE FUNCTION ${schema}.slow_commit();`);
-      const appending = store.append("r1", [ev.stageStarted("a")], 1).catch((e: unknown) => e);
+      // A payload of a blob's size makes the append a transaction (events + blobs).
+      const appending = store.append("r1", [ev.succeeded("a", { pad: "p".repeat(40_000) })], 1).catch((e: unknown) => e);
       const [committing] = await waitFor(
         () => backends(app, "wait_event = 'PgSleep' AND query = 'COMMIT'"),
         "the append to be committing",
@@ -465,6 +466,27 @@ describe("PostgresStore", () => {
       expect((await store.get("r1"))?.seq).toBe(1);
       await admin.query(`DROP TRIGGER slow_commit ON ${schema}.events`);
       expect(await store.append("r1", [ev.stageStarted("a")], 1)).toBe(2);
+    });
+
+    it("an append (one statement) whose connection died mid-statement: the log tells it did not land, so it is sent once more", async () => {
+      const { url, app } = appUrl();
+      const schema = freshSchema();
+      const store = await connect({ url, schema });
+      await newRun(store, "r1");
+      // The first insert sleeps (the sequence is not rolled back with the killed statement, so only once).
+      await admin.query(`
+        CREATE SEQUENCE ${schema}.once;
+        CREATE FUNCTION ${schema}.slow_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF nextval('${schema}.once') = 1 THEN PERFORM pg_sleep(30); END IF; RETURN NULL; END $$;
+        CREATE TRIGGER slow_once AFTER INSERT ON ${schema}.events FOR EACH ROW WHEN (NEW.run_id = 'r1')
+          EXECUTE FUNCTION ${schema}.slow_once();`);
+      const appending = store.append("r1", [ev.stageStarted("a")], 1);
+      const [stmt] = await waitFor(() => backends(app, "wait_event = 'PgSleep'"), "the append to be running");
+      await kill([stmt!]);
+      expect(await appending).toBe(2);
+      const { events } = await store.load("r1");
+      expect(events.map((e) => e.type)).toEqual(["run_started", "stage_started"]);
+      await admin.query(`DROP TRIGGER slow_once ON ${schema}.events`);
     });
 
     it("says where it tried when the server cannot be reached, without the password", async () => {

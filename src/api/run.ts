@@ -10,6 +10,7 @@ import { MemoryStore } from "../store/memory.js";
 import { openStore } from "../store/open.js";
 import type { Store } from "../store/port.js";
 import { compileSource } from "../template/index.js";
+import { templatePath } from "../runtime/started.js";
 import type { Pipeline } from "./pipeline.js";
 import { loadConfig, type BatonConfig } from "../agents/config.js";
 import { createTelemetry, type Telemetry } from "../telemetry/index.js";
@@ -49,9 +50,10 @@ export class RunFailedError extends Error {
 }
 
 /** Compile a stored template source back to a plan (resume). */
-export function planFromSource(source: { format: "yaml" | "json" | "ts"; file?: string; text?: string }): Plan {
+export function planFromSource(source: { format: "yaml" | "json" | "ts"; file?: string; root?: string; text?: string }): Plan {
   if (source.format === "ts" || source.text === undefined) throw new Error("a TypeScript pipeline cannot be recompiled from the log: pass the pipeline");
-  return compileSource(source.text, { format: source.format, ...(source.file ? { file: source.file } : {}), baseDir: source.file ? dirname(source.file) : process.cwd() });
+  const file = templatePath(source);
+  return compileSource(source.text, { format: source.format, ...(file ? { file } : {}), baseDir: file ? dirname(file) : process.cwd() });
 }
 
 /**

@@ -61,7 +61,14 @@ export interface RunStarted extends Base {
   /** sha256 of the compiled plan (`compiledPlanHash`): resume refuses a plan that compiles differently; absent in older logs. */
   readonly compiled_hash?: string;
   /** Template text and format so resume recompiles the plan as it was. */
-  readonly source: { readonly format: "yaml" | "json" | "ts"; readonly file?: string; readonly text?: string };
+  readonly source: {
+    readonly format: "yaml" | "json" | "ts";
+    /** The template file: relative to `root` when it was under the submitter's working directory, else absolute. */
+    readonly file?: string;
+    /** The submitter's working directory (project root) when `file` is relative to it. */
+    readonly root?: string;
+    readonly text?: string;
+  };
   readonly inputs: Readonly<Record<string, unknown>>;
   /** Seed of the run's jitter source. */
   readonly seed: number;

@@ -406,7 +406,8 @@ export function apply(state: RunState, e: BatonEvent): boolean {
     case "stage_succeeded": {
       if (e.tokens) addUsage(state, e);
       const exec = findExec(state, e);
-      if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return false;
+      // A superseded attempt's outcome that reports usage is stored for its cost: placed as usage.
+      if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return e.tokens !== undefined;
       exec.lastInput = e.input;
       settleExec(state, exec, "succeeded", e.output);
       return true;
@@ -414,7 +415,7 @@ export function apply(state: RunState, e: BatonEvent): boolean {
     case "stage_failed": {
       if (e.tokens) addUsage(state, e);
       const exec = findExec(state, e);
-      if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return false;
+      if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return e.tokens !== undefined;
       stopRunning(state, exec);
       transition(exec, "failed");
       exec.lastError = e.error;

@@ -121,8 +121,10 @@ export class RunLoop {
     for (const e of external) {
       const placed = apply(state, e);
       host.applied?.(e, placed);
-      // A result that no longer has a place (its attempt was superseded meanwhile) is not stored.
-      if (placed || e.type === "run_cancel_requested" || e.type === "approval" || e.type === "run_resumed" || hasUsage(e)) batch.push(e);
+      // An event that no longer has a place (a result of an attempt superseded meanwhile, an
+      // answer to a stage that stopped waiting, a cancel of a finished run) is not stored, so the
+      // log replays strictly. (An outcome with usage is placed as usage even when superseded.)
+      if (placed) batch.push(e);
     }
     const deferred: (ExecuteCommand | CancelCommand)[] = [];
     let starts = 0;
@@ -191,10 +193,6 @@ export class RunLoop {
 
 function sameKey(a: ExecuteCommand["key"], b: ExecuteCommand["key"]): boolean {
   return a.stage === b.stage && a.visit === b.visit && a.item === b.item && a.fallback_for === b.fallback_for;
-}
-
-function hasUsage(e: BatonEvent): boolean {
-  return (e.type === "stage_succeeded" || e.type === "stage_failed") && e.tokens !== undefined;
 }
 
 /** Build a loop for a run whose state is already folded. */

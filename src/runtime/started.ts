@@ -2,6 +2,8 @@
  * The first event of every run, built in one place (embedded `Runtime.start` and distributed
  * `submitRun`), and the check that a recompiled plan is still the one the run started with.
  */
+import { existsSync } from "node:fs";
+import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { ENGINE_VERSION } from "../engine/version.js";
 import type { RunStarted } from "../engine/events.js";
 import { compiledPlanHash } from "../plan/hash.js";
@@ -21,12 +23,43 @@ export interface RunStart {
   readonly rerun?: { readonly of: string; readonly from: string };
 }
 
+/**
+ * The template source as recorded: a template under the working directory (the project root) is
+ * recorded relative to it, with the root beside it, so workers on machines where the code lives
+ * at another path resolve `run:` modules and sub-pipelines from their own working directory.
+ */
+export function recordedSource(plan: Plan): RunStarted["source"] {
+  const { format, file, text } = plan.source;
+  const out: { format: typeof format; file?: string; root?: string; text?: string } = { format };
+  if (file) {
+    const root = process.cwd();
+    const rel = relative(root, file);
+    if (rel && !rel.startsWith("..") && !isAbsolute(rel)) {
+      out.file = rel.split(sep).join("/");
+      out.root = root;
+    } else out.file = file;
+  }
+  if (text !== undefined) out.text = text;
+  return out;
+}
+
+/** Where a recorded template file is on this machine: under its recorded root if that exists here, else under the working directory. */
+export function templatePath(source: RunStarted["source"]): string | undefined {
+  const file = source.file;
+  if (file === undefined || isAbsolute(file)) return file;
+  if (source.root !== undefined && existsSync(source.root)) {
+    const there = resolve(source.root, file);
+    if (existsSync(dirname(there))) return there;
+  }
+  return resolve(process.cwd(), file);
+}
+
 /** The `run_started` event of a new run of `plan`: template hash, compiled-plan hash, engine version, source. */
 export function runStartedEvent(plan: Plan, o: RunStart): RunStarted {
   return {
     type: "run_started", at: o.at, run_id: o.runId, pipeline: plan.name, plan_hash: plan.hash,
     engine: ENGINE_VERSION, compiled_hash: compiledPlanHash(plan),
-    source: { format: plan.source.format, ...(plan.source.file ? { file: plan.source.file } : {}), ...(plan.source.text !== undefined ? { text: plan.source.text } : {}) },
+    source: recordedSource(plan),
     inputs: o.inputs, seed: o.seed,
     ...(o.parentId ? { parent_id: o.parentId } : {}),
     ...(o.rerun ? { rerun_of: o.rerun.of, rerun_from: o.rerun.from } : {}),

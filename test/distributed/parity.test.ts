@@ -16,6 +16,8 @@ const CLI = resolve("dist/cli/main.js");
 const PG = process.env.BATON_TEST_POSTGRES ?? "postgres://postgres@127.0.0.1:5432/test";
 const schema = `parity_${process.pid}_${Date.now() % 100000}`;
 const STORE = `${PG}?schema=${schema}`;
+/** A second deployment on the same Redis (its own prefix) has its own store too. */
+const STORE_B = `${PG}?schema=${schema}_b`;
 const dir = mkdtempSync(join(tmpdir(), "baton-parity-"));
 const children: ChildProcess[] = [];
 let redis: OwnRedis;
@@ -34,8 +36,8 @@ function baton(args: string[], timeout = 60_000): { code: number | null; stdout:
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function worker(extra: string[] = []): ChildProcess {
-  const c = spawn(process.execPath, [CLI, "--store", STORE, "worker", "--queue", QUEUE, "--lock-ms", "1500", "--sweep-ms", "500", "--concurrency", "4", ...extra], { env: env(), stdio: ["ignore", "ignore", "pipe"] });
+function worker(extra: string[] = [], cwd?: string): ChildProcess {
+  const c = spawn(process.execPath, [CLI, "--store", STORE, "worker", "--queue", QUEUE, "--lock-ms", "1500", "--sweep-ms", "500", "--concurrency", "4", ...extra], { env: env(), stdio: ["ignore", "ignore", "pipe"], ...(cwd ? { cwd } : {}) });
   let log = "";
   c.stderr!.on("data", (d) => (log += d));
   (c as ChildProcess & { log: () => string }).log = () => log;
@@ -64,6 +66,7 @@ afterAll(async () => {
   for (const c of children) c.kill("SIGKILL");
   await redis?.stop();
   spawnSync("psql", [PG, "-c", `drop schema if exists ${schema} cascade`]);
+  spawnSync("psql", [PG, "-c", `drop schema if exists ${schema}_b cascade`]);
 });
 
 async function until<T>(f: () => T | undefined, what: string, ms = 30_000): Promise<T> {
@@ -175,5 +178,54 @@ output: "{ 'draft': draft, 'each': each, 'verify': verify }"
     const starts = readFileSync(effects, "utf8").split("\n").filter((l) => l.startsWith("start ")); // "start KEY ATTEMPT"
     expect(starts.length).toBeGreaterThan(0);
     expect(new Set(starts).size).toBe(starts.length);
+  }, 90_000);
+
+  it("`baton run` against the shared store without a queue runs the run in its own process under a lease: the workers' sweep leaves it alone (each stage once)", () => {
+    writeFileSync(effects, "");
+    const r = baton(["run", resolve("test/fixtures/kill/kill.yaml"), "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ status: "succeeded", output: { sum: 217, flaky: 16, join: [217, 16] } });
+    const starts = readFileSync(effects, "utf8").split("\n").filter((l) => l.startsWith("start "));
+    expect(starts.length).toBeGreaterThan(0);
+    expect(new Set(starts).size).toBe(starts.length);
+  }, 90_000);
+
+  it("two deployments on one Redis (different --queue-prefix) never take each other's jobs", async () => {
+    const other = worker(["--concurrency", "2"]);
+    const mine = spawn(process.execPath, [CLI, "--store", STORE_B, "--queue-prefix", "team_b", "worker", "--queue", QUEUE, "--lock-ms", "1500", "--sweep-ms", "500"], { env: env(), stdio: ["ignore", "ignore", "pipe"] });
+    children.push(mine);
+    const tpl = join(dir, "whoami.yaml");
+    writeFileSync(join(dir, "whoami.mjs"), "export function pid() { return process.pid; }\n");
+    writeFileSync(tpl, "baton: 1\nname: whoami\nstages:\n  who: { run: ./whoami.mjs#pid }\noutput: who\n");
+    const r = spawnSync(process.execPath, [CLI, "--store", STORE_B, "--queue-prefix", "team_b", "run", tpl, "--queue", QUEUE, "--json"], { encoding: "utf8", env: env(), timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).output).toBe(mine.pid);
+    mine.kill("SIGTERM");
+    other.kill("SIGTERM");
+  }, 90_000);
+
+  it("a template is recorded relative to the project root: a worker whose copy of the code lives at another path runs it", () => {
+    const a = mkdtempSync(join(tmpdir(), "baton-root-a-"));
+    const b = mkdtempSync(join(tmpdir(), "baton-root-b-"));
+    for (const root of [a, b]) {
+      spawnSync("mkdir", ["-p", join(root, "flows")]);
+      writeFileSync(join(root, "flows", "where.mjs"), `export function where() { return ${JSON.stringify(root === a ? "a" : "b")}; }\n`);
+      writeFileSync(join(root, "flows", "where.yaml"), "baton: 1\nname: where\nstages:\n  here: { run: ./where.mjs#where }\noutput: here\n");
+    }
+    const sub = spawnSync(process.execPath, [CLI, "--store", STORE_B, "--queue-prefix", "machine_b", "run", "flows/where.yaml", "--queue", QUEUE, "--detach", "--json"], { encoding: "utf8", env: env(), cwd: a });
+    expect(sub.status, sub.stderr).toBe(0);
+    const id = JSON.parse(sub.stdout).id as string;
+    spawnSync("rm", ["-rf", a]); // machine B has no /…/a
+    // Only a worker on "machine B" (cwd b, where a does not exist) takes this deployment's jobs.
+    const wb = spawn(process.execPath, [CLI, "--store", STORE_B, "--queue-prefix", "machine_b", "worker", "--queue", QUEUE, "--lock-ms", "1500", "--sweep-ms", "500"], { env: env(), stdio: ["ignore", "ignore", "pipe"], cwd: b });
+    children.push(wb);
+    const t = spawnSync(process.execPath, [CLI, "--store", STORE_B, "trace", id, "--json"], { encoding: "utf8", env: env() });
+    const first = JSON.parse(spawnSync("psql", [PG, "-Atc", `select data from ${schema}_b.events where run_id = '${id}' and seq = 1`], { encoding: "utf8" }).stdout);
+    expect(first.source).toMatchObject({ file: "flows/where.yaml" });
+    expect(t.status).toBe(0);
+    const f = spawnSync(process.execPath, [CLI, "--store", STORE_B, "--queue-prefix", "machine_b", "resume", id, "--queue", QUEUE, "--json"], { encoding: "utf8", env: env(), cwd: b, timeout: 60_000 });
+    expect(f.status, f.stderr + f.stdout + JSON.stringify(JSON.parse(spawnSync(process.execPath, [CLI, "--store", STORE_B, "trace", id, "--json"], { encoding: "utf8", env: env() }).stdout).errors)).toBe(0);
+    expect(JSON.parse(f.stdout)).toMatchObject({ status: "succeeded", output: "b" });
+    wb.kill("SIGTERM");
   }, 90_000);
 });

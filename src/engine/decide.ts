@@ -79,7 +79,8 @@ export function decide(state: RunState, now: number, opts: DecideOptions = {}): 
   if (state.status !== "running") return step;
   startReady(state, now, opts.slots ?? Infinity, emit, step);
   // Pause when nothing can progress without a human: no work in flight, ready or scheduled.
-  if (state.waitingOn.size > 0 && state.inflight === 0 && state.ready.length === 0 && !state.timers.some((x) => x.status === "retry_wait")) {
+  // (Engine ≥ 2: not while this step asked for evaluations — a route, `if` or for_each may still let work go on.)
+  if (state.waitingOn.size > 0 && state.inflight === 0 && state.ready.length === 0 && (state.engine < 2 || step.effects.length === 0) && !state.timers.some((x) => x.status === "retry_wait")) {
     const all = [...state.waitingOn.values()];
     const first = all[0]!;
     emit({

@@ -160,6 +160,8 @@ export interface RunState {
   status: RunStatus;
   inputs: Readonly<Record<string, unknown>>;
   seed: number;
+  /** The engine version that started the run (its rules apply to it; see engine/version.ts). */
+  engine: number;
   startedAt: number;
   /** Start of the current active segment (run_started / run_resumed). */
   activeStart: number;
@@ -217,7 +219,7 @@ function newNode(idx: StageIdx, deps: number): Node {
 export function createState(plan: Plan): RunState {
   const nodes = plan.stages.map((s) => newNode(s.idx, s.deps.length));
   return {
-    plan, runId: "", status: "running", inputs: {}, seed: 0, startedAt: 0, activeStart: 0, activeBefore: 0,
+    plan, runId: "", status: "running", inputs: {}, seed: 0, engine: 1, startedAt: 0, activeStart: 0, activeBefore: 0,
     lastAt: 0, nodes, unsettled: plan.stages.filter((s) => !s.isFallback).length, inflight: 0,
     running: new Set(), routeTaken: new Map(), timers: [], failedQ: [], readyFallbacks: [], failure: undefined, cancelRequested: false, usage: { input: 0, output: 0, usd: 0 },
     waiting: undefined, waitingOn: new Map(), dirty: [], ready: [], cut: [], assemblePending: false,
@@ -388,6 +390,7 @@ export function apply(state: RunState, e: BatonEvent): boolean {
       state.runId = e.run_id;
       state.inputs = e.inputs;
       state.seed = e.seed;
+      state.engine = e.engine ?? 1;
       state.startedAt = e.at;
       state.activeStart = e.at;
       for (const n of state.nodes) if (n.waitingDeps === 0) markDirty(state, n);

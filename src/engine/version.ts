@@ -5,5 +5,15 @@
  * `decide` emits for a state (readiness, retries and their delays, on_error, routes and their
  * `max`, for_each, cancel, waiting). Recorded logs (test/fixtures/logs) are replayed against
  * this engine; a log recorded by a newer engine (a higher number) is not continued by this one.
+ *
+ * A run keeps the semantics of the version that started it (`RunState.engine`): a rule that
+ * changes is written `state.engine >= N ? new : old`, so a run in flight across an upgrade
+ * behaves exactly as it did (its recorded log replays), and new runs get the new rule.
+ *
+ * Versions:
+ * 1. the engine as first recorded.
+ * 2. a run does not pause for a human while the same step asked for evaluations (a route, `if`
+ *    or `for_each` still to decide may let other work go on); v1 paused at once, so a human
+ *    had to answer twice when the evaluation escalated too.
  */
-export const ENGINE_VERSION = 1;
+export const ENGINE_VERSION = 2;

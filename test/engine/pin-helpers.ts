@@ -9,7 +9,7 @@
  */
 import type { Plan, StageIdx } from "../../src/plan/types.js";
 import {
-  apply, createState, decide, fold, nextWakeAt, routeAvailable, scopeFor,
+  apply, createState, decide, ENGINE_VERSION, fold, nextWakeAt, routeAvailable, scopeFor,
   type BatonEvent, type Effect, type RunState, type StageError,
 } from "../../src/engine/index.js";
 
@@ -73,7 +73,7 @@ export class Driver {
 
   constructor(readonly plan: Plan, readonly o: DriverOptions = {}) {
     this.state = createState(plan);
-    this.push({ type: "run_started", at: this.now, run_id: "r1", pipeline: plan.name, plan_hash: plan.hash, source: { format: "ts" }, inputs: {}, seed: o.seed ?? 1 });
+    this.push({ type: "run_started", at: this.now, run_id: "r1", pipeline: plan.name, plan_hash: plan.hash, engine: ENGINE_VERSION, source: { format: "ts" }, inputs: {}, seed: o.seed ?? 1 });
   }
 
   idx(id: string): StageIdx {

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import type { Expr } from "../../src/expr/types.js";
 import type { OnError, Plan, RetryPolicy, Route, StagePlan } from "../../src/plan/types.js";
-import { apply, createState, fold, keyId, type BatonEvent, type ExecuteCommand, type ExprCommand, type RunState } from "../../src/engine/index.js";
+import { apply, createState, ENGINE_VERSION, fold, keyId, type BatonEvent, type ExecuteCommand, type ExprCommand, type RunState } from "../../src/engine/index.js";
 import { RunLoop, type HostPort } from "../../src/runtime/loop.js";
 
 export const dummyExpr = (source: string): Expr => ({ source, roots: [], inputNames: [], evaluate: () => undefined });
@@ -160,7 +160,7 @@ export function simulate(plan: Plan, o: SimOptions): SimResult {
     redact: () => undefined,
   };
   const state = createState(plan);
-  const start: BatonEvent = { type: "run_started", at: now, run_id: "r1", pipeline: plan.name, plan_hash: plan.hash, source: { format: "ts" }, inputs: {}, seed: o.seed };
+  const start: BatonEvent = { type: "run_started", at: now, run_id: "r1", pipeline: plan.name, plan_hash: plan.hash, engine: ENGINE_VERSION, source: { format: "ts" }, inputs: {}, seed: o.seed };
   apply(state, start);
   log.push(start);
   let loop = new RunLoop(host, plan, state, "r1", log.length);

@@ -228,4 +228,48 @@ output: "{ 'draft': draft, 'each': each, 'verify': verify }"
     expect(JSON.parse(f.stdout)).toMatchObject({ status: "succeeded", output: "b" });
     wb.kill("SIGTERM");
   }, 90_000);
+
+  it("pool limits in the workers' baton.config.yaml win over the template's: one call at a time across workers", async () => {
+    const root = mkdtempSync(join(tmpdir(), "baton-cfg-"));
+    writeFileSync(join(root, "baton.config.yaml"), "limits:\n  svc: { concurrency: 1 }\n");
+    const log = join(root, "calls.log");
+    writeFileSync(join(root, "call.mjs"), `import { appendFileSync } from "node:fs";
+export async function call(ctx) {
+  appendFileSync(${JSON.stringify(log)}, "start " + Date.now() + "\\n");
+  await new Promise((r) => setTimeout(r, 150));
+  appendFileSync(${JSON.stringify(log)}, "end " + Date.now() + "\\n");
+  return ctx.item;
+}
+`);
+    writeFileSync(join(root, "pooled.yaml"), `baton: 1
+name: pooled-config
+limits: { svc: { concurrency: 6 } }
+stages:
+  calls:
+    for_each: "[1, 2, 3, 4, 5, 6]"
+    concurrency: 6
+    limit: svc
+    run: ./call.mjs#call
+output: "$count(calls)"
+`);
+    const ws = [0, 1].map(() => {
+      const c = spawn(process.execPath, [CLI, "--store", STORE_B, "--queue-prefix", "cfg", "worker", "--queue", QUEUE, "--lock-ms", "1500", "--sweep-ms", "500"], { env: env(), stdio: ["ignore", "ignore", "pipe"], cwd: root });
+      children.push(c);
+      return c;
+    });
+    const r = spawnSync(process.execPath, [CLI, "--store", STORE_B, "--queue-prefix", "cfg", "run", "pooled.yaml", "--queue", QUEUE, "--json"], { encoding: "utf8", env: env(), cwd: root, timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).output).toBe(6);
+    // At most one call in flight at any moment (events sorted by time; a start never follows a start).
+    const events = readFileSync(log, "utf8").trim().split("\n").map((l) => l.split(" ")).map(([k, t]) => ({ k: k!, t: Number(t) })).sort((a, b) => a.t - b.t || (a.k === "end" ? -1 : 1));
+    let now = 0;
+    let peak = 0;
+    for (const e of events) {
+      now += e.k === "start" ? 1 : -1;
+      peak = Math.max(peak, now);
+    }
+    expect(events.filter((e) => e.k === "start")).toHaveLength(6);
+    expect(peak).toBe(1);
+    for (const w of ws) w.kill("SIGTERM");
+  }, 90_000);
 });

@@ -46,7 +46,7 @@ function worker(extra: string[] = [], cwd?: string): ChildProcess {
 }
 
 const TPL = {
-  approve: resolve("test/fixtures/cli/approve.yaml"),
+  approve: resolve("test/fixtures/distributed/approve.yaml"),
   parent: resolve("test/fixtures/pipeline/parent.yaml"),
   slow: resolve("test/fixtures/cli/slow.yaml"),
 };

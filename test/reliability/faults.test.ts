@@ -60,7 +60,9 @@ agents:
   bot: { model: "openai:gpt-4o-mini", base_url: "${fake.url}", max_tokens: 20 }
 defaults:
   retry: { attempts: 8, delay: 5ms, max_delay: 50ms }
-  timeout: 1500ms
+  # Generous: only the injected hangs may time out, even on a loaded CI machine (a slower answer
+  # timing out would be a failure nobody injected).
+  timeout: 5s
 stages:
   a: { agent: bot, prompt: "a", output: { type: object } }
   b: { agent: bot, prompt: "b {{ a.ok }}", output: { type: object } }

@@ -133,7 +133,7 @@ async function makeRuntime(store: Store, concurrency: string | undefined, progre
 
 /** Distributed `run`: submit to the workers, then (unless detached) follow the run in the store. */
 async function submitAndFollow(store: Store, queue: string, prefix: string, plan: Plan, inputs: Record<string, unknown>, o: { json: boolean; detach: boolean; progress: Progress }): Promise<number> {
-  const { submitRun, followRun } = await import("../distributed/submit.js");
+  const { submitRun } = await import("../distributed/submit.js");
   const { redisConnection } = await import("../distributed/worker.js");
   const connection = redisConnection(queue);
   const { id, events } = await submitRun(store, { connection, prefix }, plan, inputs);
@@ -142,24 +142,7 @@ async function submitAndFollow(store: Store, queue: string, prefix: string, plan
     return 0;
   }
   o.progress.onEvents(id, events, plan);
-  const ctl = new AbortController();
-  onInterrupt = () => ctl.abort();
-  try {
-    const result = await followRun(store, id, (es) => o.progress.onEvents(id, es, plan), ctl.signal);
-    o.progress.end();
-    if (ctl.signal.aborted) {
-      process.stderr.write(`stopped following run ${id}; it goes on in the workers (baton cancel ${id} to stop it)\n`);
-      return 130;
-    }
-    if (o.json) process.stdout.write(JSON.stringify(result) + "\n");
-    else {
-      process.stderr.write(`run ${id} ${result.status} in ${result.duration_ms} ms\n`);
-      if (result.status === "succeeded") process.stdout.write(JSON.stringify(result.output, null, 2) + "\n");
-    }
-    return EXIT[result.status];
-  } finally {
-    onInterrupt = undefined;
-  }
+  return followOnWorkers(store, id, o.json, o.progress, plan);
 }
 
 /**
@@ -175,13 +158,16 @@ async function workersOf(g: GlobalOpts, store: Store, queue: string | undefined)
 }
 
 /** Follow a run the workers drive until it stops; print like `follow`. */
-async function followOnWorkers(store: Store, id: string, json: boolean, progress: Progress): Promise<number> {
+async function followOnWorkers(store: Store, id: string, json: boolean, progress: Progress, known?: Plan): Promise<number> {
   const { followRun } = await import("../distributed/submit.js");
   const ctl = new AbortController();
   onInterrupt = () => ctl.abort();
   try {
-    const first = (await store.load(id)).events[0];
-    const plan = first?.type === "run_started" ? planFromSource(first.source) : undefined;
+    let plan = known;
+    if (!plan) {
+      const first = (await store.load(id)).events[0];
+      plan = first?.type === "run_started" ? planFromSource(first.source) : undefined;
+    }
     const result = await followRun(store, id, (es) => plan && progress.onEvents(id, es, plan), ctl.signal);
     progress.end();
     if (ctl.signal.aborted) {

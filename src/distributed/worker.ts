@@ -50,6 +50,12 @@ export interface AdvanceJob {
 }
 export interface ExecJob extends AttemptKey {
   readonly run: string;
+  /**
+   * The run's sequence number once the step that started this attempt is committed. The job is
+   * enqueued while that commit is in flight (the two round trips overlap): a worker that does
+   * not see the attempt yet waits for the run to reach this sequence number.
+   */
+  readonly at_seq?: number;
 }
 
 /** Queue names (the prefix keeps several Batons on one Redis apart). */
@@ -157,8 +163,13 @@ export class BatonWorker {
       now: Date.now,
       // BullMQ's worker concurrency bounds executions per worker: exec jobs wait in the queue.
       slots: () => Infinity,
-      append: (run, events, seq) => self.o.store.append(run, events, seq),
-      start: (loop, cmd) => self.dispatch(loop.runId, [cmd]),
+      append: (run, events, seq) => self.appendAndDispatch(run, events, seq),
+      start: (loop, cmd) => {
+        // Enqueued with the append already (see appendAndDispatch); anything else now.
+        const id = attemptJobId(loop.runId, cmd.key, cmd.attempt);
+        if (self.predispatched.delete(id)) return;
+        return self.dispatch(loop.runId, [cmd]);
+      },
       abort: (loop, cmd) => self.abort(loop, cmd),
       evaluate: (loop, cmd: ExprCommand) => evaluateCommand(loop.plan, cmd, Date.now),
       inline: (loop, cmd) => {
@@ -347,14 +358,45 @@ export class BatonWorker {
     });
   }
 
+  /** Exec jobs enqueued together with the append of the step that started them. */
+  private readonly predispatched = new Set<string>();
+
+  /**
+   * Append a step and, at the same time, enqueue the exec jobs of the attempts it starts: the
+   * PostgreSQL commit and the Redis round trip overlap. A job is only acted on once its start is
+   * in the log (the exec job waits for `at_seq`); if the append loses a race, its jobs find
+   * their attempt not current and end (the step is decided again and starts what it must).
+   */
+  private async appendAndDispatch(run: string, events: readonly BatonEvent[], seq: number): Promise<number> {
+    const done = new Set<string>();
+    for (const e of events) if (e.type === "stage_succeeded" || e.type === "stage_failed" || e.type === "stage_waiting" || e.type === "stage_cancelled") done.add(attemptId(e, e.attempt));
+    const starts: AttemptKey[] = [];
+    for (const e of events) {
+      if (e.type !== "stage_started" || done.has(attemptId(e, e.attempt))) continue;
+      starts.push({ stage: e.stage, visit: e.visit, attempt: e.attempt, ...(e.item !== undefined ? { item: e.item } : {}), ...(e.fallback_for !== undefined ? { fallback_for: e.fallback_for } : {}) });
+    }
+    if (starts.length === 0) return this.o.store.append(run, events, seq);
+    const atSeq = seq + events.length;
+    const jobs = this.dispatchKeys(run, starts, atSeq);
+    try {
+      const r = await this.o.store.append(run, events, seq);
+      await jobs;
+      for (const k of starts) this.predispatched.add(attemptJobId(run, k, k.attempt));
+      return r;
+    } catch (err) {
+      await jobs.catch(() => undefined);
+      throw err;
+    }
+  }
+
   /** Enqueue a job per attempt to start (ids collapse duplicates). */
   private dispatch(run: string, cmds: readonly ExecuteCommand[]): Promise<void> {
     return this.dispatchKeys(run, cmds.map((c) => ({ ...c.key, attempt: c.attempt })));
   }
 
-  private async dispatchKeys(run: string, keys: readonly AttemptKey[]): Promise<void> {
+  private async dispatchKeys(run: string, keys: readonly AttemptKey[], atSeq?: number): Promise<void> {
     if (keys.length === 0) return;
-    await this.execQ.addBulk(keys.map((k) => ({ name: "exec", data: { run, ...k } satisfies ExecJob, opts: { jobId: attemptJobId(run, k, k.attempt), ...JOB_OPTS } })));
+    await this.execQ.addBulk(keys.map((k) => ({ name: "exec", data: { run, ...k, ...(atSeq !== undefined ? { at_seq: atSeq } : {}) } satisfies ExecJob, opts: { jobId: attemptJobId(run, k, k.attempt), ...JOB_OPTS } })));
   }
 
   /** Abort an attempt wherever it runs: on this worker at once, on the others through the abort channel. */
@@ -447,6 +489,12 @@ export class BatonWorker {
       let loop: RunLoop = this.runs.get(j.run) ?? (await this.load(j.run));
       let cmd = commandFor(loop.state, key);
       if (!cmd) {
+        loop = await this.sync(j.run);
+        cmd = commandFor(loop.state, key);
+      }
+      // Enqueued while the step that starts it was committing: wait for that commit to be visible.
+      for (let i = 1; !cmd && j.at_seq !== undefined && loop.seq < j.at_seq && i <= 12; i++) {
+        await new Promise((r) => setTimeout(r, 2 * i * i));
         loop = await this.sync(j.run);
         cmd = commandFor(loop.state, key);
       }

@@ -234,14 +234,5 @@ export class Driver {
   }
 }
 
-/** mulberry32, for choosing orders from a fast-check seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, for choosing orders from a fast-check seed (the simulator's). */
+export { rng } from "./sim.js";

@@ -25,7 +25,7 @@ import { Redis, type RedisOptions } from "ioredis";
 import { hostname } from "node:os";
 import { ConflictError, type Store } from "../store/port.js";
 import {
-  apply, attemptId, attemptJobId, commandFor, fold, jobId, runningAttempts,
+  apply, attemptId, attemptJobId, commandFor, fold, jobId, runningAttempts, usageOf,
   type AttemptKey, type BatonEvent, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunStarted,
 } from "../engine/index.js";
 import type { Plan } from "../plan/types.js";
@@ -430,14 +430,11 @@ export class BatonWorker {
     return new Promise<BatonEvent | undefined>((resolve) => {
       const host: AttemptHost = {
         plan, now: Date.now,
-        budget: plan.budget ? new RedisBudget(this.redis, this.prefix, plan, loop.runId, () => {
-          const u = loop.state.usage;
-          return { tokens: u.input + u.output, usd: u.usd };
-        }) : NO_BUDGET,
+        budget: plan.budget ? new RedisBudget(this.redis, this.prefix, plan, loop.runId, () => usageOf(loop.state)) : NO_BUDGET,
         acquire: async (stage, tokens, signal) => (stage.limit !== undefined && this.pools.has(stage.limit, plan.limits) ? this.pools.acquire(stage.limit, tokens, signal, plan.limits) : undefined),
         services: {
           config: this.o.config ?? {},
-          usage: () => ({ tokens: loop.state.usage.input + loop.state.usage.output, usd: loop.state.usage.usd }),
+          usage: () => usageOf(loop.state),
           children: this.childRuns(loop.runId, cmd),
         },
         done: (_a, e) => {

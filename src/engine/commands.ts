@@ -111,6 +111,11 @@ export function commandFor(state: RunState, k: AttemptKey): ExecuteCommand | und
   return exec && exec.status === "running" && exec.attempt === k.attempt ? executeCommand(state, exec, k.attempt) : undefined;
 }
 
+/** Model usage the run's log records so far (tokens in and out, USD). */
+export function usageOf(state: RunState): { readonly tokens: number; readonly usd: number } {
+  return { tokens: state.usage.input + state.usage.output, usd: state.usage.usd };
+}
+
 /** Attempts running now, as keys (a host re-dispatching after lost jobs, or recording interruptions). */
 export function runningAttempts(state: RunState): AttemptKey[] {
   return [...state.running].map((x) => ({ ...keyOf(state, x), attempt: x.attempt }));

@@ -6,7 +6,7 @@ export { jitter } from "./jitter.js";
 export { scopeFor, readOf } from "./scope.js";
 export * from "./key.js";
 export {
-  commandFor, execOf, executeCommand, keyOf, runningAttempts,
+  commandFor, execOf, executeCommand, keyOf, runningAttempts, usageOf,
   type AssembleCommand, type CancelCommand, type Command, type ConditionCommand, type ExecuteCommand, type ExprCommand, type RoutesCommand,
 } from "./commands.js";
 export { ENGINE_VERSION } from "./version.js";

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { apply, createState, decide, fold, type BatonEvent, type RunStarted } from "../engine/index.js";
+import { apply, createState, decide, fold, runningAttempts, type BatonEvent, type RunStarted } from "../engine/index.js";
 import { descendants } from "../engine/state.js";
 import type { Plan, StagePlan } from "../plan/types.js";
 import type { Store } from "../store/port.js";
@@ -181,15 +181,7 @@ export class Runtime {
     // Attempts that were in flight when the process died are recorded as interrupted; they run again.
     const now = this.clock();
     const batch: BatonEvent[] = [];
-    for (const exec of state.running) {
-      const e: BatonEvent = {
-        type: "stage_cancelled", at: now, stage: plan.stages[exec.stage]!.id, visit: exec.visit, attempt: exec.attempt,
-        reason: "interrupted: the process running it stopped",
-        ...(exec.item !== undefined ? { item: exec.item } : {}),
-        ...(exec.owner ? { fallback_for: plan.stages[exec.owner.stage]!.id } : {}),
-      };
-      batch.push(e);
-    }
+    for (const k of runningAttempts(state)) batch.push({ type: "stage_cancelled", at: now, ...k, reason: "interrupted: the process running it stopped" });
     batch.push({ type: "run_resumed", at: now });
     const seq = await this.store.append(runId, batch, run.seq);
     this.opts.onEvents?.(runId, batch, plan);

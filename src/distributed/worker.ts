@@ -204,20 +204,30 @@ export class BatonWorker {
     });
     this.sweeper = setInterval(() => void this.sweep().catch((err: Error) => this.o.log?.(`sweep: ${err.message}`)), this.o.sweepMs ?? 5000);
     this.sweeper.unref();
+    // Runs with attempts running here are alive: mark them for the sweep (one write per interval).
+    this.heartbeat = setInterval(() => {
+      const runs = new Set([...this.attempts.keys()].map((k) => k.slice(0, k.indexOf("|"))));
+      if (runs.size === 0) return;
+      const now = String(Date.now());
+      void this.redis.hset(`${this.prefix}:active`, Object.fromEntries([...runs].map((r) => [r, now]))).catch(() => undefined);
+    }, Math.max(50, (this.o.sweepMs ?? 5000) / 2));
+    this.heartbeat.unref();
   }
 
   private sweeper: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
 
   /**
    * Recovery sweep, run by one worker of the deployment at a time (a Redis lock): enqueue a
-   * recovering step for every running run that no worker advanced within a few sweep intervals
-   * and that no live process holds a lease on (a `baton run` driving it in its own process).
+   * recovering step for every running run that no worker advanced — or ran an attempt of —
+   * within a few sweep intervals, and that no live process holds a lease on (a `baton run`
+   * driving it in its own process).
    */
   async sweep(): Promise<void> {
     const every = this.o.sweepMs ?? 5000;
     const got = await this.redis.set(`${this.prefix}:sweep`, this.id, "PX", Math.max(100, every - 50), "NX");
     if (got !== "OK") return;
-    const runs = await this.o.store.list({ status: "running", limit: 1000 });
+    const runs = await this.o.store.list({ status: "running", limit: 1_000_000 });
     if (runs.length === 0) return;
     const seen = await this.redis.hmget(`${this.prefix}:active`, ...runs.map((r) => r.id));
     const now = Date.now();
@@ -234,6 +244,7 @@ export class BatonWorker {
   /** Stop taking jobs; wait for the ones in progress (SIGTERM: finish what is in flight). */
   async close(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
+    if (this.heartbeat) clearInterval(this.heartbeat);
     await Promise.all(this.workers.map((w) => w.close()));
     await this.advanceQ.close();
     await this.execQ.close();

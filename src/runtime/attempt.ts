@@ -56,6 +56,8 @@ class StageCtx implements StageContext {
 
 export class Attempt {
   readonly stage: StagePlan;
+  /** The host's key for this attempt (set by the host that tracks it). */
+  hostKey: string | undefined;
   private ctrl: AbortController | undefined;
   private reason: unknown;
   private over = false;

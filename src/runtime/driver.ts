@@ -95,7 +95,7 @@ export class RunDriver implements HostPort {
       },
       now: () => this.host.now(),
       done: (a: Attempt, e: BatonEvent | undefined) => {
-        this.running.delete(attemptId(a.ef.key, a.ef.attempt));
+        this.running.delete(a.hostKey!);
         // A sub-pipeline stage holds no slot while its child runs (the child's stages take them).
         if (a.stage.spec.kind !== "pipeline") this.host.release();
         if (e) this.push(e);
@@ -121,7 +121,8 @@ export class RunDriver implements HostPort {
   start(_loop: RunLoop, cmd: ExecuteCommand): void {
     if (this.plan.stages[cmd.stage]!.spec.kind !== "pipeline") this.host.take(1);
     const a = new Attempt(this.attemptHost, cmd);
-    this.running.set(attemptId(cmd.key, cmd.attempt), a);
+    a.hostKey = attemptId(cmd.key, cmd.attempt);
+    this.running.set(a.hostKey, a);
     a.start();
   }
   abort(_loop: RunLoop, cmd: CancelCommand): void {

@@ -54,6 +54,13 @@ export interface StepResult {
 const MAX_ROUNDS = 64;
 
 type Maybe<T> = T | Promise<T>;
+
+/** What one step has gathered so far: its events, the commands to perform after the append, the starts decided. */
+interface StepState {
+  readonly batch: BatonEvent[];
+  readonly deferred: (ExecuteCommand | CancelCommand)[];
+  starts: number;
+}
 function then<T, R>(v: Maybe<T>, f: (t: T) => Maybe<R>): Maybe<R> {
   return v instanceof Promise ? v.then(f) : f(v);
 }
@@ -116,68 +123,96 @@ export class RunLoop {
     const host = this.host;
     const state = this.state;
     const batch: BatonEvent[] = [];
-    const external = this.pending.splice(0);
+    const external = this.pending;
+    this.pending = [];
     this.external = external;
-    for (const e of external) {
+    for (let i = 0; i < external.length; i++) {
+      const e = external[i]!;
       const placed = apply(state, e);
-      host.applied?.(e, placed);
+      if (host.applied) host.applied(e, placed);
       // An event that no longer has a place (a result of an attempt superseded meanwhile, an
       // answer to a stage that stopped waiting, a cancel of a finished run) is not stored, so the
       // log replays strictly. (An outcome with usage is placed as usage even when superseded.)
       if (placed) batch.push(e);
     }
-    const deferred: (ExecuteCommand | CancelCommand)[] = [];
-    let starts = 0;
-    const round = (n: number): Maybe<boolean> => {
+    return this.rounds({ batch, deferred: [], starts: 0 }, 0);
+  }
+
+  /** Decide/evaluate rounds (synchronous while the host's evaluations are), then commit. */
+  private rounds(st: StepState, from: number): Maybe<StepResult> {
+    const host = this.host;
+    const state = this.state;
+    const { batch, deferred } = st;
+    for (let n = from; ; n++) {
       const now = host.now();
       const before = batch.length;
-      const step = decide(state, now, { slots: Math.max(0, host.slots() - starts) });
-      for (const e of step.events) batch.push(e);
-      host.decided?.(this, before, step.events, now);
-      const work: Maybe<BatonEvent[]>[] = [];
+      const step = decide(state, now, { slots: Math.max(0, host.slots() - st.starts) });
+      for (let i = 0; i < step.events.length; i++) batch.push(step.events[i]!);
+      if (host.decided) host.decided(this, before, step.events, now);
+      let work: Maybe<BatonEvent[]>[] | undefined;
+      let async = false;
       let refunded = false;
       for (const cmd of step.effects) {
         if (cmd.kind === "execute") {
           const r = host.inline?.(this, cmd);
-          if (r) work.push(r.then((e) => (e ? [e] : [])));
-          else {
+          if (r) {
+            (work ??= []).push(r.then((e) => (e ? [e] : [])));
+            async = true;
+          } else {
             deferred.push(cmd);
-            starts++;
+            st.starts++;
           }
         } else if (cmd.kind === "cancel") {
           // An attempt decided and cut within this step never reaches the host (nor takes a slot).
           const i = deferred.findIndex((d) => d.kind === "execute" && d.attempt === cmd.attempt && sameKey(d.key, cmd.key));
           if (i >= 0) {
             deferred.splice(i, 1);
-            starts--;
+            st.starts--;
             refunded = true;
           } else deferred.push(cmd);
+        } else {
+          const r = host.evaluate(this, cmd);
+          if (r instanceof Promise) async = true;
+          (work ??= []).push(r);
         }
-        else work.push(host.evaluate(this, cmd));
       }
-      // A slot given back by an attempt cut in this step may start what waited for it: decide again.
-      if (work.length === 0) return refunded && n + 1 < MAX_ROUNDS ? round(n + 1) : false;
-      const applyAll = (results: BatonEvent[][]): Maybe<boolean> => {
-        for (const events of results) {
-          for (const e of events) {
-            if (e.type === "run_finished" && e.status === "succeeded") this.output = e.output;
-            apply(state, e);
-            batch.push(e);
-          }
-        }
-        return n + 1 >= MAX_ROUNDS ? true : round(n + 1);
-      };
-      return work.some((w) => w instanceof Promise) ? Promise.all(work).then(applyAll) : applyAll(work as BatonEvent[][]);
-    };
-    return then(round(0), (more) => {
-      if (batch.length === 0) return this.perform(deferred, { events: 0, more });
-      for (const e of batch) host.redact(e);
-      return then(host.append(this.runId, batch, this.seq), (seq) => {
-        this.seq = seq;
-        this.external = [];
-        host.appended?.(this, batch);
-        return this.perform(deferred, { events: batch.length, more });
-      });
+      if (!work) {
+        // A slot given back by an attempt cut in this step may start what waited for it: decide again.
+        if (refunded && n + 1 < MAX_ROUNDS) continue;
+        return this.commit(st, false);
+      }
+      if (async) {
+        return Promise.all(work).then((results) => {
+          this.applyResults(batch, results);
+          return n + 1 >= MAX_ROUNDS ? this.commit(st, true) : this.rounds(st, n + 1);
+        });
+      }
+      this.applyResults(batch, work as BatonEvent[][]);
+      if (n + 1 >= MAX_ROUNDS) return this.commit(st, true);
+    }
+  }
+
+  private applyResults(batch: BatonEvent[], results: readonly BatonEvent[][]): void {
+    for (const events of results) {
+      for (const e of events) {
+        if (e.type === "run_finished" && e.status === "succeeded") this.output = e.output;
+        apply(this.state, e);
+        batch.push(e);
+      }
+    }
+  }
+
+  /** Redact, append (one transaction), then perform the step's commands. */
+  private commit(st: StepState, more: boolean): Maybe<StepResult> {
+    const { batch, deferred } = st;
+    if (batch.length === 0) return this.perform(deferred, { events: 0, more });
+    const host = this.host;
+    for (let i = 0; i < batch.length; i++) host.redact(batch[i]!);
+    return then(host.append(this.runId, batch, this.seq), (seq) => {
+      this.seq = seq;
+      this.external = [];
+      host.appended?.(this, batch);
+      return this.perform(deferred, { events: batch.length, more });
     });
   }
 

@@ -178,6 +178,10 @@ export class BatonWorker {
         return st.spec.kind === "value" && st.limit === undefined && cmd.fallbackFor === undefined ? self.runAttempt(loop, cmd) : undefined;
       },
       redact: (e) => self.redactor.event(e),
+      // An event with no place (a superseded attempt's result) is not stored: say so when debugging.
+      applied: (e, placed) => {
+        if (!placed && process.env.BATON_WORKER_DEBUG) self.o.log?.(`not stored (no place in the run any more): ${e.type} ${"stage" in e ? `${e.stage}#${e.visit}` : ""}`);
+      },
       appended: (loop, events) => {
         const log = self.logs.get(loop.runId);
         if (log) for (const e of events) log.push(e);

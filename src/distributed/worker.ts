@@ -180,7 +180,7 @@ export class BatonWorker {
       redact: (e) => self.redactor.event(e),
       // An event with no place (a superseded attempt's result) is not stored: say so when debugging.
       applied: (e, placed) => {
-        if (!placed && process.env.BATON_WORKER_DEBUG) self.o.log?.(`not stored (no place in the run any more): ${e.type} ${"stage" in e ? `${e.stage}#${e.visit}` : ""}`);
+        if (!placed && process.env.BATON_WORKER_DEBUG) self.o.log?.(`not stored (no place in the run any more): ${e.type} ${"stage" in e ? e.stage : ""}`);
       },
       appended: (loop, events) => {
         const log = self.logs.get(loop.runId);

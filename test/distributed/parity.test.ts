@@ -272,4 +272,32 @@ output: "$count(calls)"
     expect(peak).toBe(1);
     for (const w of ws) w.kill("SIGTERM");
   }, 90_000);
+
+  it("cancel of a busy run (workers appending all the time) is recorded and takes effect", async () => {
+    const tpl = join(dir, "busy.yaml");
+    writeFileSync(join(dir, "tick.mjs"), "export async function tick(ctx) { await new Promise((r) => setTimeout(r, 20)); return ctx.item; }\n");
+    writeFileSync(tpl, `baton: 1
+name: busy
+stages:
+  each:
+    for_each: "[0..1999]"
+    concurrency: 16
+    run: ./tick.mjs#tick
+output: "$count(each)"
+`);
+    const r = baton(["run", tpl, "--queue", QUEUE, "--detach", "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const id = JSON.parse(r.stdout).id as string;
+    // Wait until items are completing (the run's log grows while we cancel).
+    await until(() => {
+      const n = Number(spawnSync("psql", [PG, "-Atc", `select seq from ${schema}.runs where id = '${id}'`], { encoding: "utf8" }).stdout.trim());
+      return n > 60 ? n : undefined;
+    }, "items to complete");
+    const c = baton(["cancel", id, "--queue", QUEUE]);
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stdout.trim()).toBe(`run ${id} cancelled`);
+    const t = trace(id);
+    expect(t.run.status).toBe("cancelled");
+    expect(t.stages.filter((s) => s.stage === "each" && s.status === "succeeded").length).toBeLessThan(2000);
+  }, 90_000);
 });

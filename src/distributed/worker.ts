@@ -411,6 +411,12 @@ export class BatonWorker {
 
   private async dispatchKeys(run: string, keys: readonly AttemptKey[], atSeq?: number): Promise<void> {
     if (keys.length === 0) return;
+    if (keys.length === 1) {
+      // One job (a chain's next stage): a plain add is one script call, no MULTI pipeline.
+      const k = keys[0]!;
+      await this.execQ.add("exec", { run, ...k, ...(atSeq !== undefined ? { at_seq: atSeq } : {}) } satisfies ExecJob, { jobId: attemptJobId(run, k, k.attempt), ...JOB_OPTS });
+      return;
+    }
     await this.execQ.addBulk(keys.map((k) => ({ name: "exec", data: { run, ...k, ...(atSeq !== undefined ? { at_seq: atSeq } : {}) } satisfies ExecJob, opts: { jobId: attemptJobId(run, k, k.attempt), ...JOB_OPTS } })));
   }
 

@@ -420,9 +420,10 @@ export function program(): Command {
     .action(async (run: string, o: { queue?: string }) => {
     const store = await storeOf(g());
     const workers = await workersOf(g(), store, o.queue);
-    if (workers && (await store.leaseHolder(await store.resolveId(run))) === undefined) {
+    const worked = workers ? await store.resolveId(run) : undefined;
+    if (workers && worked !== undefined && (await store.leaseHolder(worked)) === undefined) {
       try {
-        const id = await store.resolveId(run);
+        const id = worked;
         const { cancelOnWorkers } = await import("../distributed/submit.js");
         if (!(await cancelOnWorkers(store, workers, id, "cancelled by user"))) {
           process.stdout.write(`run ${id} had already finished (${(await store.get(id))?.status})\n`);

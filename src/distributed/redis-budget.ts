@@ -78,11 +78,11 @@ export class RedisBudget implements BudgetPort {
     return ok === 1 ? { ok: true, used, tokens, usd, ref: `${ref}|${tokens}|${usd}` } : { ok: false, over: over === "usd" ? "usd" : "tokens", used, tokens, usd };
   }
 
-  settle(h: BudgetHold, spent: Usage | undefined, _recorded: boolean): void {
+  settle(h: BudgetHold | undefined, spent: Usage | undefined, _recorded: boolean): void {
     if (!this.plan.budget) return;
     // What a call used counts whether or not its event is stored (a cancelled call still spent it).
     void (this.redis as Scripted)
-      .batonBudgetSettle(this.key, `${this.key}:holds`, h.ok && h.ref ? h.ref : "", spent?.tokens ?? 0, spent?.usd ?? 0)
+      .batonBudgetSettle(this.key, `${this.key}:holds`, h?.ok && h.ref ? h.ref : "", spent?.tokens ?? 0, spent?.usd ?? 0)
       .catch(() => undefined);
   }
 }

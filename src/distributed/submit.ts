@@ -6,7 +6,7 @@ import { Queue, type ConnectionOptions } from "bullmq";
 import { fold, type BatonEvent, type RunStarted, type RunState } from "../engine/index.js";
 import { answerEvents, type HumanAnswer } from "../runtime/runtime.js";
 import { UserError } from "../runtime/errors.js";
-import { ConflictError } from "../store/port.js";
+import { retryConflicts } from "../store/port.js";
 import type { Plan } from "../plan/types.js";
 import { newRunId, resultOf, type RunResult } from "../runtime/runtime.js";
 import { Redactor } from "../runtime/redact.js";
@@ -80,7 +80,7 @@ export async function appendToWorkerRun(
   build: (state: RunState, plan: Plan) => BatonEvent[] | undefined,
 ): Promise<{ seq: number; events: BatonEvent[] }> {
   let plan: Plan | undefined;
-  for (let tries = 0; tries < 50; tries++) {
+  return retryConflicts(run, async () => {
     const { run: rec, events } = await store.load(run);
     if (!plan) {
       const first = events[0] as RunStarted;
@@ -89,13 +89,8 @@ export async function appendToWorkerRun(
     }
     const out = build(fold(plan, events), plan);
     if (!out || out.length === 0) return { seq: rec.seq, events: [] };
-    try {
-      return { seq: await store.append(run, out, rec.seq), events: out };
-    } catch (err) {
-      if (!(err instanceof ConflictError)) throw err;
-    }
-  }
-  throw new Error(`run ${run}: could not append after 50 conflicting attempts by the workers`);
+    return { seq: await store.append(run, out, rec.seq), events: out };
+  });
 }
 
 /** `baton resume` of a run on the workers: a paused or cancelled run is resumed; every running attempt gets its job again. */

@@ -23,7 +23,7 @@
 import { Queue, Worker, type Job, type ConnectionOptions } from "bullmq";
 import { Redis, type RedisOptions } from "ioredis";
 import { hostname } from "node:os";
-import { ConflictError, type Store } from "../store/port.js";
+import { ConflictError, retryConflicts, RunNotFoundError, type Store } from "../store/port.js";
 import {
   apply, attemptId, attemptJobId, commandFor, fold, jobId, runningAttempts, usageOf,
   type AttemptKey, type BatonEvent, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunStarted,
@@ -455,7 +455,6 @@ export class BatonWorker {
         acquire: async (stage, tokens, signal) => (stage.limit !== undefined && this.pools.has(stage.limit, plan.limits) ? this.pools.acquire(stage.limit, tokens, signal, plan.limits) : undefined),
         services: {
           config: this.o.config ?? {},
-          usage: () => usageOf(loop.state),
           children: this.childRuns(loop.runId, cmd),
         },
         done: (_a, e) => {
@@ -553,17 +552,12 @@ export class BatonWorker {
 }
 
 /** Record a cancel request on a run driven by the workers (another appender may race: retried). */
-export async function requestCancel(store: Store, run: string, reason: string): Promise<boolean> {
-  for (let tries = 0; tries < 50; tries++) {
+export function requestCancel(store: Store, run: string, reason: string): Promise<boolean> {
+  return retryConflicts(run, async () => {
     const rec = await store.get(run);
-    if (!rec) throw new Error(`no run ${run} in this store`);
+    if (!rec) throw new RunNotFoundError(run);
     if (rec.status === "succeeded" || rec.status === "failed" || rec.status === "cancelled") return false;
-    try {
-      await store.append(run, [{ type: "run_cancel_requested", at: Date.now(), reason }], rec.seq);
-      return true;
-    } catch (err) {
-      if (!(err instanceof ConflictError)) throw err;
-    }
-  }
-  throw new Error(`run ${run}: could not record the cancel request after 50 conflicting appends`);
+    await store.append(run, [{ type: "run_cancel_requested", at: Date.now(), reason }], rec.seq);
+    return true;
+  });
 }

@@ -21,9 +21,7 @@ export interface ExecuteCommand {
   /** Set when this is a fallback call standing in for that stage. */
   readonly fallbackFor: StageIdx | undefined;
   readonly runId: string;
-  /** The run's inputs (`ctx.inputs`). */
-  readonly inputs: Readonly<Record<string, unknown>>;
-  /** The scope the stage's expressions see (inputs, outputs it reads, item, visit, attempt, route, prev; fallback input/error). */
+  /** The scope the stage's expressions see (`inputs`, outputs it reads, item, visit, attempt, route, prev; fallback input/error). */
   readonly scope: Record<string, unknown>;
   /** Outputs of the stages it needs or reads, by id (`ctx.outputs`). */
   readonly outputs: Record<string, unknown>;
@@ -73,8 +71,8 @@ export function keyOf(state: RunState, exec: Exec): ExecKey {
   return execKey(stages[exec.stage]!.id, exec.visit, exec.item, exec.owner ? stages[exec.owner.stage]!.id : undefined);
 }
 
-/** The command that runs attempt `attempt` of `exec`. */
-export function executeCommand(state: RunState, exec: Exec, attempt: number): ExecuteCommand {
+/** The command that runs attempt `attempt` of `exec` (`key`: its key, when the caller has it already). */
+export function executeCommand(state: RunState, exec: Exec, attempt: number, key: ExecKey = keyOf(state, exec)): ExecuteCommand {
   const plan = state.plan;
   const stage = plan.stages[exec.stage]!;
   const owner = exec.owner;
@@ -85,8 +83,8 @@ export function executeCommand(state: RunState, exec: Exec, attempt: number): Ex
   for (const d of stage.deps) outputs[plan.stages[d]!.id] = state.nodes[d]!.output;
   for (const id of stage.reads) if (Object.hasOwn(scope, id)) outputs[id] = scope[id];
   return {
-    kind: "execute", key: keyOf(state, exec), attempt, stage: exec.stage, visit: exec.visit, item: exec.item,
-    fallbackFor: owner ? owner.stage : undefined, runId: state.runId, inputs: state.inputs, scope, outputs,
+    kind: "execute", key, attempt, stage: exec.stage, visit: exec.visit, item: exec.item,
+    fallbackFor: owner ? owner.stage : undefined, runId: state.runId, scope, outputs,
     previous: attempt > 1 ? exec.lastError : undefined,
   };
 }

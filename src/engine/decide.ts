@@ -271,7 +271,7 @@ function startExec(state: RunState, exec: Exec, now: number, emit: Emit, step: S
     ...(exec.interrupted && exec.attempt > 0 ? { rerun: true } : {}),
   };
   emit(e);
-  step.effects.push(executeCommand(state, exec, attempt));
+  step.effects.push(executeCommand(state, exec, attempt, k));
 }
 
 function startReady(state: RunState, now: number, slots: number, emit: Emit, step: Step): void {

@@ -50,14 +50,3 @@ export function jobId(...parts: (string | number | undefined)[]): string {
 export function attemptJobId(runId: string, k: ExecKey, attempt: number): string {
   return jobId("exec", runId, k.stage, k.visit, k.item, k.fallback_for, attempt);
 }
-
-/** Parse an attempt id back (`keyId:attempt`); stage ids never contain ':' (template ids are identifiers). */
-export function parseAttemptId(id: string): AttemptKey | undefined {
-  const parts = id.split(":");
-  if (parts.length !== 5) return undefined;
-  const [stage, visit, item, fb, attempt] = parts as [string, string, string, string, string];
-  const v = Number(visit);
-  const a = Number(attempt);
-  if (!stage || !Number.isInteger(v) || !Number.isInteger(a)) return undefined;
-  return { ...execKey(stage, v, item === "" ? undefined : Number(item), fb === "" ? undefined : fb), attempt: a };
-}

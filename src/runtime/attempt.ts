@@ -136,7 +136,7 @@ export class Attempt {
       const input = rawInput === undefined ? undefined : toJsonValue(rawInput, `input of '${stage.id}'`);
       this.input = input;
       const key = idempotencyKey(ef.runId, ef.key);
-      const ctx = new StageCtx(this, input, ef.inputs as Record<string, unknown>, ef.outputs, scope.item, ef.item, ef.visit, ef.attempt, scope.route, scope.prev, ef.runId, key);
+      const ctx = new StageCtx(this, input, scope.inputs as Record<string, unknown>, ef.outputs, scope.item, ef.item, ef.visit, ef.attempt, scope.route, scope.prev, ef.runId, key);
       const previous = ef.previous;
       const args = {
         plan, stage, ctx, scope, previous, services: host.services,
@@ -246,7 +246,7 @@ export class Attempt {
     const spent = u?.tokens ? { tokens: u.tokens.input + u.tokens.output, usd: u.cost_usd ?? 0 } : undefined;
     if (this.holds) {
       for (let i = 0; i < this.holds.length; i++) this.host.budget.settle(this.holds[i]!, i === 0 ? spent : undefined, e !== undefined);
-    } else if (spent) this.host.budget.settle({ ok: false, used: { tokens: 0, usd: 0 }, tokens: 0, usd: 0 }, spent, e !== undefined);
+    } else if (spent) this.host.budget.settle(undefined, spent, e !== undefined);
     this.host.done(this, e);
   }
 }

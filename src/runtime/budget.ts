@@ -13,8 +13,8 @@ export type { BudgetHold, Usage };
 
 export interface BudgetPort {
   hold(tokens: number, usd: number): BudgetHold | Promise<BudgetHold>;
-  /** The attempt holding `h` is over; `spent` is what it reported (recorded with its outcome event unless `recorded` is false). */
-  settle(h: BudgetHold, spent: Usage | undefined, recorded: boolean): void;
+  /** The attempt holding `h` (undefined: it held nothing) is over; `spent` is what it reported (recorded with its outcome event unless `recorded` is false). */
+  settle(h: BudgetHold | undefined, spent: Usage | undefined, recorded: boolean): void;
 }
 
 /** Whether `used + (tokens, usd)` fits the plan's budget; which limit it crosses otherwise. */
@@ -53,8 +53,8 @@ export class LocalBudget implements BudgetPort {
     return { ok: true, used, tokens, usd };
   }
 
-  settle(h: BudgetHold, spent: Usage | undefined, recorded: boolean): void {
-    if (h.ok) {
+  settle(h: BudgetHold | undefined, spent: Usage | undefined, recorded: boolean): void {
+    if (h?.ok) {
       this.reserved.tokens -= h.tokens;
       this.reserved.usd -= h.usd;
     }

@@ -91,7 +91,6 @@ export class RunDriver implements HostPort {
       services: {
         config: host.config,
         children: host.children,
-        usage: () => budget.used(),
       },
       now: () => this.host.now(),
       done: (a: Attempt, e: BatonEvent | undefined) => {

@@ -229,10 +229,3 @@ export class RunLoop {
 function sameKey(a: ExecuteCommand["key"], b: ExecuteCommand["key"]): boolean {
   return a.stage === b.stage && a.visit === b.visit && a.item === b.item && a.fallback_for === b.fallback_for;
 }
-
-/** Build a loop for a run whose state is already folded. */
-export function runLoop(host: HostPort, plan: Plan, state: RunState, runId: string, seq: number): RunLoop {
-  return new RunLoop(host, plan, state, runId, seq);
-}
-
-export type { ExprCommand };

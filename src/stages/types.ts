@@ -66,8 +66,6 @@ export interface ExecuteArgs {
 export interface RunServices {
   /** Providers and model facts from baton.config. */
   readonly config: BatonConfig;
-  /** Tokens and USD the run has used or holds for calls in flight. */
-  usage(): { readonly tokens: number; readonly usd: number };
   /** Child runs (sub-pipelines). */
   readonly children: ChildRuns;
 }

@@ -53,6 +53,22 @@ export class ConflictError extends Error {
   }
 }
 
+/**
+ * Run `attempt` (read the run, append at its sequence number) until no other appender wins the
+ * race in between: a {@link ConflictError} means "read again and retry". For writers that share a
+ * run with others (commands writing to a run the workers drive).
+ */
+export async function retryConflicts<T>(runId: string, attempt: () => Promise<T>, tries = 50): Promise<T> {
+  for (let i = 0; i < tries; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+    }
+  }
+  throw new Error(`run ${runId}: could not append after ${tries} conflicting appends by others; try again`);
+}
+
 /** Thrown when a run id is unknown. */
 export class RunNotFoundError extends Error {
   override readonly name = "RunNotFoundError";

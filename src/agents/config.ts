@@ -93,9 +93,9 @@ export function checkConfig(data: unknown, file = "baton.config"): BatonConfig {
     for (const [k, v] of Object.entries(m ?? {})) {
       if (k === "tokenizer") {
         if (v !== "o200k_base" && v !== "cl100k_base") fail(`models.${name}.tokenizer must be o200k_base or cl100k_base`);
-      } else if (["context_window", "input_usd_per_mtok", "output_usd_per_mtok"].includes(k)) {
+      } else if (["context_window", "input_usd_per_mtok", "output_usd_per_mtok", "cached_input_usd_per_mtok"].includes(k)) {
         if (typeof v !== "number" || !(v >= 0)) fail(`models.${name}.${k} must be a number ≥ 0, got ${JSON.stringify(v)}`);
-      } else fail(`models.${name}: unknown field '${k}' (context_window, input_usd_per_mtok, output_usd_per_mtok, tokenizer)`);
+      } else fail(`models.${name}: unknown field '${k}' (context_window, input_usd_per_mtok, output_usd_per_mtok, cached_input_usd_per_mtok, tokenizer)`);
     }
   }
   return { providers: providers as BatonConfig["providers"] & object, models: models as BatonConfig["models"] & object, limits: limits as BatonConfig["limits"] & object, file };

@@ -20,6 +20,11 @@ export const ERROR_KINDS = [
   "budget",
   "cancelled",
   "interrupted",
+  // Agents that use tools (SPEC §8): a reply cut at max_tokens (retryable), a loop that ran out
+  // of model turns (not retryable), a tool call that failed with `on_error: fail`.
+  "truncated",
+  "max_steps",
+  "tool",
 ] as const;
 
 /** One of {@link ERROR_KINDS}. */

@@ -452,7 +452,11 @@ export class BatonWorker {
       const host: AttemptHost = {
         plan, now: Date.now,
         budget: plan.budget ? new RedisBudget(this.redis, this.prefix, plan, loop.runId, () => usageOf(loop.state)) : NO_BUDGET,
-        acquire: async (stage, tokens, signal) => (stage.limit !== undefined && this.pools.has(stage.limit, plan.limits) ? this.pools.acquire(stage.limit, tokens, signal, plan.limits) : undefined),
+        acquire: async (stage, tokens, signal, pool) => {
+          const name = pool ?? stage.limit;
+          return name !== undefined && this.pools.has(name, plan.limits) ? this.pools.acquire(name, tokens, signal, plan.limits) : undefined;
+        },
+        record: (_a, e) => this.recordStep(loop.runId, e),
         services: {
           config: this.o.config ?? {},
           children: this.childRuns(loop.runId, cmd),
@@ -466,6 +470,25 @@ export class BatonWorker {
       this.attempts.set(id, a);
       a.start();
     });
+  }
+
+  /**
+   * A completed durable step of an attempt running here: appended by this worker's loop of the
+   * run (like an outcome, it may share the append with others); resolves once it is stored.
+   */
+  private async recordStep(run: string, e: BatonEvent): Promise<void> {
+    let stored: Promise<void> | undefined;
+    const cached = this.runs.get(run);
+    if (cached) stored = cached.pushDurable(e);
+    await this.locked(run, async () => {
+      let loop = this.runs.get(run);
+      if (!loop || loop !== cached) {
+        loop ??= await this.sync(run);
+        if (loop !== cached) stored = loop.pushDurable(e);
+      }
+      if (loop.hasPending) await this.step(loop);
+    });
+    await stored;
   }
 
   /**

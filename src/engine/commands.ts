@@ -27,6 +27,8 @@ export interface ExecuteCommand {
   readonly outputs: Record<string, unknown>;
   /** The previous attempt's error, on a retry (e.g. a malformed reply to repair). */
   readonly previous: StageError | undefined;
+  /** Durable steps earlier attempts of this execution recorded (SPEC §9), by name; undefined when none. */
+  readonly steps: ReadonlyMap<string, unknown> | undefined;
 }
 
 /** Abort an attempt in flight; its result, if any arrives, is ignored. */
@@ -86,6 +88,7 @@ export function executeCommand(state: RunState, exec: Exec, attempt: number, key
     kind: "execute", key, attempt, stage: exec.stage, visit: exec.visit, item: exec.item,
     fallbackFor: owner ? owner.stage : undefined, runId: state.runId, scope, outputs,
     previous: attempt > 1 ? exec.lastError : undefined,
+    steps: exec.steps && exec.steps.size > 0 ? new Map(exec.steps) : undefined,
   };
 }
 

@@ -34,6 +34,12 @@ export interface AttemptUsage {
   readonly pool?: string;
   readonly pool_wait_ms?: number;
   readonly pool_wait_reason?: string;
+  /**
+   * Of `tokens`/`cost_usd`, what this attempt's recorded steps (agent turns, `step_recorded`)
+   * already counted: the run's totals add only the rest.
+   */
+  readonly recorded_tokens?: { readonly input: number; readonly output: number };
+  readonly recorded_cost_usd?: number;
 }
 
 interface Base {
@@ -95,6 +101,8 @@ export interface StageSucceeded extends Base, ExecKey, AttemptUsage {
   readonly output: unknown;
   /** Lines the handler wrote with `ctx.log`. */
   readonly logs?: readonly string[];
+  /** Durable steps (SPEC §9) this attempt reused from earlier attempts instead of running them. */
+  readonly replayed?: readonly string[];
 }
 
 export interface StageFailed extends Base, ExecKey, AttemptUsage {
@@ -103,6 +111,7 @@ export interface StageFailed extends Base, ExecKey, AttemptUsage {
   readonly input?: unknown;
   readonly error: StageError;
   readonly logs?: readonly string[];
+  readonly replayed?: readonly string[];
 }
 
 /** A failed attempt will be retried at `due_at`. */
@@ -181,11 +190,49 @@ export interface ExecCancelled extends Base, ExecKey {
   readonly reason: string;
 }
 
-/** An approval stage (or for_each item) now waits for a human decision. */
+/** A tool call that waits for a human's approval before it runs (SPEC §8 `approval:`). */
+export interface WaitingCall {
+  /** The model's tool-call id. */
+  readonly id: string;
+  readonly tool: string;
+  readonly args: unknown;
+  /** The tool's `approval:` message, evaluated. */
+  readonly message: string;
+}
+
+/**
+ * An approval stage (or for_each item) now waits for a human decision — or, with `calls`, an
+ * agent's attempt stopped before tool calls that need approval: once every call is answered
+ * the execution runs again, its recorded turns and calls replayed.
+ */
 export interface StageWaiting extends Base, ExecKey {
   readonly type: "stage_waiting";
   readonly attempt: number;
   readonly message: string;
+  readonly calls?: readonly WaitingCall[];
+  readonly replayed?: readonly string[];
+}
+
+/**
+ * A durable step of an execution completed (SPEC §9): a `ctx.step`, a model turn or a tool
+ * call. Recorded as it completes; a later attempt of the same execution (a retry, a resume
+ * after a crash, the re-run after a tool approval) reads `output` back instead of running it.
+ * Turns carry their model usage, which counts towards the run's totals and budget here.
+ */
+export interface StepRecorded extends Base, ExecKey {
+  readonly type: "step_recorded";
+  /** The attempt that ran it. */
+  readonly attempt: number;
+  /** Unique within the execution: `ctx.step` names as given; `turn:N` and `call:ID` for agents. */
+  readonly name: string;
+  readonly kind: "step" | "turn" | "tool_call";
+  readonly started_at: number;
+  /** The step's result, as its replay returns it (a turn's reply, a call's result). */
+  readonly output: unknown;
+  /** Turns: provider:model, usage and cost. */
+  readonly model?: string;
+  readonly tokens?: { readonly input: number; readonly output: number; readonly cached?: number };
+  readonly cost_usd?: number;
 }
 
 /** A stage failed for good and its `on_error: escalate` hands it to a human. */
@@ -209,6 +256,8 @@ export interface Approval extends Base {
   /** Who answered (user name, if known). */
   readonly by?: string;
   readonly comment?: string;
+  /** Answers one tool call waiting for approval (its id), not the stage. */
+  readonly call?: string;
 }
 
 /** Nothing can progress until a human answers: the run pauses (status `waiting`). */
@@ -253,6 +302,7 @@ export type BatonEvent =
   | Decision
   | ExecCancelled
   | StageWaiting
+  | StepRecorded
   | StageEscalated
   | Approval
   | RunWaiting

@@ -79,6 +79,8 @@ export interface Exec {
   lastError: StageError | undefined;
   lastInput: unknown;
   fallback: Exec | undefined;
+  /** Durable steps recorded on this execution (SPEC §9), by name; kept across its attempts. */
+  steps: Map<string, unknown> | undefined;
 }
 
 /** A stage on its current visit. */
@@ -144,6 +146,8 @@ export interface WaitEntry {
   readonly message: string;
   readonly node: Node;
   readonly exec: Exec | undefined;
+  /** Tool calls still waiting for an answer (an agent's attempt stopped before them), by id. */
+  readonly calls?: Map<string, import("./events.js").WaitingCall>;
 }
 
 /** Whether a route may still be taken (its `max` not used up). */
@@ -201,7 +205,7 @@ export interface RunState {
 function newExec(node: Node, item: number | undefined, stage: StageIdx, owner: Exec | undefined, at: number): Exec {
   return {
     node, item, owner, stage, visit: node.visit, status: "ready", attempt: 0, interruptions: 0, interrupted: false, readyAt: at, dueAt: 0,
-    output: undefined, outcome: undefined, lastError: undefined, lastInput: undefined, fallback: undefined,
+    output: undefined, outcome: undefined, lastError: undefined, lastInput: undefined, fallback: undefined, steps: undefined,
   };
 }
 
@@ -496,8 +500,18 @@ export function apply(state: RunState, e: BatonEvent): boolean {
       if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return false;
       stopRunning(state, exec);
       transition(exec, "waiting");
-      state.waitingOn.set(waitKey(e.stage, e.visit, e.item), { kind: "approval", stage: e.stage, visit: e.visit, item: e.item, message: e.message, node: exec.node, exec });
+      const calls = e.calls && e.calls.length > 0 ? new Map(e.calls.map((c) => [c.id, c])) : undefined;
+      state.waitingOn.set(waitKey(e.stage, e.visit, e.item), { kind: "approval", stage: e.stage, visit: e.visit, item: e.item, message: e.message, node: exec.node, exec, ...(calls ? { calls } : {}) });
       markDirty(state, exec.node);
+      return true;
+    }
+    case "step_recorded": {
+      // Usage of a turn counts at once (the attempt's outcome reports only what no step recorded).
+      if (e.tokens) addUsage(state, e);
+      const exec = findExec(state, e);
+      // Completed work stays reusable by later attempts of the execution, until it is over.
+      if (!exec || exec.status === "succeeded" || exec.status === "settled" || exec.steps?.has(e.name)) return e.tokens !== undefined;
+      (exec.steps ??= new Map()).set(e.name, e.output);
       return true;
     }
     case "stage_escalated": {
@@ -544,10 +558,11 @@ export function apply(state: RunState, e: BatonEvent): boolean {
   }
 }
 
-function addUsage(state: RunState, e: { tokens?: { input: number; output: number }; cost_usd?: number }): void {
-  state.usage.input += e.tokens?.input ?? 0;
-  state.usage.output += e.tokens?.output ?? 0;
-  state.usage.usd += e.cost_usd ?? 0;
+function addUsage(state: RunState, e: { tokens?: { input: number; output: number }; cost_usd?: number; recorded_tokens?: { input: number; output: number }; recorded_cost_usd?: number }): void {
+  // An outcome's usage includes what its recorded turns counted already (step_recorded).
+  state.usage.input += (e.tokens?.input ?? 0) - (e.recorded_tokens?.input ?? 0);
+  state.usage.output += (e.tokens?.output ?? 0) - (e.recorded_tokens?.output ?? 0);
+  state.usage.usd += (e.cost_usd ?? 0) - (e.recorded_cost_usd ?? 0);
 }
 
 function applyDecision(state: RunState, e: Extract<BatonEvent, { type: "decision" }>): boolean {
@@ -605,6 +620,24 @@ function applyApproval(state: RunState, e: Extract<BatonEvent, { type: "approval
     return true;
   }
   const exec = w.exec!;
+  if (w.calls) {
+    // Tool calls waiting for approval: record each answer as a step of the execution; once every
+    // call is answered the execution runs again (its turns and calls so far are replayed).
+    const ids = e.call !== undefined ? [e.call] : [...w.calls.keys()];
+    let any = false;
+    for (const id of ids) {
+      if (!w.calls.delete(id)) continue;
+      any = true;
+      (exec.steps ??= new Map()).set(`approval:${id}`, { approved: e.approved, ...(e.data !== undefined ? { data: e.data } : {}), ...(e.by ? { by: e.by } : {}), ...(e.comment ? { comment: e.comment } : {}) });
+    }
+    if (!any) {
+      state.waitingOn.set(key, w);
+      return false;
+    }
+    if (w.calls.size > 0) state.waitingOn.set(key, w);
+    else requeue(state, exec, e.at, true);
+    return true;
+  }
   if (w.kind === "approval") {
     if (e.approved) {
       settleExec(state, exec, "succeeded", e.data === undefined ? { approved: true, ...(e.by ? { by: e.by } : {}), ...(e.comment ? { comment: e.comment } : {}) } : e.data);

@@ -45,18 +45,31 @@ function relPath(p: string, base: string | undefined): string {
 }
 
 function planData(plan: Plan): Record<string, unknown> {
-  const { hash: _hash, source: _source, description: _d, stageIndex: _si, stages, ...rest } = plan;
+  const { hash: _hash, source: _source, description: _d, stageIndex: _si, stages, tools, mcp, ...rest } = plan;
   const base = baseDirOf(plan);
-  return { ...rest, stages: stages.map((s) => stageData(plan, s, base)) };
+  const toolData = Object.fromEntries(Object.entries(tools ?? {}).map(([name, t]) => [name, { ...t, spec: specDataOf(t.spec, base) }]));
+  const mcpData = Object.fromEntries(Object.entries(mcp ?? {}).map(([name, m]) => {
+    const { baseDir: _b, ...server } = m;
+    return [name, server];
+  }));
+  // (Absent when empty, so plans without tools hash as they did before tools existed.)
+  return {
+    ...rest, stages: stages.map((s) => stageData(plan, s, base)),
+    ...(Object.keys(toolData).length > 0 ? { tools: toolData } : {}),
+    ...(Object.keys(mcpData).length > 0 ? { mcp: mcpData } : {}),
+  };
+}
+
+function specDataOf(spec: StagePlan["spec"], base: string | undefined): unknown {
+  if (spec.kind === "run") return "fn" in spec ? { kind: "run", fn: FN } : { kind: "run", module: relPath(spec.module, spec.baseDir), export: spec.export };
+  if (spec.kind === "pipeline") return { ...spec, path: relPath(spec.path, base) };
+  return spec;
 }
 
 function stageData(plan: Plan, s: StagePlan, base: string | undefined): Record<string, unknown> {
   const { description: _d, spec, deps, dependents, onError, routes, ...rest } = s;
   const id = (i: number): string => plan.stages[i]?.id ?? `#${i}`;
-  let specData: unknown;
-  if (spec.kind === "run") specData = "fn" in spec ? { kind: "run", fn: FN } : { kind: "run", module: relPath(spec.module, spec.baseDir), export: spec.export };
-  else if (spec.kind === "pipeline") specData = { ...spec, path: relPath(spec.path, base) };
-  else specData = spec;
+  const specData = specDataOf(spec, base);
   return {
     ...rest,
     kind: spec.kind,

@@ -93,6 +93,36 @@ export interface StagePlan {
   readonly limit?: string;
 }
 
+/** A tool agents may call (SPEC §8): a small stage run per call, with `args` in scope. */
+export interface ToolPlan {
+  readonly name: string;
+  readonly description: string;
+  /** JSON Schema (an object schema) of the arguments. */
+  readonly input: Readonly<Record<string, unknown>>;
+  /** What a call runs: a `run:` handler, an `http:` call, a sub-pipeline or a `value:` expression. */
+  readonly spec: StageSpec;
+  readonly retry: RetryPolicy;
+  /** Per call attempt, ms. */
+  readonly timeoutMs?: number;
+  readonly limit?: string;
+  /** `return` (default): a failed call is an error result for the model; `fail`: it fails the stage's attempt. */
+  readonly onError: "return" | "fail";
+  /** A human approves each call first: the message shown ({{ args }} allowed). */
+  readonly approval?: ValueTemplate;
+}
+
+/** An `mcp:` server (SPEC §8): stdio (command) or Streamable HTTP (url). */
+export interface McpServerPlan {
+  readonly command?: string;
+  readonly args?: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+  readonly cwd?: string;
+  readonly url?: string;
+  readonly headers_env?: Readonly<Record<string, string>>;
+  /** The template's directory (relative args and cwd resolve against it). */
+  readonly baseDir: string;
+}
+
 /** Where a plan came from; stored with every run so resume uses the plan as it was. */
 export interface PlanSource {
   /** Absolute path of the template file, when it came from one. */
@@ -122,6 +152,10 @@ export interface Plan {
   readonly budget?: { readonly tokens?: number; readonly usd?: number };
   readonly limits: Readonly<Record<string, { readonly concurrency?: number; readonly rpm?: number; readonly tpm?: number }>>;
   readonly agents: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  /** Tools agents may call, by name (SPEC §8). */
+  readonly tools: Readonly<Record<string, ToolPlan>>;
+  /** MCP servers, by name. */
+  readonly mcp: Readonly<Record<string, McpServerPlan>>;
   /** Topological order of stage indices (deps before dependents). */
   readonly topo: readonly StageIdx[];
 }

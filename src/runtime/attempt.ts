@@ -14,14 +14,21 @@ import { toStageError } from "./errors.js";
 import { toJsonValue } from "./json.js";
 import { AwaitHuman, Detached } from "../stages/approval.js";
 import type { BudgetHold, BudgetPort } from "./budget.js";
+import { Journal, type StepMeta } from "./journal.js";
+import { callTool } from "./tool-call.js";
+import type { StepRecorded } from "../engine/events.js";
 
 /** What an attempt needs from its host (everything about the run itself comes in its command). */
 export interface AttemptHost {
   readonly plan: Plan;
   now(): number;
   readonly services: RunServices;
-  /** Wait for a pool; undefined when the stage has none. */
-  acquire(stage: StagePlan, tokens: number, signal: AbortSignal): Promise<PoolLease | undefined>;
+  /** Wait for a pool (`pool`, else the stage's `limit:`); undefined when there is none. */
+  acquire(stage: StagePlan, tokens: number, signal: AbortSignal, pool?: string): Promise<PoolLease | undefined>;
+  /** Append a completed durable step to the run's log; resolves once it is stored. */
+  record(a: Attempt, e: StepRecorded): Promise<void>;
+  /** Streamed text of a model turn (live views); optional. */
+  delta?(a: Attempt, text: string, turn: number): void;
   /** The run's budget (held estimates of attempts in flight; shared by every attempt of the run). */
   readonly budget: BudgetPort;
   /** The attempt is over; `event` (its outcome) is undefined when it was cancelled. */
@@ -52,6 +59,14 @@ class StageCtx implements StageContext {
   log(message: string): void {
     (this.a.logs ??= []).push(String(message));
   }
+
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
+    return this.a.journal().step(name, fn);
+  }
+
+  agent(name: string, opts: { prompt: string; output?: object; step?: string }): Promise<unknown> {
+    return this.a.agent(name, opts);
+  }
 }
 
 export class Attempt {
@@ -70,6 +85,9 @@ export class Attempt {
   private holds: BudgetHold[] | undefined;
   /** A pool lease held by the attempt itself (stages other than agents, which manage their own). */
   private lease: PoolLease | undefined;
+  private journalOf: Journal | undefined;
+  private args: import("../stages/types.js").ExecuteArgs | undefined;
+  private agentCalls = 0;
 
   constructor(
     private readonly host: AttemptHost,
@@ -83,6 +101,35 @@ export class Attempt {
     this.ctrl ??= new AbortController();
     if (this.reason !== undefined && !this.ctrl.signal.aborted) this.ctrl.abort(this.reason);
     return this.ctrl.signal;
+  }
+
+  /** The execution's durable steps (created on first use). */
+  journal(): Journal {
+    return (this.journalOf ??= new Journal(this.ef.steps, (name, output, startedAt, meta) => this.recordStep(name, output, startedAt, meta), () => this.host.now(), `stage '${this.stage.id}'`));
+  }
+
+  private recordStep(name: string, output: unknown, startedAt: number, meta: StepMeta): Promise<void> {
+    const { ef, stage, host } = this;
+    const e: Record<string, unknown> = { type: "step_recorded", at: host.now(), stage: stage.id, visit: ef.visit };
+    if (ef.key.item !== undefined) e.item = ef.key.item;
+    if (ef.key.fallback_for !== undefined) e.fallback_for = ef.key.fallback_for;
+    e.attempt = ef.attempt;
+    e.name = name;
+    e.kind = meta.kind;
+    e.started_at = startedAt;
+    e.output = output;
+    if (meta.model !== undefined) e.model = meta.model;
+    if (meta.tokens !== undefined) e.tokens = meta.tokens;
+    if (meta.cost_usd !== undefined) e.cost_usd = meta.cost_usd;
+    return host.record(this, e as unknown as StepRecorded);
+  }
+
+  /** `ctx.agent(name, { prompt })`: a declared agent's loop, inside this attempt. */
+  agent(name: string, opts: { prompt: string; output?: object; step?: string }): Promise<unknown> {
+    const args = this.args;
+    if (!args) return Promise.reject(new Error("ctx.agent is only available while the handler runs"));
+    const step = opts.step ?? `agent:${name}:${++this.agentCalls}`;
+    return import("../stages/agent.js").then((m) => m.runAgent(args, { agent: name, prompt: opts.prompt, ...(opts.output ? { output: opts.output } : {}), namespace: step }));
   }
 
   /** Abort the handler and drop whatever it returns later. */
@@ -138,17 +185,26 @@ export class Attempt {
       const key = idempotencyKey(ef.runId, ef.key);
       const ctx = new StageCtx(this, input, scope.inputs as Record<string, unknown>, ef.outputs, scope.item, ef.item, ef.visit, ef.attempt, scope.route, scope.prev, ef.runId, key);
       const previous = ef.previous;
-      const args = {
+      const args: import("../stages/types.js").ExecuteArgs = {
         plan, stage, ctx, scope, previous, services: host.services,
-        report: (u: AttemptUsage) => void (this.usage = { ...this.usage, ...u }),
-        acquire: async (tokens: number) => {
-          const lease = await host.acquire(stage, tokens, ctx.signal);
-          if (lease) {
+        journal: this.journal(),
+        ...(host.delta ? { delta: (text: string, turn: number) => host.delta!(this, text, turn) } : {}),
+        report: (u: AttemptUsage) => void (this.usage = mergeUsage(this.usage, u)),
+        callTool: (req) => callTool(args, req),
+        acquire: async (tokens: number, pool?: string) => {
+          const lease = await host.acquire(stage, tokens, ctx.signal, pool);
+          if (lease && pool === undefined) {
             this.report({ pool: lease.pool, pool_wait_ms: lease.waitedMs, ...(lease.reason ? { pool_wait_reason: lease.reason } : {}) });
             // The per-attempt timeout bounds the call, not the wait for the pool: start it anew.
             if (lease.waitedMs > 0) this.armTimeout();
           }
           return lease;
+        },
+        settle: (h: BudgetHold, spent: { tokens: number; usd: number }) => {
+          const i = this.holds ? this.holds.indexOf(h) : -1;
+          if (i < 0) return;
+          this.holds!.splice(i, 1);
+          host.budget.settle(h, spent, true);
         },
         hold: async (tokens: number, usd: number): Promise<BudgetHold> => {
           const h = await host.budget.hold(tokens, usd);
@@ -159,6 +215,7 @@ export class Attempt {
           return h;
         },
       };
+      this.args = args;
       const exec = executorFor(stage.spec.kind);
       if (stage.limit !== undefined && stage.spec.kind !== "agent") {
         // The attempt holds the pool for the whole call; a 429/overload from it pauses the pool.
@@ -195,7 +252,11 @@ export class Attempt {
       if (u.pool !== undefined) e.pool = u.pool;
       if (u.pool_wait_ms !== undefined) e.pool_wait_ms = u.pool_wait_ms;
       if (u.pool_wait_reason !== undefined) e.pool_wait_reason = u.pool_wait_reason;
+      if (u.recorded_tokens !== undefined) e.recorded_tokens = u.recorded_tokens;
+      if (u.recorded_cost_usd !== undefined) e.recorded_cost_usd = u.recorded_cost_usd;
     }
+    const replayed = this.journalOf?.replayed;
+    if (replayed) e.replayed = replayed;
     return e;
   }
 
@@ -219,6 +280,7 @@ export class Attempt {
     if (err instanceof AwaitHuman) {
       const w = this.event("stage_waiting");
       w.message = err.prompt;
+      if (err.calls && err.calls.length > 0) w.calls = err.calls;
       delete w.input;
       this.finish(w as unknown as BatonEvent);
       return;
@@ -233,6 +295,7 @@ export class Attempt {
     this.usage = { ...this.usage, ...u };
   }
 
+
   private finish(e: BatonEvent | undefined): void {
     this.over = true;
     if (this.timer) clearTimeout(this.timer);
@@ -243,10 +306,24 @@ export class Attempt {
     }
     // Budget held by the attempt turns into usage that is reported (with its event) but not yet applied.
     const u = this.usage;
-    const spent = u?.tokens ? { tokens: u.tokens.input + u.tokens.output, usd: u.cost_usd ?? 0 } : undefined;
-    if (this.holds) {
+    // (What recorded turns spent was settled as each turn was recorded.)
+    const spentTokens = u?.tokens ? u.tokens.input + u.tokens.output - (u.recorded_tokens ? u.recorded_tokens.input + u.recorded_tokens.output : 0) : 0;
+    const spentUsd = (u?.cost_usd ?? 0) - (u?.recorded_cost_usd ?? 0);
+    const spent = spentTokens > 0 || spentUsd > 0 ? { tokens: spentTokens, usd: spentUsd } : undefined;
+    if (this.holds && this.holds.length > 0) {
       for (let i = 0; i < this.holds.length; i++) this.host.budget.settle(this.holds[i]!, i === 0 ? spent : undefined, e !== undefined);
     } else if (spent) this.host.budget.settle(undefined, spent, e !== undefined);
     this.host.done(this, e);
   }
+}
+
+/** Usage reports of one attempt add up (an agent's failed turns, `ctx.agent` calls). */
+function mergeUsage(a: AttemptUsage | undefined, u: AttemptUsage): AttemptUsage {
+  if (!a) return u;
+  const merged: AttemptUsage = { ...a, ...u };
+  if (a.tokens && u.tokens) (merged as { tokens: AttemptUsage["tokens"] }).tokens = { input: a.tokens.input + u.tokens.input, output: a.tokens.output + u.tokens.output };
+  if (a.cost_usd !== undefined && u.cost_usd !== undefined) (merged as { cost_usd: number }).cost_usd = a.cost_usd + u.cost_usd;
+  if (a.recorded_tokens && u.recorded_tokens) (merged as { recorded_tokens: AttemptUsage["recorded_tokens"] }).recorded_tokens = { input: a.recorded_tokens.input + u.recorded_tokens.input, output: a.recorded_tokens.output + u.recorded_tokens.output };
+  if (a.recorded_cost_usd !== undefined && u.recorded_cost_usd !== undefined) (merged as { recorded_cost_usd: number }).recorded_cost_usd = a.recorded_cost_usd + u.recorded_cost_usd;
+  return merged;
 }

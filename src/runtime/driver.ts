@@ -28,7 +28,9 @@ export interface DriverHost {
   readonly config: BatonConfig;
   readonly children: ChildRuns;
   /** Wait for a stage's resource pool (undefined when it has none). */
-  acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal): Promise<PoolLease | undefined>;
+  acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal, pool?: string): Promise<PoolLease | undefined>;
+  /** Streamed text of a model turn (live views); optional. */
+  delta?(driver: RunDriver, stage: StagePlan, key: ExecuteCommand["key"], text: string, turn: number): void;
   /** Removes secrets from events before they are stored. */
   readonly redactor: Redactor;
   now(): number;
@@ -87,7 +89,13 @@ export class RunDriver implements HostPort {
     this.loop = new RunLoop(this, plan, state, runId, seq);
     this.attemptHost = {
       plan, budget,
-      acquire: (stage, tokens, signal) => host.acquire(plan, stage, tokens, signal),
+      acquire: (stage, tokens, signal, pool) => host.acquire(plan, stage, tokens, signal, pool),
+      record: (_a, e) => {
+        const stored = this.loop.pushDurable(e);
+        this.schedule();
+        return stored;
+      },
+      ...(host.delta ? { delta: (a: Attempt, text: string, turn: number) => host.delta!(this, a.stage, a.ef.key, text, turn) } : {}),
       services: {
         config: host.config,
         children: host.children,
@@ -134,8 +142,10 @@ export class RunDriver implements HostPort {
     this.host.redactor.event(e);
   }
   applied(e: BatonEvent): void {
-    if ((e.type === "stage_succeeded" || e.type === "stage_failed") && e.tokens) {
-      this.budget.onApplied(e.tokens.input + e.tokens.output, e.cost_usd ?? 0);
+    if (e.type === "step_recorded" && e.tokens) this.budget.onApplied(e.tokens.input + e.tokens.output, e.cost_usd ?? 0);
+    else if ((e.type === "stage_succeeded" || e.type === "stage_failed") && e.tokens) {
+      const r = e.recorded_tokens;
+      this.budget.onApplied(e.tokens.input + e.tokens.output - (r ? r.input + r.output : 0), (e.cost_usd ?? 0) - (e.recorded_cost_usd ?? 0));
     }
   }
   appended(_loop: RunLoop, events: readonly BatonEvent[]): void {
@@ -237,6 +247,7 @@ export class RunDriver implements HostPort {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.abortAll("run driver stopped");
+    this.loop.abandon(err);
     this.host.finished(this);
     this.rejectDone(err);
   }

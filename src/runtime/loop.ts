@@ -86,6 +86,37 @@ export class RunLoop {
     for (const e of events) this.pending.push(e);
   }
 
+  /** Durable events queued (completed steps): resolved once the step that carries them committed. */
+  private waiters: Map<BatonEvent, { resolve: () => void; reject: (err: unknown) => void }> | undefined;
+
+  /** Queue an event and learn when it is stored (a completed step an attempt waits on). */
+  pushDurable(e: BatonEvent): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      (this.waiters ??= new Map()).set(e, { resolve, reject });
+      this.pending.push(e);
+    });
+  }
+
+  /** The loop will not commit again (its host stopped): fail what waits on it. */
+  abandon(err: unknown): void {
+    const w = this.waiters;
+    this.waiters = undefined;
+    if (w) for (const x of w.values()) x.reject(err);
+  }
+
+  private settleWaiters(events: readonly BatonEvent[]): void {
+    const w = this.waiters;
+    if (!w) return;
+    for (const e of events) {
+      const x = w.get(e);
+      if (x) {
+        w.delete(e);
+        x.resolve();
+      }
+    }
+    if (w.size === 0) this.waiters = undefined;
+  }
+
   get hasPending(): boolean {
     return this.pending.length > 0;
   }
@@ -205,11 +236,15 @@ export class RunLoop {
   /** Redact, append (one transaction), then perform the step's commands. */
   private commit(st: StepState, more: boolean): Maybe<StepResult> {
     const { batch, deferred } = st;
-    if (batch.length === 0) return this.perform(deferred, { events: 0, more });
+    if (batch.length === 0) {
+      if (this.waiters) this.settleWaiters(this.external);
+      return this.perform(deferred, { events: 0, more });
+    }
     const host = this.host;
     for (let i = 0; i < batch.length; i++) host.redact(batch[i]!);
     return then(host.append(this.runId, batch, this.seq), (seq) => {
       this.seq = seq;
+      if (this.waiters) this.settleWaiters(this.external);
       this.external = [];
       host.appended?.(this, batch);
       return this.perform(deferred, { events: batch.length, more });

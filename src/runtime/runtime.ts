@@ -103,7 +103,7 @@ export class Runtime {
     this.pools = opts.pools ?? processPools();
     if (opts.config?.limits) this.pools.configure(opts.config.limits);
     this.host = {
-      acquire: (plan, stage, tokens, signal) => self.acquire(plan, stage, tokens, signal),
+      acquire: (plan, stage, tokens, signal, pool) => self.acquire(plan, stage, tokens, signal, pool),
       redactor: this.redactor,
       store: this.store,
       config: opts.config ?? {},
@@ -297,10 +297,11 @@ export class Runtime {
   }
 
   /** Wait for a stage's pool, ranked by the stage's remaining critical path. */
-  private async acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal): Promise<PoolLease | undefined> {
-    if (stage.limit === undefined) return undefined;
-    const pool = this.pools.get(stage.limit);
-    if (!pool) throw new UserError(`stage '${stage.id}': pool '${stage.limit}' is not defined: declare it under limits: in the template or in baton.config`);
+  private async acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal, poolName?: string): Promise<PoolLease | undefined> {
+    const name = poolName ?? stage.limit;
+    if (name === undefined) return undefined;
+    const pool = this.pools.get(name);
+    if (!pool) throw new UserError(`stage '${stage.id}': pool '${name}' is not defined: declare it under limits: in the template or in baton.config`);
     return pool.acquire({ priority: this.history.remaining(plan, stage.idx), tokens, signal, label: stage.id });
   }
 

@@ -9,7 +9,11 @@ import type { ExecuteArgs } from "./types.js";
 /** Thrown by an executor to make its attempt wait for a human. */
 export class AwaitHuman extends Error {
   override readonly name = "AwaitHuman";
-  constructor(readonly prompt: string) {
+  constructor(
+    readonly prompt: string,
+    /** Tool calls of an agent that wait for approval (the attempt stopped before them). */
+    readonly calls?: readonly { readonly id: string; readonly tool: string; readonly args: unknown; readonly message: string }[],
+  ) {
     super(prompt);
   }
 }

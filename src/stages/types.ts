@@ -4,7 +4,7 @@
  */
 import type { RunResult } from "../base/result.js";
 import type { Scope } from "../expr/types.js";
-import type { Plan, StagePlan } from "../plan/types.js";
+import type { Plan, StagePlan, ToolPlan } from "../plan/types.js";
 import type { AttemptUsage, StageError } from "../engine/events.js";
 import type { BatonConfig } from "../agents/config.js";
 
@@ -35,6 +35,18 @@ export interface StageContext<Input = unknown, Outputs = Record<string, unknown>
   log(message: string): void;
   /** The run id. */
   readonly runId: string;
+  /**
+   * A durable step (SPEC §9): `fn` runs once per execution and its JSON result is recorded in the
+   * run's log; on a retry, after a crash or on resume the recorded result is returned without
+   * running `fn` again. Names are unique within the execution.
+   */
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
+  /**
+   * Run a declared agent's tool loop from a handler (SPEC §8): the same pools, budget and journal
+   * as an `agent:` stage. Resolves to its final answer (the parsed object when it has `output:`).
+   * `step` names the call in the journal (default: `agent:NAME:N`, N counting this attempt's calls).
+   */
+  agent(name: string, opts: { prompt: string; output?: object; step?: string }): Promise<unknown>;
 }
 
 /** Everything a stage kind needs to execute one attempt. */
@@ -52,22 +64,87 @@ export interface ExecuteArgs {
    * Wait for the stage's resource pool (its `limit:` or its agent's); resolves to undefined when
    * it has none. `tokens` is the call's estimate. Release the lease with what the call used.
    */
-  acquire(tokens: number): Promise<PoolLease | undefined>;
+  acquire(tokens: number, pool?: string): Promise<PoolLease | undefined>;
   /**
    * Check that an estimate fits what is left of the run's budget and hold it until the attempt is
    * over (atomically: concurrent calls of the run cannot overshoot it). Always ok without a budget.
    */
   hold(tokens: number, usd: number): Promise<BudgetHold>;
+  /** End a hold early with what the call spent (an agent's turn, recorded as a step with its usage). */
+  settle(h: BudgetHold, spent: Usage): void;
   /** Run-wide services. */
   readonly services: RunServices;
+  /** The execution's durable steps (SPEC §9): recorded results of earlier attempts, and recording. */
+  readonly journal: JournalPort;
+  /** Streamed text of a model turn as it arrives (live views; not stored). */
+  delta?(text: string, turn: number): void;
+  /** Run one tool call with the tool's retry, timeout and pool (runtime/tool-call.ts). */
+  callTool(req: ToolCallRequest): Promise<ToolOutcome>;
+}
+
+/** One tool call of an agent's turn, to run. */
+export interface ToolCallRequest {
+  /** The model's tool-call id. */
+  readonly id: string;
+  /** The tool's name as the model sees it. */
+  readonly tool: string;
+  readonly args: Record<string, unknown>;
+  /** A declared tool (`tools:`), or an MCP server's. */
+  readonly plan?: ToolPlan;
+  readonly mcp?: { readonly server: string; readonly tool: string };
+  /** Prefix of the call's own durable steps (a `run:` tool's ctx.step). */
+  readonly journalPrefix: string;
+  readonly startedAt: number;
+}
+
+/** How a tool call ended (recorded as its step; the model sees the output or the error). */
+export interface ToolOutcome {
+  readonly status: "succeeded" | "failed" | "declined";
+  readonly output?: unknown;
+  readonly error?: { readonly kind: string; readonly message: string; readonly retryable?: boolean };
+  /** Attempts the call took (0: it never ran — invalid arguments, unknown tool, declined). */
+  readonly attempts: number;
+  readonly started_at: number;
+  readonly ended_at: number;
+  /** Set when read back from the log instead of running (not stored). */
+  readonly replayed?: boolean;
 }
 
 /** What the runtime offers stage kinds beyond the stage itself. */
 export interface RunServices {
   /** Providers and model facts from baton.config. */
   readonly config: BatonConfig;
+  /** MCP servers' tools (SPEC §8 `mcp:`), fetched at run start; undefined when the plan declares none. */
+  readonly mcp?: McpTools;
   /** Child runs (sub-pipelines). */
   readonly children: ChildRuns;
+}
+
+/** What a step records besides its output (agent turns: their usage). */
+export interface StepMeta {
+  readonly kind: "step" | "turn" | "tool_call";
+  readonly model?: string;
+  readonly tokens?: { readonly input: number; readonly output: number; readonly cached?: number };
+  readonly cost_usd?: number;
+}
+
+/** An execution's durable steps (implemented by runtime/journal.ts). */
+export interface JournalPort {
+  /** The recorded result of `name`, if an earlier attempt completed it (marks it replayed). */
+  lookup(name: string): { found: true; value: unknown } | { found: false };
+  has(name: string): boolean;
+  /** Claim a name for this attempt (a name used twice is an error). */
+  claim(name: string): void;
+  /** Record a completed step; resolves once it is in the run's log. */
+  record(name: string, output: unknown, startedAt: number, meta: StepMeta): Promise<void>;
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
+}
+
+/** The MCP tools a run may call (runtime/mcp-tools.ts). */
+export interface McpTools {
+  /** The tools of `server` as listed at run start. */
+  tools(server: string): readonly { readonly name: string; readonly description: string; readonly inputSchema: Record<string, unknown> }[];
+  call(server: string, tool: string, args: Record<string, unknown>, signal: AbortSignal): Promise<unknown>;
 }
 
 /** Starting and resuming child runs of sub-pipeline stages. */

@@ -3,7 +3,8 @@
  * output. Produces drafts for the graph pass; reports everything it finds.
  */
 import type { CompiledExpr } from "../expr/compile.js";
-import type { RetryPolicy } from "../plan/types.js";
+import type { McpServerPlan, RetryPolicy, ToolPlan } from "../plan/types.js";
+import { analyzeMcp, analyzeTools, checkAgentTools } from "./tools.js";
 import { BUILTIN_RETRY, checkJsonSchema, durationOf, isRec, retryOf, type Rec } from "./fields.js";
 import { ExprChecker } from "./refs.js";
 import { sharedAjv, showValue } from "./schema.js";
@@ -24,6 +25,8 @@ export interface Analysis {
   readonly budget?: { tokens?: number; usd?: number };
   readonly limits: Record<string, { concurrency?: number; rpm?: number; tpm?: number }>;
   readonly agents: Record<string, Rec>;
+  readonly tools: Record<string, ToolPlan>;
+  readonly mcp: Record<string, McpServerPlan>;
 }
 
 function recOf(v: unknown): Rec {
@@ -67,6 +70,8 @@ export function analyze(data: unknown, report: Reporter, opts: { baseDir: string
   const limits = recOf(data.limits) as Analysis["limits"];
   const limitNames = new Set(Object.keys(limits));
   const agents: Record<string, Rec> = {};
+  const toolNames = new Set(Object.keys(recOf(data.tools)));
+  const mcpNames = new Set(Object.keys(recOf(data.mcp)));
   for (const [name, agent] of Object.entries(recOf(data.agents))) {
     if (!isRec(agent)) continue;
     agents[name] = agent;
@@ -75,6 +80,7 @@ export function analyze(data: unknown, report: Reporter, opts: { baseDir: string
       report.value(["agents", name, "limit"], `unknown limit '${agent.limit}'${hint}`);
     }
     if (agent.output !== undefined) checkJsonSchema(agent.output, ["agents", name, "output"], `agent '${name}': output`, report);
+    checkAgentTools(name, agent, toolNames, mcpNames, report);
   }
 
   const defaultsRaw = recOf(data.defaults);
@@ -103,6 +109,8 @@ export function analyze(data: unknown, report: Reporter, opts: { baseDir: string
     baseDir: opts.baseDir,
   };
   const stages = ids.map((id, i) => analyzeStage(id, i, stagesRaw[id], ctx));
+  const tools = analyzeTools(recOf(data.tools), { report, exprs, limits: limitNames, retry, baseDir: opts.baseDir });
+  const mcp = analyzeMcp(recOf(data.mcp), opts.baseDir, report);
   const output = data.output === undefined ? undefined : exprs.expr(["output"], data.output, { field: "output", perItem: false });
   const timeoutMs = durationOf(data.timeout);
   const budget = isRec(data.budget) ? (data.budget as Analysis["budget"]) : undefined;
@@ -119,5 +127,7 @@ export function analyze(data: unknown, report: Reporter, opts: { baseDir: string
     ...(budget ? { budget } : {}),
     limits,
     agents,
+    tools,
+    mcp,
   };
 }

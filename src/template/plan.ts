@@ -117,6 +117,8 @@ export function buildPlan(a: Analysis, g: Graph, source: PlanSource, hash: strin
     ...(a.budget ? { budget: copy(a.budget) } : {}),
     limits: copy(a.limits),
     agents: copy(a.agents),
+    tools: { ...a.tools },
+    mcp: copy(a.mcp),
     topo: g.topo ?? [],
   };
   return deepFreeze(plan);

@@ -33,6 +33,8 @@ export interface Where {
   readonly field: string;
   /** Evaluated once per for_each item (input, prompt, value, http, inputs, approval). */
   readonly perItem: boolean;
+  /** The expression belongs to a tool (SPEC §8): only `args` and `inputs` are in scope. */
+  readonly tool?: string;
 }
 
 /** What the whole template declares. */
@@ -91,6 +93,10 @@ export class ExprChecker {
       if (ref.input === undefined || this.declared.inputs.has(ref.input.name)) return undefined;
       const hint = this.declared.inputs.size === 0 ? ": declare it under inputs:" : didYouMean(ref.input.name, this.declared.inputs);
       return { message: `unknown input '${ref.input.name}'${hint}`, offset: ref.input.offset };
+    }
+    if (where.tool !== undefined) {
+      if (name === "args") return undefined;
+      return at(`tool '${where.tool}' can read only args (the call's arguments) and inputs, not '${name}'`);
     }
     const stage = where.stage;
     if (this.declared.stageIds.has(name)) {

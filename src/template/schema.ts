@@ -66,7 +66,7 @@ function splitPointer(pointer: string, data: unknown): (string | number)[] {
   return out;
 }
 
-const OWNERS: Readonly<Record<string, string>> = { stages: "stage", agents: "agent", limits: "limit", inputs: "input" };
+const OWNERS: Readonly<Record<string, string>> = { stages: "stage", agents: "agent", limits: "limit", inputs: "input", tools: "tool", mcp: "mcp server" };
 
 /** Who a path belongs to (`stage 'x'`) and the field inside it (`retry.attempts`). */
 export function describePath(path: DocPath): { owner?: string; field: string } {

@@ -66,7 +66,7 @@ export function makePlan(stages: SimStage[], opts: { concurrency?: number; timeo
   const plan: Plan = {
     name: "sim", hash: createHash("sha256").update(JSON.stringify(stages)).digest("hex"), source: { format: "ts" },
     inputsSchema: { type: "object", properties: {} }, stages: plans, stageIndex: index,
-    concurrency: opts.concurrency ?? Infinity, limits: {}, agents: {}, topo: plans.map((p) => p.idx),
+    concurrency: opts.concurrency ?? Infinity, limits: {}, agents: {}, tools: {}, mcp: {}, topo: plans.map((p) => p.idx),
     ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
   };
   itemCounts.set(plan, new Map(stages.flatMap((s) => (s.items !== undefined ? [[s.id, s.items] as [string, number]] : []))));

@@ -5,6 +5,22 @@
  * against it unchanged. Replies are scripted by rules; errors, malformed bodies, latency,
  * hangs, reset connections and provider-style rate limits can all be provoked on purpose.
  *
+ * Tool-calling agents can be tested offline too: a reply's `toolCalls` become the assistant
+ * message's OpenAI `tool_calls` (streamed the way OpenAI streams them), every request records
+ * the `tools` it offered and its tool traffic (`toolCalls` on assistant messages, `toolCallId`
+ * on `role: "tool"` messages), and a rule can look at the last message to script a loop:
+ *
+ * ```ts
+ * const fake = await startFakeOpenAI({
+ *   rules: [
+ *     // Second turn: the client sent the tool result back → answer in text.
+ *     { match: (r) => lastMessage(r)?.role === "tool", reply: { content: "It is 18°C in Oslo." } },
+ *     // First turn: call the tool.
+ *     { match: (r) => r.tools.some((t) => t.name === "weather"), reply: { toolCalls: [{ name: "weather", arguments: { city: "Oslo" } }] } },
+ *   ],
+ * });
+ * ```
+ *
  * @packageDocumentation
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -17,14 +33,45 @@ import {
   estimateTokens,
   parseChatBody,
   streamEvents,
+  type CompletionExtras,
+  type FinishReason,
+  type OfferedTool,
+  type ParsedMessage,
+  type ReplyToolCall,
   type Usage,
+  type WireToolCall,
 } from "./protocol.js";
+
+export type { FinishReason };
+
+/** A tool call a {@link FakeReply} makes the assistant send. */
+export interface FakeToolCall {
+  /** Default `call_<n>`, `n` counting up over the server's lifetime (unique per server, `reset()` included). */
+  id?: string;
+  /** The function name (one of the request's `tools`, or not: the client decides what to do with an unknown one). */
+  name: string;
+  /** An object is `JSON.stringify`ed; a string is sent verbatim (so `'{"query": '` sends malformed JSON). Default `"{}"`. */
+  arguments?: object | string;
+}
+
+/** A request message: content flattened to text (text parts concatenated), tool traffic kept. */
+export type FakeMessage = ParsedMessage;
+/** A tool call on an assistant message of a request; `arguments` is the JSON string as sent. */
+export type FakeMessageToolCall = WireToolCall;
+/** A tool a request offered. */
+export type FakeTool = OfferedTool;
 
 /** One scripted answer. With nothing set it is a 200 completion whose text is `"ok"`. */
 export interface FakeReply {
-  /** Assistant message text; an object is `JSON.stringify`ed. Default `"ok"`. With a non-2xx
-   * `status`, a string is the error message and an object is sent as the whole error body. */
+  /** Assistant message text; an object is `JSON.stringify`ed. Default `"ok"`, or `null` when the
+   * reply has `toolCalls`. With a non-2xx `status`, a string is the error message and an object
+   * is sent as the whole error body. */
   content?: string | object;
+  /** Tool calls on the assistant message (OpenAI `tool_calls`); the finish reason becomes `"tool_calls"`. */
+  toolCalls?: FakeToolCall[];
+  /** Override the finish reason, e.g. `"length"` for a reply cut at `max_tokens`.
+   * @default `"tool_calls"` with tool calls, else `"stop"` */
+  finishReason?: FinishReason;
   /** Non-2xx → an OpenAI-style error body `{ error: { message, type, code } }`. */
   status?: number;
   /** Seconds → `Retry-After` header (use with 429/503). */
@@ -35,8 +82,11 @@ export interface FakeReply {
   hang?: boolean;
   /** Delay before answering (overrides the server's `latencyMs`); stops waiting when the client goes away. */
   latencyMs?: number;
-  /** Reported usage. Default: ceil(chars / 4) of the messages / of the content. */
-  usage?: { prompt_tokens: number; completion_tokens: number };
+  /** Reported usage. Default: ceil(chars / 4) of the messages / of the content and tool-call
+   * arguments. `cached_tokens` is sent as `usage.prompt_tokens_details.cached_tokens`. */
+  usage?: { prompt_tokens: number; completion_tokens: number; cached_tokens?: number };
+  /** Streaming only: delay between SSE chunks, so a test can watch deltas arrive over time. Default 0. */
+  chunkDelayMs?: number;
   /** Destroy the socket without answering (a network error for the client). */
   resetConnection?: boolean;
 }
@@ -48,10 +98,17 @@ export interface FakeRequest {
   /** Arrival time, ms since epoch. */
   at: number;
   model: string;
-  /** Messages with their content flattened to text (text parts concatenated). */
-  messages: { role: string; content: string }[];
-  /** All message contents joined with `"\n"`. */
+  /** Messages with their content flattened to text (text parts concatenated); an assistant
+   * message with tool calls has `toolCalls`, a `role: "tool"` message has `toolCallId`. */
+  messages: FakeMessage[];
+  /** All message contents joined with `"\n"` (tool results included). */
   prompt: string;
+  /** Tools the request offered (from the body's `tools`), in order; `[]` when none. */
+  tools: FakeTool[];
+  /** The body's raw `tool_choice` (`undefined` when absent). */
+  toolChoice: unknown;
+  /** The body's raw `response_format` (`undefined` when absent), e.g. `{ type: "json_schema", json_schema: {...} }`. */
+  responseFormat: unknown;
   stream: boolean;
   /** The parsed JSON body (the raw text when it was not JSON). */
   body: unknown;
@@ -150,6 +207,7 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
   const sockets = new Set<Socket>();
   let closing = false;
   let seq = 0;
+  let callSeq = 0;
 
   const choose = (req: FakeRequest): FakeReply => {
     for (const st of rules) {
@@ -190,6 +248,9 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
       model: chat.model,
       messages: chat.messages,
       prompt,
+      tools: chat.tools,
+      toolChoice: chat.toolChoice,
+      responseFormat: chat.responseFormat,
       stream: chat.stream,
       body,
       headers: req.headers,
@@ -227,10 +288,23 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
     }
 
     const status = reply.status ?? 200;
-    const content = reply.content === undefined ? "ok" : typeof reply.content === "string" ? reply.content : JSON.stringify(reply.content);
-    const u = reply.usage ?? { prompt_tokens: promptTokens, completion_tokens: estimateTokens(content) };
-    const usage: Usage = { ...u, total_tokens: u.prompt_tokens + u.completion_tokens };
     const ok = status >= 200 && status <= 299 && !reply.malformed;
+    // Ids are drawn only for completions that carry the calls.
+    const toolCalls: ReplyToolCall[] = ok ? (reply.toolCalls ?? []).map((c) => toWire(c, () => `call_${++callSeq}`)) : [];
+    const content =
+      reply.content === undefined
+        ? toolCalls.length > 0
+          ? null
+          : "ok"
+        : typeof reply.content === "string"
+          ? reply.content
+          : JSON.stringify(reply.content);
+    const completionText = (content ?? "") + toolCalls.map((c) => c.name + c.arguments).join("");
+    const u = reply.usage ?? { prompt_tokens: promptTokens, completion_tokens: estimateTokens(completionText) };
+    const usage: Usage = { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, total_tokens: u.prompt_tokens + u.completion_tokens };
+    if (u.cached_tokens !== undefined) usage.prompt_tokens_details = { cached_tokens: u.cached_tokens };
+    const extras: CompletionExtras = { toolCalls };
+    if (reply.finishReason !== undefined) extras.finishReason = reply.finishReason;
     // Only well-formed completions spend tokens from the window (set before the headers describe it).
     if (flight.entry) flight.entry.tokens = ok ? usage.total_tokens : 0;
     const headers: Record<string, string> = { "x-request-id": `req_fake_${fr.n}`, ...limitHeaders() };
@@ -258,9 +332,16 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
     const id = `chatcmpl-fake-${fr.n}`;
     const created = Math.floor(fr.at / 1000);
     const model = chat.model || "fake-model";
-    if (!chat.stream) return sendJson(res, 200, completionBody(id, model, content, usage, created), headers);
+    if (!chat.stream) return sendJson(res, 200, completionBody(id, model, content, usage, created, extras), headers);
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers });
-    for (const event of streamEvents(id, model, content, usage, created, chat.includeUsage)) res.write(`data: ${event}\n\n`);
+    const delay = reply.chunkDelayMs ?? 0;
+    let first = true;
+    for (const event of streamEvents(id, model, content, usage, created, chat.includeUsage, extras)) {
+      if (!first && delay > 0 && !(await wait(delay, res, flight))) return;
+      if (flight.gone) return;
+      first = false;
+      res.write(`data: ${event}\n\n`);
+    }
     res.end();
   };
 
@@ -326,6 +407,20 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions = {}): Promise<Fak
       return closed;
     },
   };
+}
+
+/**
+ * The last message of a request (`undefined` when it has none): handy in `match` functions that
+ * script a tool loop, e.g. `match: (r) => lastMessage(r)?.role === "tool"` answers once the
+ * client has sent a tool result back.
+ */
+export function lastMessage(req: FakeRequest): FakeMessage | undefined {
+  return req.messages.at(-1);
+}
+
+function toWire(call: FakeToolCall, nextId: () => string): ReplyToolCall {
+  const args = call.arguments === undefined ? "{}" : typeof call.arguments === "string" ? call.arguments : JSON.stringify(call.arguments);
+  return { id: call.id ?? nextId(), name: call.name, arguments: args };
 }
 
 function matches(match: FakeRule["match"], req: FakeRequest): boolean {

@@ -23,34 +23,100 @@ export function contentText(content: unknown): string {
   return out;
 }
 
+/** A tool call as an assistant message of a request carries it: `arguments` is the raw JSON string sent. */
+export interface WireToolCall {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+/** A request message, its content flattened to text, tool traffic kept. */
+export interface ParsedMessage {
+  role: string;
+  content: string;
+  /** An assistant message's `tool_calls` (present only when the message had some). */
+  toolCalls?: WireToolCall[];
+  /** A `role: "tool"` message's `tool_call_id` (present only when sent). */
+  toolCallId?: string;
+}
+
+/** A tool the request offers (`tools: [{ type: "function", function: {...} }]`). */
+export interface OfferedTool {
+  name: string;
+  description?: string;
+  parameters?: unknown;
+}
+
 /** What the server reads from a chat-completions request body. */
 export interface ParsedChat {
   model: string;
-  messages: { role: string; content: string }[];
+  messages: ParsedMessage[];
   stream: boolean;
   includeUsage: boolean;
+  tools: OfferedTool[];
+  /** The raw `tool_choice`, if sent. */
+  toolChoice: unknown;
+  /** The raw `response_format`, if sent. */
+  responseFormat: unknown;
   /** Why the body is not a chat-completions request (no object, no `messages` array), if it is not. */
   invalid: string | undefined;
 }
 
-/** Pull model, messages and stream flags out of a parsed body; tolerant of odd shapes. */
+function record(v: unknown): Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+function str(v: unknown): string {
+  return typeof v === "string" ? v : "";
+}
+
+function parseMessage(m: unknown): ParsedMessage {
+  const msg = record(m);
+  const out: ParsedMessage = { role: str(msg["role"]), content: contentText(msg["content"]) };
+  if (Array.isArray(msg["tool_calls"])) {
+    out.toolCalls = (msg["tool_calls"] as unknown[]).map((c) => {
+      const call = record(c);
+      const fn = record(call["function"]);
+      const args = fn["arguments"];
+      return { id: str(call["id"]), name: str(fn["name"]), arguments: typeof args === "string" ? args : args === undefined ? "" : JSON.stringify(args) };
+    });
+  }
+  if (typeof msg["tool_call_id"] === "string") out.toolCallId = msg["tool_call_id"];
+  return out;
+}
+
+function parseTool(t: unknown): OfferedTool {
+  const entry = record(t);
+  const fn = entry["function"] !== undefined ? record(entry["function"]) : entry;
+  const tool: OfferedTool = { name: str(fn["name"]) };
+  if (typeof fn["description"] === "string") tool.description = fn["description"];
+  if (fn["parameters"] !== undefined) tool.parameters = fn["parameters"];
+  return tool;
+}
+
+/** Pull model, messages, tools and stream flags out of a parsed body; tolerant of odd shapes. */
 export function parseChatBody(body: unknown): ParsedChat {
-  const b = body !== null && typeof body === "object" ? (body as Record<string, unknown>) : {};
+  const b = record(body);
   const raw = Array.isArray(b["messages"]) ? (b["messages"] as unknown[]) : [];
-  const messages = raw.map((m) => {
-    const msg = m !== null && typeof m === "object" ? (m as Record<string, unknown>) : {};
-    return { role: typeof msg["role"] === "string" ? msg["role"] : "", content: contentText(msg["content"]) };
-  });
-  const opts = b["stream_options"];
-  const includeUsage =
-    opts !== null && typeof opts === "object" && (opts as Record<string, unknown>)["include_usage"] === true;
+  const messages = raw.map(parseMessage);
+  const tools = Array.isArray(b["tools"]) ? (b["tools"] as unknown[]).map(parseTool) : [];
+  const includeUsage = record(b["stream_options"])["include_usage"] === true;
   const invalid =
     body === null || typeof body !== "object" || Array.isArray(body)
       ? "The request body must be a JSON object."
       : Array.isArray(b["messages"])
         ? undefined
         : "'messages' is a required property (an array).";
-  return { model: typeof b["model"] === "string" ? b["model"] : "", messages, stream: b["stream"] === true, includeUsage, invalid };
+  return {
+    model: str(b["model"]),
+    messages,
+    stream: b["stream"] === true,
+    includeUsage,
+    tools,
+    toolChoice: b["tool_choice"],
+    responseFormat: b["response_format"],
+    invalid,
+  };
 }
 
 /** OpenAI usage object. */
@@ -58,16 +124,51 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  prompt_tokens_details?: { cached_tokens: number };
 }
 
-/** A plain `chat.completion` response body. */
-export function completionBody(id: string, model: string, content: string, usage: Usage, created: number): object {
+/** OpenAI finish reasons the fake can send. */
+export type FinishReason = "stop" | "length" | "tool_calls" | "content_filter";
+
+/** A tool call as the assistant message of a response carries it. */
+export interface ReplyToolCall {
+  id: string;
+  name: string;
+  /** The JSON string sent as `function.arguments` (verbatim; may be malformed on purpose). */
+  arguments: string;
+}
+
+/** What a completion says besides its text. */
+export interface CompletionExtras {
+  toolCalls?: ReplyToolCall[];
+  /** Default `"tool_calls"` when there are tool calls, else `"stop"`. */
+  finishReason?: FinishReason;
+}
+
+function finishOf(extras: CompletionExtras): FinishReason {
+  return extras.finishReason ?? ((extras.toolCalls?.length ?? 0) > 0 ? "tool_calls" : "stop");
+}
+
+/** A plain `chat.completion` response body. `content` null is sent as `null` (tool calls only). */
+export function completionBody(
+  id: string,
+  model: string,
+  content: string | null,
+  usage: Usage,
+  created: number,
+  extras: CompletionExtras = {},
+): object {
+  const message: Record<string, unknown> = { role: "assistant", content };
+  const calls = extras.toolCalls ?? [];
+  if (calls.length > 0) {
+    message["tool_calls"] = calls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } }));
+  }
   return {
     id,
     object: "chat.completion",
     created,
     model,
-    choices: [{ index: 0, message: { role: "assistant", content }, logprobs: null, finish_reason: "stop" }],
+    choices: [{ index: 0, message, logprobs: null, finish_reason: finishOf(extras) }],
     usage,
   };
 }
@@ -81,22 +182,36 @@ export function splitContent(text: string, parts = 3): string[] {
   return out;
 }
 
-/** The SSE `data:` payloads of a streamed completion, `[DONE]` included. */
+/**
+ * The SSE `data:` payloads of a streamed completion, `[DONE]` included, as OpenAI sends them:
+ * a role chunk, the text in several pieces, then per tool call a chunk naming it (`id`,
+ * `type`, `function.name`, empty `arguments`) followed by its arguments in pieces, a chunk
+ * with the finish reason, and the usage chunk when `includeUsage`.
+ */
 export function streamEvents(
   id: string,
   model: string,
-  content: string,
+  content: string | null,
   usage: Usage,
   created: number,
   includeUsage: boolean,
+  extras: CompletionExtras = {},
 ): string[] {
   const chunk = (choices: object[], extra: object = {}): string =>
     JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices, ...extra });
-  const events = [chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }])];
-  for (const piece of splitContent(content)) {
-    if (piece !== "") events.push(chunk([{ index: 0, delta: { content: piece }, finish_reason: null }]));
+  const delta = (d: object): string => chunk([{ index: 0, delta: d, finish_reason: null }]);
+  // OpenAI opens a tool-call-only stream with `content: null`; an empty string would be an (empty) text part.
+  const events = [delta({ role: "assistant", content: content === null ? null : "" })];
+  if (content !== null) {
+    for (const piece of splitContent(content)) if (piece !== "") events.push(delta({ content: piece }));
   }
-  events.push(chunk([{ index: 0, delta: {}, finish_reason: "stop" }]));
+  (extras.toolCalls ?? []).forEach((c, index) => {
+    events.push(delta({ tool_calls: [{ index, id: c.id, type: "function", function: { name: c.name, arguments: "" } }] }));
+    for (const piece of splitContent(c.arguments)) {
+      if (piece !== "") events.push(delta({ tool_calls: [{ index, function: { arguments: piece } }] }));
+    }
+  });
+  events.push(chunk([{ index: 0, delta: {}, finish_reason: finishOf(extras) }]));
   if (includeUsage) events.push(chunk([], { usage }));
   events.push("[DONE]");
   return events;

@@ -6,29 +6,117 @@
  * node dist/testing/serve.js --port 8787 --script replies.json [--latency 200] [--rpm 60] [--tpm 90000]
  * ```
  *
- * The script is a JSON array of rules (`{ "match": "sources", "reply": { "content": {...} } }`),
- * or an object `{ "rules": [...], "defaultReply": {...}, "latencyMs": 0, "limits": {...} }`.
- * A `match` string of the form `"/pattern/flags"` is a regular expression; any other string
- * is a substring of the prompt. Prints the base URL (with `/v1`) on stdout; Ctrl-C stops it.
+ * Prints the base URL (with `/v1`) on stdout; Ctrl-C (or SIGTERM) stops it and prints the
+ * served / error / rate-limited / aborted counts on stderr. Flags override the script's
+ * `latencyMs` and `limits`.
+ *
+ * ## Script format
+ *
+ * The script is a JSON array of rules, or an object
+ * `{ "rules": [...], "defaultReply": {...}, "latencyMs": 0, "limits": { "rpm": 60, "tpm": 90000 } }`.
+ * Rules are tried in order; the first that matches (and has `times` left) answers. A request
+ * no rule matches gets `defaultReply` (default: a 200 saying `"ok"`).
+ *
+ * A rule is `{ "match": ..., "reply": ..., "times": N }`:
+ *
+ * - `match` (optional; absent matches every request):
+ *   - a string: a substring of the prompt (all message contents joined with newlines, tool
+ *     results included); `"/pattern/flags"` is a regular expression over the prompt;
+ *   - an object, every key of which must hold:
+ *     - `{ "last_role": "tool" }`: the last message has that role (`"tool"` once the client
+ *       sent a tool result back, `"user"` on a fresh turn; any role works);
+ *     - `{ "has_tool": "NAME" }`: the request offers a tool (function) of that name;
+ *     - `{ "prompt": "text" }`: the same as a string `match` (substring or `"/re/flags"`).
+ * - `reply`: one reply, or an array served in order whose last element repeats.
+ * - `times`: the rule answers at most this many times, then later rules are tried.
+ *
+ * A reply (every field optional; `{}` is a 200 saying `"ok"`):
+ *
+ * - `content`: the assistant text; an object or array is sent as its JSON text. Default `"ok"`,
+ *   or `null` when the reply has `toolCalls`. With a non-2xx `status`: a string is the error
+ *   message, an object is the whole error body.
+ * - `toolCalls`: `[{ "id": "call_1", "name": "search", "arguments": { "query": "tides" } }]`,
+ *   sent as OpenAI `tool_calls` (`{ id, type: "function", function: { name, arguments } }`).
+ *   `arguments` as an object is sent as its JSON text, as a string verbatim (so
+ *   `"{\"query\": "` sends malformed JSON); default `"{}"`. `id` defaults to `call_<n>`,
+ *   unique per server. Streamed like OpenAI: a chunk naming each call, then its arguments
+ *   in pieces.
+ * - `finishReason`: `"stop"`, `"length"` (a reply cut at max tokens), `"tool_calls"` or
+ *   `"content_filter"`. Default `"tool_calls"` when there are tool calls, else `"stop"`.
+ * - `usage`: `{ "prompt_tokens": 120, "completion_tokens": 30, "cached_tokens": 100 }`;
+ *   `cached_tokens` (optional) is sent as `usage.prompt_tokens_details.cached_tokens`.
+ *   Default: about one token per 4 characters of the messages / of the reply.
+ * - `status`: a non-2xx status answers with an OpenAI-style error body; `retryAfter`: seconds
+ *   sent as `Retry-After`.
+ * - `malformed: true`: a 200 whose body is not JSON; `resetConnection: true`: the socket is
+ *   destroyed; `hang: true`: never answers.
+ * - `latencyMs`: delay before answering (overrides the server's); `chunkDelayMs`: when
+ *   streaming, delay between chunks.
+ *
+ * A two-turn tool loop:
+ *
+ * ```json
+ * [
+ *   { "match": { "last_role": "tool" }, "reply": { "content": "It is 18°C in Oslo." } },
+ *   { "match": { "has_tool": "weather" }, "reply": { "toolCalls": [{ "name": "weather", "arguments": { "city": "Oslo" } }] } }
+ * ]
+ * ```
  */
 import { readFileSync, realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { startFakeOpenAI, type FakeOpenAIOptions, type FakeReply, type FakeRule } from "./index.js";
+import { lastMessage, startFakeOpenAI, type FakeOpenAIOptions, type FakeReply, type FakeRequest, type FakeRule } from "./index.js";
 
 const USAGE = `usage: serve [--port 8787] [--script replies.json] [--latency MS] [--rpm N] [--tpm N]`;
 
-/** A rule as written in a script file: `match` is a string (`"/re/flags"` for a regex). */
+/** An object `match` of a script file: every key given must hold. */
+export interface ScriptMatcher {
+  /** The last message has this role (`"tool"`, `"user"`, ...). */
+  last_role?: string;
+  /** The request offers a tool of this name. */
+  has_tool?: string;
+  /** A substring of the prompt, or `"/re/flags"`. */
+  prompt?: string;
+}
+
+/** A rule as written in a script file: `match` is a string (`"/re/flags"` for a regex) or a {@link ScriptMatcher}. */
 interface ScriptRule {
-  match?: string;
+  match?: string | ScriptMatcher;
   reply: FakeReply | FakeReply[];
   times?: number;
 }
+
+const MATCHER_KEYS = ["last_role", "has_tool", "prompt"] as const;
 
 /** `"/pattern/flags"` → RegExp; any other string stays a substring match. */
 export function parseMatch(match: string): string | RegExp {
   const m = /^\/(.*)\/([dgimsuvy]*)$/s.exec(match);
   return m ? new RegExp(m[1] ?? "", m[2]) : match;
+}
+
+/** A script's object matcher as a `match` function; throws on unknown keys or non-string values. */
+export function parseMatcher(m: object, where = "match"): (req: FakeRequest) => boolean {
+  const obj = m as Record<string, unknown>;
+  const keys = Object.keys(obj);
+  for (const k of keys) {
+    if (!(MATCHER_KEYS as readonly string[]).includes(k)) {
+      throw new Error(`script: ${where}: unknown matcher key "${k}"; expected one of ${MATCHER_KEYS.join(", ")}`);
+    }
+    if (typeof obj[k] !== "string") throw new Error(`script: ${where}: "${k}" must be a string, got ${JSON.stringify(obj[k])}`);
+  }
+  if (keys.length === 0) throw new Error(`script: ${where}: an object matcher needs at least one of ${MATCHER_KEYS.join(", ")}`);
+  const { last_role: role, has_tool: tool, prompt } = obj as ScriptMatcher;
+  const text = prompt === undefined ? undefined : parseMatch(prompt);
+  return (req) => {
+    if (role !== undefined && lastMessage(req)?.role !== role) return false;
+    if (tool !== undefined && !req.tools.some((t) => t.name === tool)) return false;
+    if (typeof text === "string" && !req.prompt.includes(text)) return false;
+    if (text instanceof RegExp) {
+      text.lastIndex = 0;
+      if (!text.test(req.prompt)) return false;
+    }
+    return true;
+  };
 }
 
 /** Turn a parsed script (array of rules, or an options object) into server options. */
@@ -43,9 +131,13 @@ export function optionsFromScript(script: unknown): FakeOpenAIOptions {
   const rules: FakeRule[] = raw.map((r: unknown, i) => {
     if (r === null || typeof r !== "object" || !("reply" in r)) throw new Error(`script: rule ${i} needs a \`reply\``);
     const sr = r as ScriptRule;
-    if (sr.match !== undefined && typeof sr.match !== "string") throw new Error(`script: rule ${i}: \`match\` must be a string`);
+    const m: unknown = sr.match;
+    if (m !== undefined && typeof m !== "string" && (m === null || typeof m !== "object" || Array.isArray(m))) {
+      throw new Error(`script: rule ${i}: \`match\` must be a string or an object like {"last_role": "tool"}, got ${JSON.stringify(m)}`);
+    }
     const rule: FakeRule = { reply: sr.reply };
-    if (sr.match !== undefined) rule.match = parseMatch(sr.match);
+    if (typeof m === "string") rule.match = parseMatch(m);
+    else if (m !== undefined) rule.match = parseMatcher(m, `rule ${i}`);
     if (sr.times !== undefined) rule.times = sr.times;
     return rule;
   });

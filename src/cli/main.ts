@@ -292,7 +292,7 @@ export function program(): Command {
       }
     });
 
-  const answer = (approved: boolean) => async (run: string, stage: string, o: { data?: string; comment?: string; item?: string; json?: boolean; queue?: string }) => {
+  const answer = (approved: boolean) => async (run: string, stage: string, o: { data?: string; comment?: string; item?: string; call?: string; json?: boolean; queue?: string }) => {
     let data: unknown;
     if (o.data !== undefined) {
       try {
@@ -311,7 +311,7 @@ export function program(): Command {
       try {
         const id = await store.resolveId(run);
         const { answerOnWorkers } = await import("../distributed/submit.js");
-        const n = await answerOnWorkers(store, workers, id, stage, { approved, ...(data !== undefined ? { data } : {}), ...(item !== undefined ? { item } : {}), ...(by ? { by } : {}), ...(o.comment ? { comment: o.comment } : {}) }, planFromSource);
+        const n = await answerOnWorkers(store, workers, id, stage, { approved, ...(data !== undefined ? { data } : {}), ...(item !== undefined ? { item } : {}), ...(by ? { by } : {}), ...(o.comment ? { comment: o.comment } : {}), ...(o.call ? { call: o.call } : {}) }, planFromSource);
         process.stderr.write(`${approved ? "approved" : "rejected"} '${stage}' in run ${id}${n > 1 ? ` (${n} items)` : ""}; the workers continue it\n`);
         await followOnWorkers(store, id, o.json === true, progress);
         set(0);
@@ -323,7 +323,7 @@ export function program(): Command {
     const runtime = await makeRuntime(store, undefined, progress);
     try {
       const id = await store.resolveId(run);
-      const r = await runtime.answer(id, stage, { approved, ...(data !== undefined ? { data } : {}), ...(item !== undefined ? { item } : {}), ...(by ? { by } : {}), ...(o.comment ? { comment: o.comment } : {}) });
+      const r = await runtime.answer(id, stage, { approved, ...(data !== undefined ? { data } : {}), ...(item !== undefined ? { item } : {}), ...(by ? { by } : {}), ...(o.comment ? { comment: o.comment } : {}), ...(o.call ? { call: o.call } : {}) });
       process.stderr.write(`${approved ? "approved" : "rejected"} '${stage}' in run ${id}${r.recorded > 1 ? ` (${r.recorded} items)` : ""}\n`);
       if (r.signalled) {
         process.stdout.write(`the answer was sent to the process running ${id}\n`);
@@ -338,11 +338,11 @@ export function program(): Command {
     }
   };
   cmd.command("approve <run> <stage>").description("approve a waiting stage (its output is --data, or { approved: true }) and continue the run")
-    .option("--data <json>", "the stage's output, as JSON").option("--item <n>", "only this for_each item").option("--comment <text>", "recorded with the decision").option("--json", "print one JSON result document on stdout")
+    .option("--data <json>", "the stage's output, as JSON").option("--item <n>", "only this for_each item").option("--call <id>", "a tool call waiting for approval (needed when several wait)").option("--comment <text>", "recorded with the decision").option("--json", "print one JSON result document on stdout")
     .option("--queue <url>", "the run is on `baton worker`s behind this Redis (default: $BATON_QUEUE when --store is postgres://)")
     .action(answer(true));
   cmd.command("reject <run> <stage>").description("reject a waiting stage (it fails) and continue the run")
-    .option("--item <n>", "only this for_each item").option("--comment <text>", "the reason, recorded with the decision").option("--json", "print one JSON result document on stdout")
+    .option("--item <n>", "only this for_each item").option("--call <id>", "a tool call waiting for approval (needed when several wait)").option("--comment <text>", "the reason, recorded with the decision").option("--json", "print one JSON result document on stdout")
     .option("--queue <url>", "the run is on `baton worker`s behind this Redis (default: $BATON_QUEUE when --store is postgres://)")
     .action(answer(false));
 

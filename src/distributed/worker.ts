@@ -33,6 +33,7 @@ import { evaluateCommand } from "../runtime/effects.js";
 import { Attempt, type AttemptHost } from "../runtime/attempt.js";
 import { Redactor } from "../runtime/redact.js";
 import { RunLoop, type HostPort } from "../runtime/loop.js";
+import { closeMcp, mcpToolsFor, mcpToolsReady } from "../runtime/mcp-tools.js";
 import { childRunId } from "../runtime/children.js";
 import { checkCompiledPlan, runStartedEvent } from "../runtime/started.js";
 import { resultOf } from "../runtime/runtime.js";
@@ -253,6 +254,7 @@ export class BatonWorker {
     await this.advanceQ.close();
     await this.execQ.close();
     await this.pools.close();
+    await closeMcp();
     this.sub.disconnect();
     this.redis.disconnect();
   }
@@ -287,6 +289,7 @@ export class BatonWorker {
     const first = events[0] as RunStarted;
     const plan = await this.planFor(first);
     checkCompiledPlan(first, plan); // a run this version compiles differently is not continued (the job fails, loudly)
+    if (Object.keys(plan.mcp).length > 0) await mcpToolsFor(plan); // MCP tool lists, once per plan
     // fold marks every node for decide's first look; later events mark what they change.
     const loop = new RunLoop(this.host, plan, fold(plan, events), run, events.length);
     this.runs.set(run, loop);
@@ -460,6 +463,7 @@ export class BatonWorker {
         services: {
           config: this.o.config ?? {},
           children: this.childRuns(loop.runId, cmd),
+          ...(mcpToolsReady(plan) ? { mcp: mcpToolsReady(plan)! } : {}),
         },
         done: (_a, e) => {
           this.attempts.delete(id);

@@ -233,6 +233,8 @@ export interface StepRecorded extends Base, ExecKey {
   readonly model?: string;
   readonly tokens?: { readonly input: number; readonly output: number; readonly cached?: number };
   readonly cost_usd?: number;
+  /** Turns: the messages sent to the model (stores keep them content-addressed in `blobs`). */
+  readonly messages?: unknown;
 }
 
 /** A stage failed for good and its `on_error: escalate` hands it to a human. */

@@ -121,6 +121,7 @@ export class Attempt {
     if (meta.model !== undefined) e.model = meta.model;
     if (meta.tokens !== undefined) e.tokens = meta.tokens;
     if (meta.cost_usd !== undefined) e.cost_usd = meta.cost_usd;
+    if (meta.messages !== undefined) e.messages = meta.messages;
     return host.record(this, e as unknown as StepRecorded);
   }
 

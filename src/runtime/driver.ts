@@ -14,6 +14,7 @@ import { Attempt, type AttemptHost } from "./attempt.js";
 import { evaluateCommand } from "./effects.js";
 import { RunLoop, type HostPort } from "./loop.js";
 import { LocalBudget } from "./budget.js";
+import { mcpToolsReady } from "./mcp-tools.js";
 export { truthy } from "./effects.js";
 import type { Redactor } from "./redact.js";
 import type { PoolLease } from "./pools.js";
@@ -85,6 +86,7 @@ export class RunDriver implements HostPort {
     seq: number,
   ) {
     const budget = new LocalBudget(plan, () => this.loop.state.usage);
+    const mcp = mcpToolsReady(plan);
     this.budget = budget;
     this.loop = new RunLoop(this, plan, state, runId, seq);
     this.attemptHost = {
@@ -99,6 +101,7 @@ export class RunDriver implements HostPort {
       services: {
         config: host.config,
         children: host.children,
+        ...(mcp ? { mcp } : {}),
       },
       now: () => this.host.now(),
       done: (a: Attempt, e: BatonEvent | undefined) => {

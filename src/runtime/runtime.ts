@@ -3,6 +3,7 @@
  * process-wide execution slots among them, holds each run's lease and listens for signals
  * (cancel) sent from other processes.
  */
+import { closeMcp, mcpToolsFor } from "./mcp-tools.js";
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { apply, createState, decide, fold, runningAttempts, type BatonEvent, type RunStarted } from "../engine/index.js";
@@ -137,7 +138,7 @@ export class Runtime {
    * Start a new run of a plan. `inputs` must already be validated (see `validateInputs`).
    */
   async start(plan: Plan, inputs: Record<string, unknown>, o: { runId?: string; parentId?: string; seed?: number; rerun?: { of: string; from: string; reused: BatonEvent[] } } = {}): Promise<RunHandle> {
-    if (Object.keys(plan.limits).length > 0 || this.history.tracks(plan)) await this.prepare(plan);
+    if (Object.keys(plan.limits).length > 0 || this.history.tracks(plan) || Object.keys(plan.mcp).length > 0) await this.prepare(plan);
     // Starting many runs at once must not hold the event loop either.
     if (sliceUsed()) await new Promise<void>((r) => setImmediate(r));
     const id = o.runId ?? newRunId(this.clock());
@@ -293,6 +294,8 @@ export class Runtime {
   /** Define the plan's pools and learn its stage durations (critical-path priority) from earlier runs. */
   private async prepare(plan: Plan): Promise<void> {
     if (Object.keys(plan.limits).length > 0) this.pools.define(plan.limits);
+    // MCP tool lists are fetched when the run starts: a tool its server lacks stops it here.
+    if (Object.keys(plan.mcp).length > 0) await mcpToolsFor(plan);
     if (this.history.tracks(plan) && !this.history.known(plan)) await this.history.load(this.store, plan);
   }
 
@@ -330,6 +333,7 @@ export class Runtime {
 
   /** Stop driving runs (abort in-flight work, release leases). Runs stay resumable. */
   async close(): Promise<void> {
+    await closeMcp();
     for (const d of this.drivers.values()) d.abortAll("runtime closed");
     for (const id of [...this.drivers.keys()]) {
       this.stopTimers(id);
@@ -416,18 +420,35 @@ export interface HumanAnswer {
   readonly item?: number;
   readonly by?: string;
   readonly comment?: string;
+  /** A tool call waiting for approval (its id); needed only when several calls of the stage wait. */
+  readonly call?: string;
 }
 
 /** The approval events answering `stage` (every waiting item unless one is named); throws when nothing waits there. */
 export function answerEvents(state: ReturnType<typeof createState>, stage: string, a: HumanAnswer, at: number): BatonEvent[] {
   const out: BatonEvent[] = [];
+  const base = (w: { visit: number; item: number | undefined }): Record<string, unknown> => ({
+    type: "approval", at, stage, visit: w.visit, approved: a.approved,
+    ...(w.item !== undefined ? { item: w.item } : {}), ...(a.data !== undefined ? { data: a.data } : {}),
+    ...(a.by !== undefined ? { by: a.by } : {}), ...(a.comment !== undefined ? { comment: a.comment } : {}),
+  });
   for (const w of state.waitingOn.values()) {
     if (w.stage !== stage || (a.item !== undefined && w.item !== a.item)) continue;
-    out.push({
-      type: "approval", at, stage, visit: w.visit, approved: a.approved,
-      ...(w.item !== undefined ? { item: w.item } : {}), ...(a.data !== undefined ? { data: a.data } : {}),
-      ...(a.by !== undefined ? { by: a.by } : {}), ...(a.comment !== undefined ? { comment: a.comment } : {}),
-    });
+    if (w.calls) {
+      // Tool calls waiting for approval: one answer per call (the id is needed when several wait).
+      const ids = [...w.calls.keys()];
+      if (a.call !== undefined) {
+        if (!w.calls.has(a.call)) throw new UserError(`stage '${stage}' has no tool call '${a.call}' waiting for approval (waiting: ${ids.join(", ")})`);
+        out.push({ ...base(w), call: a.call } as unknown as BatonEvent);
+      } else if (ids.length === 1) out.push({ ...base(w), call: ids[0] } as unknown as BatonEvent);
+      else {
+        const list = [...w.calls.values()].map((c) => `${c.id} (${c.tool} ${JSON.stringify(c.args).slice(0, 80)})`).join(", ");
+        throw new UserError(`stage '${stage}' has ${ids.length} tool calls waiting for approval: pass --call ID (one of ${list})`, 2);
+      }
+      continue;
+    }
+    if (a.call !== undefined) continue;
+    out.push(base(w) as unknown as BatonEvent);
   }
   if (out.length === 0) {
     const waiting = [...new Set([...state.waitingOn.values()].map((w) => w.stage))];

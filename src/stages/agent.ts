@@ -83,8 +83,6 @@ export interface TurnRecord {
   readonly cost_usd?: number;
   readonly started_at: number;
   readonly ended_at: number;
-  /** The messages sent in this turn (stored content-addressed, as large payloads are). */
-  readonly messages?: unknown;
 }
 
 /** A tool the agent may call, as the loop sees it. */
@@ -230,10 +228,12 @@ export async function runAgent(args: ExecuteArgs, req: { agent: string; prompt: 
         sent.push({ role: "assistant", content: previous.reply });
         sent.push({ role: "user", content: `That reply cannot be used: ${previous.message.replace(/^.*?: the reply /, "")}. Reply again with only the corrected JSON.` });
       }
-      turn = await callModel(args, {
+      const called = await callModel(args, {
         model, modelName, info, where, system, messages: sent, sdkTools, toolsTokens, maxTokens, pool, turnNo, schema, native,
         temperature: agent.temperature, agentName: req.agent,
       });
+      const { messages: sentMessages, ...record } = called;
+      turn = record;
       const final = turn.calls.length === 0;
       // A final answer is recorded only once it is accepted (a malformed one is repaired by the retry).
       if (final && schema) {
@@ -244,8 +244,8 @@ export async function runAgent(args: ExecuteArgs, req: { agent: string; prompt: 
           throw err;
         }
       }
-      await journal.record(turnName, turn, turn.started_at, {
-        kind: "turn", model: modelName, tokens: turn.tokens, ...(turn.cost_usd !== undefined ? { cost_usd: turn.cost_usd } : {}),
+      await journal.record(turnName, record, record.started_at, {
+        kind: "turn", model: modelName, messages: sentMessages, tokens: turn.tokens, ...(turn.cost_usd !== undefined ? { cost_usd: turn.cost_usd } : {}),
       });
       // The attempt's usage includes the turn; the run's totals counted it with the step already.
       const t = { input: turn.tokens.input, output: turn.tokens.output };
@@ -291,7 +291,7 @@ interface CallOpts {
 type SdkUsage = { inputTokens?: number | undefined; outputTokens?: number | undefined; inputTokenDetails?: { cacheReadTokens?: number | undefined }; cachedInputTokens?: number | undefined } | undefined;
 
 /** One model turn: context check, budget hold, pool, the call (streamed when someone watches). */
-async function callModel(args: ExecuteArgs, o: CallOpts): Promise<TurnRecord> {
+async function callModel(args: ExecuteArgs, o: CallOpts): Promise<TurnRecord & { messages: unknown }> {
   const { ctx, plan } = args;
   const startedAt = Date.now();
   const promptTokens = countPromptTokens(countable(o.system, o.messages), o.info.tokenizer) + o.toolsTokens;

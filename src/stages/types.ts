@@ -126,6 +126,8 @@ export interface StepMeta {
   readonly model?: string;
   readonly tokens?: { readonly input: number; readonly output: number; readonly cached?: number };
   readonly cost_usd?: number;
+  /** Turns: the messages sent (stored content-addressed, once). */
+  readonly messages?: unknown;
 }
 
 /** An execution's durable steps (implemented by runtime/journal.ts). */

@@ -20,7 +20,11 @@ export const BLOB_FIELDS: Partial<Record<EventType, readonly string[]>> = {
   stage_completed: ["output"],
   decision: ["items"],
   run_finished: ["output"],
+  step_recorded: ["output", "messages"],
 };
+
+/** Fields always stored in `blobs`, whatever their size: an agent turn's rendered messages (content-addressed, stored once). */
+export const ALWAYS_BLOB: Partial<Record<EventType, readonly string[]>> = { step_recorded: ["messages"] };
 
 /** How a blob reference starts in JSON; a small value that starts so is stored as a blob too. */
 export const BLOB_REF_PREFIX = '{"$blob":';
@@ -56,7 +60,7 @@ export function encodeEvent(event: BatonEvent, put: (hash: string, json: string)
   for (const key of Object.keys(event)) {
     let json: string | undefined = JSON.stringify((event as unknown as Record<string, unknown>)[key]);
     if (json === undefined) continue;
-    if (fields.includes(key) && (isBig(json) || json.startsWith(BLOB_REF_PREFIX))) {
+    if (fields.includes(key) && (isBig(json) || json.startsWith(BLOB_REF_PREFIX) || ALWAYS_BLOB[event.type]?.includes(key))) {
       const hash = blobHash(json);
       put(hash, json);
       json = `{"$blob":"${hash}"}`;

@@ -162,7 +162,7 @@ function turnMessages(turn: TurnRecord, results: ReadonlyMap<string, ToolOutcome
         const r = results.get(c.id);
         const output = r === undefined ? { type: "error-text", value: "the call did not run" }
           : r.status === "succeeded" ? { type: "json", value: r.output ?? null }
-          : r.status === "declined" ? { type: "error-text", value: "the user declined this call" }
+          : r.status === "declined" ? { type: "error-text", value: r.error?.message ?? "the user declined this call" }
           : { type: "error-text", value: r.error?.message ?? "the call failed" };
         return { type: "tool-result", toolCallId: c.id, toolName: c.tool, output };
       }),

@@ -3,7 +3,7 @@
  *
  * @packageDocumentation
  */
-export { definePipeline, loadTemplate, PipelineBuilder, type Pipeline, type PipelineConfig, type RetrySpec, type RouteSpec, type StageDef } from "./api/pipeline.js";
+export { definePipeline, loadTemplate, PipelineBuilder, tool, type AgentDef, type McpServerDef, type Pipeline, type PipelineConfig, type RetrySpec, type RouteSpec, type StageDef, type ToolDef } from "./api/pipeline.js";
 export { execute, run, RunFailedError, planFromSource, type RunOptions } from "./api/run.js";
 export { NonRetryableError, StageFailure, Runtime, type RunHandle, type RunResult, type RuntimeOptions } from "./runtime/index.js";
 export type { StageContext } from "./stages/types.js";

@@ -57,8 +57,78 @@ export interface StageCommon<D extends string> {
 
 /** A stage definition: a typed function, or a JSONata `value`. */
 export type StageDef<In, Outs, D extends string, R> =
-  | (StageCommon<D> & { run(ctx: StageContext<any, Pick<Outs, D & keyof Outs>, In>): R | Promise<R>; value?: never })
-  | (StageCommon<D> & { value: string; run?: never });
+  | (StageCommon<D> & { run(ctx: StageContext<any, Pick<Outs, D & keyof Outs>, In>): R | Promise<R>; value?: never; agent?: never })
+  | (StageCommon<D> & { value: string; run?: never; agent?: never })
+  | (StageCommon<D> & { agent: string; prompt: string; output?: Record<string, unknown>; run?: never; value?: never });
+
+/** An agent (SPEC §8): a model and the tools it may call. */
+export interface AgentDef {
+  /** provider:model, e.g. openai:gpt-4o-mini */
+  model: string;
+  system?: string;
+  temperature?: number;
+  max_tokens?: number;
+  limit?: string;
+  base_url?: string;
+  api_key_env?: string;
+  output?: Record<string, unknown>;
+  /** Tool names (keys of `tools`), `mcp.SERVER.TOOL` or `mcp.SERVER.*`. */
+  tools?: readonly string[];
+  /** Model turns per execution. @default 10 */
+  max_steps?: number;
+  /** Run the calls of one turn concurrently. @default true */
+  parallel_tools?: boolean;
+}
+
+/** A tool as the template format declares it (what {@link tool} returns). */
+export interface ToolDef {
+  description: string;
+  input: Record<string, unknown>;
+  run?: ((ctx: StageContext) => unknown) | string;
+  value?: string;
+  http?: Record<string, unknown>;
+  pipeline?: string;
+  inputs?: Record<string, unknown>;
+  retry?: RetrySpec;
+  timeout?: Duration;
+  limit?: string;
+  on_error?: "fail" | "return";
+  approval?: string;
+}
+
+/** An `mcp:` server: `command` (+ args, env, cwd) for stdio, or `url` (+ headers_env) for Streamable HTTP. */
+export interface McpServerDef {
+  command?: string;
+  args?: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  url?: string;
+  headers_env?: Record<string, string>;
+}
+
+/**
+ * Declare a tool with a typed handler (SPEC §8): `input` is a zod object (sent to the model as
+ * JSON Schema; arguments are validated against it before the handler runs), `run` gets the
+ * arguments and the call's `ctx` (`idempotencyKey` stable per call, `signal`, `log`, `step`).
+ *
+ * @example
+ * const search = tool({
+ *   description: "Search the web",
+ *   input: z.object({ query: z.string() }),
+ *   run: async ({ query }, ctx) => fetchResults(query, ctx.signal),
+ * });
+ * definePipeline({ name: "r", tools: { search }, agents: { researcher: { model: "openai:gpt-4o-mini", tools: ["search"] } } })
+ */
+export function tool<A extends z.ZodObject>(def: Omit<ToolDef, "input" | "run"> & { input: A; run?: (args: z.infer<A>, ctx: StageContext<z.infer<A>>) => unknown }): ToolDef {
+  const { input, run: handler, ...rest } = def;
+  const schema = z.toJSONSchema(input) as Record<string, unknown>;
+  delete schema.$schema;
+  return {
+    ...rest,
+    input: schema,
+    ...(handler ? { run: (ctx: StageContext) => handler(ctx.input as z.infer<A>, ctx as StageContext<z.infer<A>>) } : {}),
+  };
+}
 
 /** Pipeline-wide settings (same names as the template's top level). */
 export interface PipelineConfig<I extends z.ZodObject> {
@@ -71,6 +141,12 @@ export interface PipelineConfig<I extends z.ZodObject> {
   defaults?: { retry?: RetrySpec; timeout?: Duration; on_error?: "fail" | "continue" | "escalate" };
   limits?: Record<string, { concurrency?: number; rpm?: number; tpm?: number }>;
   budget?: { tokens?: number; usd?: number };
+  /** Agents: models and the tools they may call (SPEC §8). */
+  agents?: Record<string, AgentDef>;
+  /** Tools agents may call; build them with {@link tool}. */
+  tools?: Record<string, ToolDef>;
+  /** MCP servers whose tools agents may call. */
+  mcp?: Record<string, McpServerDef>;
   /** Untyped stages given all at once (the builder's `.stage()` types them one by one). */
   stages?: Record<string, StageDef<z.infer<I>, Record<string, unknown>, string, unknown>>;
   /** Final assembly expression. */
@@ -153,7 +229,7 @@ export class PipelineBuilder<In, Outs extends Record<string, unknown>, Out = Out
     const c = this.config;
     const inputs = c.inputs ? ((z.toJSONSchema(c.inputs) as { properties?: Record<string, unknown> }).properties ?? {}) : undefined;
     const t: Record<string, unknown> = { baton: 1, name: c.name, stages: { ...(c.stages ?? {}), ...this.stageDefs } };
-    for (const k of ["description", "concurrency", "timeout", "defaults", "limits", "budget"] as const) if (c[k] !== undefined) t[k] = c[k];
+    for (const k of ["description", "concurrency", "timeout", "defaults", "limits", "budget", "agents", "tools", "mcp"] as const) if (c[k] !== undefined) t[k] = c[k];
     if (inputs) t.inputs = inputs;
     const out = this.outputExpr ?? c.output;
     if (out !== undefined) t.output = out;

@@ -198,7 +198,10 @@ export async function runAgent(args: ExecuteArgs, req: { agent: string; prompt: 
   const maxSteps = typeof agent.max_steps === "number" ? agent.max_steps : DEFAULT_MAX_STEPS;
   const parallel = agent.parallel_tools !== false;
   const maxTokens = agent.max_tokens ?? DEFAULT_MAX_TOKENS;
-  const pool = agent.limit ?? (stage.spec.kind === "agent" ? stage.limit : undefined);
+  let pool = agent.limit ?? (stage.spec.kind === "agent" ? stage.limit : undefined);
+  // ctx.agent from a run: stage that holds this very pool for its whole attempt: the turns run
+  // under that lease (waiting for the pool again could wait for ourselves).
+  if (stage.spec.kind !== "agent" && pool !== undefined && pool === stage.limit) pool = undefined;
 
   // The instruction stays with native structured output too (it costs little and helps models that
   // honour the schema loosely); the schema is then also sent natively.

@@ -111,14 +111,14 @@ export function validateFile(file: string): Diagnostic[] {
 
 /**
  * Copy a TypeScript template object as plain data: `undefined` fields dropped, functions kept
- * only as a stage's `run`. Returns the data and a view for the schema check (functions as text).
+ * only as a stage's or a tool's `run`. Returns the data and a view for the schema check (functions as text).
  */
 function plainData(doc: unknown, report: Reporter): { data: unknown; view: unknown } {
   const walk = (v: unknown, path: DocPath, forSchema: boolean): unknown => {
     if (typeof v === "function") {
-      const isRun = path.length === 3 && path[0] === "stages" && path[2] === "run";
+      const isRun = path.length === 3 && (path[0] === "stages" || path[0] === "tools") && path[2] === "run";
       if (!isRun) {
-        if (!forSchema) report.value(path, `a function is only allowed as a stage's run`);
+        if (!forSchema) report.value(path, `a function is only allowed as a stage's or a tool's run`);
         return undefined;
       }
       return forSchema ? "./<function>#fn" : v;

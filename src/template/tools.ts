@@ -35,6 +35,10 @@ export function analyzeTools(raw: Rec, ctx: { report: Reporter; exprs: ExprCheck
     switch (kinds.length === 1 ? kinds[0] : undefined) {
       case "run": {
         const r = t.run;
+        if (typeof r === "function") {
+          spec = { kind: "run", fn: r as (c: unknown) => unknown };
+          break;
+        }
         if (typeof r !== "string") break;
         const hash = r.lastIndexOf("#");
         const module = hash < 0 ? r : r.slice(0, hash);

@@ -155,7 +155,7 @@ stages:
     expect(result.status).toBe("succeeded");
     expect(fake.requests.map((r) => lastRole(r))).toEqual(["user", "tool", "tool"]); // turn 1 once
     expect(calls("search")).toHaveLength(1);
-    const ok = log.find((e) => e.type === "stage_succeeded") as { replayed?: string[]; attempt: number };
+    const ok = log.find((e) => e.type === "stage_succeeded") as unknown as { replayed?: string[]; attempt: number };
     expect(ok.attempt).toBe(2);
     expect(ok.replayed).toEqual(["turn:1", "call:c1"]);
   });
@@ -203,7 +203,7 @@ stages:
 `));
       expect(calls("step-fetch")).toHaveLength(1);
       expect(calls("step-extract")).toHaveLength(1);
-      const enrich = log.find((e) => e.type === "stage_succeeded" && e.stage === "enrich") as { output: unknown; replayed?: string[] };
+      const enrich = log.find((e) => e.type === "stage_succeeded" && e.stage === "enrich") as unknown as { output: unknown; replayed?: string[] };
       expect(enrich.output).toEqual({ facts: "PAGE OF HTTPS://X" });
       expect(enrich.replayed).toEqual(["fetch", "extract"]);
       expect(result.status).toBe("succeeded");

@@ -78,6 +78,8 @@ export interface AgentDef {
   max_steps?: number;
   /** Run the calls of one turn concurrently. @default true */
   parallel_tools?: boolean;
+  /** Stream turns to live views when one is attached. @default true */
+  stream?: boolean;
 }
 
 /** A tool as the template format declares it (what {@link tool} returns). */

@@ -197,6 +197,7 @@ export async function runAgent(args: ExecuteArgs, req: { agent: string; prompt: 
   const byName = new Map(tools.map((t) => [t.name, t]));
   const maxSteps = typeof agent.max_steps === "number" ? agent.max_steps : DEFAULT_MAX_STEPS;
   const parallel = agent.parallel_tools !== false;
+  const stream = agent.stream !== false;
   const maxTokens = agent.max_tokens ?? DEFAULT_MAX_TOKENS;
   let pool = agent.limit ?? (stage.spec.kind === "agent" ? stage.limit : undefined);
   // ctx.agent from a run: stage that holds this very pool for its whole attempt: the turns run
@@ -233,7 +234,7 @@ export async function runAgent(args: ExecuteArgs, req: { agent: string; prompt: 
       }
       const called = await callModel(args, {
         model, modelName, info, where, system, messages: sent, sdkTools, toolsTokens, maxTokens, pool, turnNo, schema, native,
-        temperature: agent.temperature, agentName: req.agent,
+        temperature: agent.temperature, agentName: req.agent, stream,
       });
       const { messages: sentMessages, ...record } = called;
       turn = record;
@@ -289,6 +290,8 @@ interface CallOpts {
   readonly native: boolean;
   readonly temperature: number | undefined;
   readonly agentName: string;
+  /** Stream the turn (when a live view listens: args.delta). */
+  readonly stream: boolean;
 }
 
 type SdkUsage = { inputTokens?: number | undefined; outputTokens?: number | undefined; inputTokenDetails?: { cacheReadTokens?: number | undefined }; cachedInputTokens?: number | undefined } | undefined;
@@ -335,7 +338,7 @@ async function callModel(args: ExecuteArgs, o: CallOpts): Promise<TurnRecord & {
   let finish = "stop";
   let usage: { input: number; output: number; cached?: number };
   try {
-    if (args.delta) {
+    if (args.delta && o.stream) {
       const delta = args.delta;
       let failure: unknown;
       const r = streamText({ ...call, onError: ({ error }) => void (failure ??= error) });

@@ -19,6 +19,7 @@ const schema = `tools_${process.pid}_${Date.now() % 100000}`;
 const STORE = `${PG}?schema=${schema}`;
 const CRASH = resolve("test/fixtures/tools/crash.yaml");
 const APPROVE = resolve("test/fixtures/tools/approve.yaml");
+const PIPE = resolve("test/fixtures/tools/pipeline-tool.yaml");
 const dir = mkdtempSync(join(tmpdir(), "baton-dtools-"));
 const gate = join(dir, "gate");
 const children: ChildProcess[] = [];
@@ -132,5 +133,18 @@ describe("tool-using agents on workers", () => {
     expect(lines(join(dir, "search.log"))).toHaveLength(1);
     const tool = new Map(fake.requests[1]!.messages.filter((m) => m.role === "tool").map((m) => [m.toolCallId, m.content]));
     expect(JSON.parse(tool.get("p1")!)).toEqual({ published: "Tides" });
+  }, 90_000);
+
+  it("pipeline: tools on workers: each call's child run runs on the workers; the parent's loop resumes from its recorded turn", async () => {
+    fake.addRule({ match: (r) => toolMsgs(r) === 0, reply: { toolCalls: [{ id: "p1", name: "child", arguments: { n: 2 } }, { id: "p2", name: "child", arguments: { n: 5 } }, { id: "s1", name: "search", arguments: { query: "q" } }] } });
+    fake.addRule({ match: (r) => toolMsgs(r) === 3, reply: { content: "children done" } });
+    const r = await baton(["run", PIPE, "--queue", redis.url, "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ status: "succeeded", output: "children done" });
+    expect(fake.requests).toHaveLength(2); // turn 1 was never sent again while the children ran
+    expect(lines(join(dir, "search.log"))).toHaveLength(1);
+    const res = new Map(fake.requests[1]!.messages.filter((m) => m.role === "tool").map((m) => [m.toolCallId, m.content]));
+    expect(JSON.parse(res.get("p1")!)).toEqual({ doubled: 4, slow: 5 });
+    expect(JSON.parse(res.get("p2")!)).toEqual({ doubled: 10, slow: 11 });
   }, 90_000);
 });

@@ -128,6 +128,7 @@ async function makeRuntime(store: Store, concurrency: string | undefined, progre
       progress.onEvents(id, events, plan);
       tel?.onEvents(id, events, plan);
     },
+    ...(progress.showsDeltas ? { onDelta: (id: string, key: string, text: string) => progress.onDelta(id, key, text) } : {}),
   });
 }
 

@@ -1,10 +1,26 @@
 /**
  * Live progress for `baton run` / `resume` on stderr: a redrawn table of stages (state,
- * attempt, elapsed) on a TTY, plain lines otherwise.
+ * attempt, elapsed) on a TTY, plain lines otherwise. On a TTY a running agent stage also gets
+ * a line with its model turn, the tool calls recorded since that turn, and the tail of the
+ * text streaming in ({@link Progress.onDelta}).
  */
 import type { BatonEvent } from "../engine/events.js";
 import type { Plan } from "../plan/types.js";
 import { descendants } from "../engine/state.js";
+import { parseLiveKey } from "../store/port.js";
+
+/** What an agent stage is doing now (TTY view). */
+interface AgentLine {
+  /** The for_each item of the latest turn, if any. */
+  item: number | undefined;
+  turn: number;
+  /** Text streaming in for `turn` (empty once the turn is recorded). */
+  text: string;
+  /** Tool calls of the latest recorded turn: id → tool name. */
+  calls: Map<string, string>;
+  /** Those calls as they were recorded: "search ✓". */
+  done: string[];
+}
 
 interface Row {
   state: string;
@@ -15,6 +31,7 @@ interface Row {
   items: number;
   itemsDone: number;
   note: string;
+  agent?: AgentLine | undefined;
 }
 
 const SYMBOL: Record<string, string> = {
@@ -23,6 +40,53 @@ const SYMBOL: Record<string, string> = {
 const COLOR: Record<string, string> = {
   running: "\x1b[36m", succeeded: "\x1b[32m", failed: "\x1b[31m", retrying: "\x1b[33m", skipped: "\x1b[90m", cancelled: "\x1b[90m", continued: "\x1b[33m", fallback: "\x1b[33m", waiting: "\x1b[35m",
 };
+
+const TOOL_MARK: Record<string, string> = { succeeded: "✓", failed: "✗", declined: "⊘" };
+
+/** One line of model text, safe for the terminal: control characters (escapes) dropped, whitespace collapsed. */
+function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ").replace(/\s+/g, " ").trim();
+}
+
+/** The turn number of a turn step's name (`turn:3`, `agent:x/turn:3`), or undefined. */
+function turnOf(name: string): number | undefined {
+  const m = /(?:^|\/)turn:(\d+)$/.exec(name);
+  return m === null ? undefined : Number(m[1]);
+}
+
+/** Terminal columns of one code point: 2 for East Asian wide and emoji, 0 for combining marks. */
+function cellWidth(cp: number): number {
+  if ((cp >= 0x300 && cp <= 0x36f) || (cp >= 0x200b && cp <= 0x200f) || (cp >= 0xfe00 && cp <= 0xfe0f)) return 0;
+  if (
+    (cp >= 0x1100 && cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0xa4cf) || (cp >= 0xac00 && cp <= 0xd7a3) ||
+    (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) ||
+    (cp >= 0xffe0 && cp <= 0xffe6) || (cp >= 0x1f300 && cp <= 0x1faff) || (cp >= 0x20000 && cp <= 0x3fffd)
+  ) return 2;
+  return 1;
+}
+
+/** Terminal columns of `s` (no escapes in it). */
+function columns(s: string): number {
+  let n = 0;
+  for (const ch of s) n += cellWidth(ch.codePointAt(0)!);
+  return n;
+}
+
+/** `s` in at most `cols` columns: its tail after "…" (`tail`), or its head before "…". */
+function fitTail(s: string, cols: number, tail: boolean): string {
+  if (columns(s) <= cols) return s;
+  const chars = [...s];
+  const kept: string[] = [];
+  let used = 1; // the ellipsis
+  for (let i = tail ? chars.length - 1 : 0; tail ? i >= 0 : i < chars.length; i += tail ? -1 : 1) {
+    const w = cellWidth(chars[i]!.codePointAt(0)!);
+    if (used + w > cols) break;
+    used += w;
+    kept.push(chars[i]!);
+  }
+  return tail ? `…${kept.reverse().join("")}` : `${kept.join("")}…`;
+}
 
 function secs(ms: number): string {
   return ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(1)}s`;
@@ -36,14 +100,38 @@ export class Progress {
   private timer: NodeJS.Timeout | undefined;
   private startedAt = 0;
   private runId = "";
+  /** The run whose stages the table shows (the first one fed). */
+  private mainRun: string | undefined;
 
   constructor(
     private readonly out: NodeJS.WriteStream,
     private readonly tty: boolean,
   ) {}
 
+  /** Whether live turn text is shown (a TTY): only then is {@link onDelta} worth calling. */
+  get showsDeltas(): boolean {
+    return this.tty;
+  }
+
+  /**
+   * Text streaming in for a model turn (`key`: `stage#visit[item]:turn:N`, `text`: the turn's
+   * text so far), as `RuntimeOptions.onDelta` gives it. TTY only; ignored otherwise.
+   */
+  onDelta(runId: string, key: string, text: string): void {
+    if (!this.tty || runId !== this.mainRun) return;
+    const k = parseLiveKey(key);
+    const row = k === undefined ? undefined : this.rows.get(k.stage);
+    if (k === undefined || row === undefined || row.visit !== k.visit) return;
+    const a = (row.agent ??= { item: undefined, turn: k.turn, text: "", calls: new Map(), done: [] });
+    a.item = k.item;
+    a.turn = k.turn;
+    a.text = text;
+    this.schedule();
+  }
+
   /** Feed events of a run. */
   onEvents(runId: string, events: readonly BatonEvent[], plan: Plan): void {
+    this.mainRun ??= runId;
     if (this.order.length === 0) {
       this.order = plan.stages.filter((s) => !s.isFallback).map((s) => s.id);
       for (const id of this.order) this.rows.set(id, { state: "pending", attempt: 0, visit: 1, startedAt: undefined, endedAt: undefined, items: 0, itemsDone: 0, note: "" });
@@ -72,7 +160,7 @@ export class Progress {
       case "stage_started": {
         const row = this.rows.get(e.fallback_for ?? e.stage);
         if (row) {
-          if (row.visit !== e.visit) Object.assign(row, { visit: e.visit, itemsDone: 0, note: "", startedAt: e.at, attempt: 0 });
+          if (row.visit !== e.visit) Object.assign(row, { visit: e.visit, itemsDone: 0, note: "", startedAt: e.at, attempt: 0, agent: undefined });
           row.state = "running";
           row.attempt = Math.max(row.attempt, e.attempt);
           row.startedAt ??= e.at;
@@ -92,7 +180,27 @@ export class Progress {
         }
         return;
       }
+      case "step_recorded": {
+        if (!this.tty || runId !== this.mainRun) return;
+        const row = this.rows.get(e.fallback_for ?? e.stage);
+        if (row === undefined || row.visit !== e.visit) return;
+        if (e.kind === "turn") {
+          const n = turnOf(e.name);
+          if (n === undefined) return;
+          const calls = (e.output as { calls?: readonly { id: string; tool: string }[] } | null)?.calls ?? [];
+          row.agent = { item: e.item, turn: n, text: "", calls: new Map(calls.map((c) => [c.id, c.tool])), done: [] };
+        } else if (e.kind === "tool_call" && row.agent) {
+          const id = e.name.slice(e.name.lastIndexOf("call:") + 5);
+          const status = (e.output as { status?: string } | null)?.status ?? "";
+          row.agent.done.push(`tool ${row.agent.calls.get(id) ?? id} ${TOOL_MARK[status] ?? "?"}`);
+        }
+        return;
+      }
       case "stage_failed":
+        if (this.tty) {
+          const row = this.rows.get(e.fallback_for ?? e.stage);
+          if (row?.agent) row.agent.text = "";
+        }
         this.line(`${at} ${e.stage}${e.item !== undefined ? `[${e.item}]` : ""} attempt ${e.attempt} failed: ${e.error.kind}: ${e.error.message}`);
         return;
       case "retry_scheduled": {
@@ -179,11 +287,26 @@ export class Progress {
       const visit = r.visit > 1 ? ` visit ${r.visit}` : "";
       const color = COLOR[r.state] ?? "";
       out.push(`  ${color}${SYMBOL[r.state] ?? "?"} ${id.padEnd(width)} ${r.state.padEnd(9)}\x1b[0m ${elapsed.padStart(6)}${items}${attempt}${visit}${r.note ? `  \x1b[90m${r.note}\x1b[0m` : ""}`);
+      if (r.agent && (r.state === "running" || r.state === "retrying")) out.push(this.agentLine(r.agent));
     }
     let s = this.lines > 0 ? `\x1b[${this.lines}F\x1b[J` : "";
     s += out.join("\n") + "\n";
     this.lines = out.length;
     this.out.write(s);
+  }
+
+  /**
+   * `    ↳ turn 2 · tool search ✓ · tail of the text…`, cut to the terminal's width (a wrapped
+   * line would break the redraw).
+   */
+  private agentLine(a: AgentLine): string {
+    const cols = Math.max(20, (this.out.columns || 80) - 1);
+    const head = `    ↳ ${a.item !== undefined ? `[${a.item}] ` : ""}turn ${a.turn}${a.done.map((d) => ` · ${d}`).join("")}`;
+    const text = oneLine(a.text);
+    if (columns(head) > cols) return `\x1b[90m${fitTail(head, cols, false)}\x1b[0m`;
+    const room = cols - columns(head) - 3; // " · "
+    if (text === "" || room < 4) return `\x1b[90m${head}\x1b[0m`;
+    return `\x1b[90m${head} · \x1b[0m${fitTail(text, room, true)}`;
   }
 
   /** Final redraw. */

@@ -31,6 +31,8 @@ import {
 import type { Plan } from "../plan/types.js";
 import { evaluateCommand } from "../runtime/effects.js";
 import { Attempt, type AttemptHost } from "../runtime/attempt.js";
+import { LiveWriter } from "../store/live.js";
+import { liveKey } from "../store/port.js";
 import { Redactor } from "../runtime/redact.js";
 import { RunLoop, type HostPort } from "../runtime/loop.js";
 import { closeMcp, mcpToolsFor, mcpToolsReady } from "../runtime/mcp-tools.js";
@@ -220,6 +222,8 @@ export class BatonWorker {
   }
 
   private sweeper: NodeJS.Timeout | undefined;
+  /** Live text of turns streaming on this worker (see runAttempt). */
+  private live: LiveWriter | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
 
   /**
@@ -255,6 +259,7 @@ export class BatonWorker {
     await this.execQ.close();
     await this.pools.close();
     await closeMcp();
+    await this.live?.close();
     this.sub.disconnect();
     this.redis.disconnect();
   }
@@ -459,7 +464,9 @@ export class BatonWorker {
           const name = pool ?? stage.limit;
           return name !== undefined && this.pools.has(name, plan.limits) ? this.pools.acquire(name, tokens, signal, plan.limits) : undefined;
         },
-        record: (_a, e) => this.recordStep(loop.runId, e),
+        record: (_a, e) => this.recordStep(loop.runId, e).then(() => this.live?.observe(loop.runId, [e])),
+        // Live turn text, coalesced into the store for other processes (the UI).
+        ...(this.o.store.putLive ? { delta: (_a: Attempt, text: string, turn: number) => void (this.live ??= new LiveWriter(this.o.store)).delta(loop.runId, liveKey(cmd.key, turn), text) } : {}),
         services: {
           config: this.o.config ?? {},
           children: this.childRuns(loop.runId, cmd),
@@ -467,6 +474,7 @@ export class BatonWorker {
         },
         done: (_a, e) => {
           this.attempts.delete(id);
+          this.live?.endExec(loop.runId, cmd.key);
           resolve(e);
         },
       };

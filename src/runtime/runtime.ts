@@ -18,6 +18,8 @@ import { StageHistory } from "./history.js";
 import { childRunId, parentOf } from "./children.js";
 import { checkCompiledPlan, runStartedEvent } from "./started.js";
 import { RunDriver, sliceUsed, type DriverHost, type RunResult } from "./driver.js";
+import { LiveWriter } from "../store/live.js";
+import { liveKey, type LiveExec } from "../store/port.js";
 
 export type { RunResult } from "./driver.js";
 
@@ -43,6 +45,12 @@ export interface RuntimeOptions {
   readonly config?: BatonConfig;
   /** Resource pools. @default the process's pools (shared by every Runtime in the process) */
   readonly pools?: Pools;
+  /**
+   * Called with each streamed piece of a model turn: `key` is `liveKey(exec, turn)`
+   * (`stage#visit[item]:turn:N`), `text` the turn's text so far. Setting it makes agent turns
+   * stream; so does a shared store (its live text is written, coalesced, for other processes).
+   */
+  readonly onDelta?: (runId: string, key: string, text: string) => void;
 }
 
 let shared: Pools | undefined;
@@ -91,6 +99,7 @@ export class Runtime {
   /** Resource pools shared by the runs of this runtime (and, by default, the whole process). */
   readonly pools: Pools;
   private readonly history = new StageHistory();
+  private readonly live: LiveWriter | undefined;
 
   constructor(private readonly opts: RuntimeOptions) {
     this.store = opts.store;
@@ -103,7 +112,15 @@ export class Runtime {
     this.redactor = new Redactor();
     this.pools = opts.pools ?? processPools();
     if (opts.config?.limits) this.pools.configure(opts.config.limits);
+    // Live turn text: coalesced into the store (other processes' views), and to onDelta here.
+    const live = this.store.shared && this.store.putLive ? new LiveWriter(this.store) : opts.onDelta ? new LiveWriter(undefined) : undefined;
+    this.live = live;
     this.host = {
+      ...(live ? { delta: (d: RunDriver, _s: StagePlan, key: LiveExec, piece: string, turn: number) => {
+        const k = liveKey(key, turn);
+        const text = live.delta(d.runId, k, piece);
+        opts.onDelta?.(d.runId, k, text);
+      } } : {}),
       acquire: (plan, stage, tokens, signal, pool) => self.acquire(plan, stage, tokens, signal, pool),
       redactor: this.redactor,
       store: this.store,
@@ -123,6 +140,7 @@ export class Runtime {
       blocked: (d) => void self.waitingForSlots.add(d),
       onEvents: (d, events) => {
         if (self.history.tracks(d.plan)) self.history.observe(d.plan, d.runId, events);
+        self.live?.observe(d.runId, events);
         self.opts.onEvents?.(d.runId, events, d.plan);
       },
       finished: (d) => self.detach(d),
@@ -340,6 +358,7 @@ export class Runtime {
       await this.store.release(id, this.owner).catch(() => undefined);
     }
     this.drivers.clear();
+    await this.live?.close();
   }
 
   /**
@@ -408,6 +427,7 @@ export class Runtime {
     this.waitingForSlots.delete(d);
     this.stopTimers(d.runId);
     void this.store.release(d.runId, this.owner).catch(() => undefined);
+    void this.live?.stop(d.runId);
   }
 }
 

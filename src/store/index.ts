@@ -1,8 +1,10 @@
 /**
  * The event-log store: the port, its adapters and the spec-based opener.
  */
-export { ConflictError, RunNotFoundError } from "./port.js";
-export type { RunFilter, RunRecord, RunSignal, RunStatus, Store } from "./port.js";
+export { ConflictError, LIVE_TEXT_MAX, RunNotFoundError, liveExecKey, liveKey, liveTail, parseLiveKey } from "./port.js";
+export type { LiveExec, LiveText, RunFilter, RunRecord, RunSignal, RunStatus, Store } from "./port.js";
+export { LiveWriter } from "./live.js";
+export type { LiveWriterOptions } from "./live.js";
 export { MemoryStore } from "./memory.js";
 export { BLOB_MIN_BYTES } from "./payload.js";
 export { SqliteStore } from "./sqlite.js";

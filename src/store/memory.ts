@@ -5,8 +5,8 @@
  */
 import { rowChange } from "./status.js";
 import type { BatonEvent } from "../engine/events.js";
-import { ConflictError, RunNotFoundError } from "./port.js";
-import type { RunFilter, RunRecord, RunSignal, RunStatus, Store } from "./port.js";
+import { ConflictError, RunNotFoundError, liveTail } from "./port.js";
+import type { LiveText, RunFilter, RunRecord, RunSignal, RunStatus, Store } from "./port.js";
 
 interface PendingSignal {
   readonly id: number;
@@ -28,6 +28,8 @@ interface MemRun {
   leaseUntil: number;
   /** Signals not yet taken, oldest first. */
   signals: PendingSignal[];
+  /** Live text of streaming turns (see {@link Store.putLive}); created on first use. */
+  live: Map<string, LiveText> | undefined;
 }
 
 /** Apply the run-row effect of events (see {@link rowChange}). */
@@ -83,6 +85,7 @@ export class MemoryStore implements Store {
       leaseOwner: undefined,
       leaseUntil: 0,
       signals: [],
+      live: undefined,
     };
     applyStatus(mem, events);
     this.runs.set(run.id, mem);
@@ -101,7 +104,10 @@ export class MemoryStore implements Store {
     for (let i = 0; i < events.length; i++) {
       const e = events[i] as BatonEvent;
       log.push(e);
-      if (e.type === "run_finished" || e.type === "run_waiting" || e.type === "run_resumed") applyStatus(run, [e]);
+      if (e.type === "run_finished" || e.type === "run_waiting" || e.type === "run_resumed") {
+        applyStatus(run, [e]);
+        if (e.type === "run_finished") run.live = undefined;
+      }
     }
     return log.length;
   }
@@ -180,6 +186,23 @@ export class MemoryStore implements Store {
       ...(s.data !== undefined ? { data: s.data } : {}),
       at: new Date(s.at).toISOString(),
     }));
+  }
+
+  async putLive(runId: string, key: string, text: string | undefined): Promise<void> {
+    const run = this.runs.get(runId);
+    if (run === undefined) return;
+    if (text === undefined) {
+      run.live?.delete(key);
+      return;
+    }
+    if (run.endedAt !== undefined) return; // finished: a late write is dropped
+    (run.live ??= new Map()).set(key, { text: liveTail(text), at: Date.now() });
+  }
+
+  async live(runId: string): Promise<Record<string, LiveText>> {
+    const out: Record<string, LiveText> = {};
+    for (const [k, v] of this.runs.get(runId)?.live ?? []) out[k] = v;
+    return out;
   }
 
   async close(): Promise<void> {

@@ -69,6 +69,53 @@ export async function retryConflicts<T>(runId: string, attempt: () => Promise<T>
   throw new Error(`run ${runId}: could not append after ${tries} conflicting appends by others; try again`);
 }
 
+/**
+ * Live text of a model turn while it streams (ephemeral: not part of the log; the finished turn
+ * is recorded as a `step_recorded` event). Keyed by {@link liveKey}.
+ */
+export interface LiveText {
+  /** The text so far (its tail, at most {@link LIVE_TEXT_MAX} characters). */
+  readonly text: string;
+  /** When it was last written, ms since epoch. */
+  readonly at: number;
+}
+
+/** The most characters of a turn's live text a store keeps (the tail). */
+export const LIVE_TEXT_MAX = 8192;
+
+/** `text` cut to its last {@link LIVE_TEXT_MAX} characters (never splitting a surrogate pair). */
+export function liveTail(text: string, max: number = LIVE_TEXT_MAX): string {
+  if (text.length <= max) return text;
+  let start = text.length - max;
+  const c = text.charCodeAt(start);
+  if (c >= 0xdc00 && c <= 0xdfff) start++; // a low surrogate: its high half was cut off
+  return text.slice(start);
+}
+
+/** An execution of a stage as live keys name it (the ExecKey fields that matter). */
+export interface LiveExec {
+  readonly stage: string;
+  readonly visit: number;
+  readonly item?: number | undefined;
+}
+
+/** The key of an execution's live text: `${stage}#${visit}` + `[${item}]` for a for_each item. */
+export function liveExecKey(k: LiveExec): string {
+  return `${k.stage}#${k.visit}${k.item !== undefined ? `[${k.item}]` : ""}`;
+}
+
+/** The key of a model turn's live text: `${stage}#${visit}[${item}]:turn:${n}` (no `[…]` without an item). */
+export function liveKey(k: LiveExec, turn: number): string {
+  return `${liveExecKey(k)}:turn:${turn}`;
+}
+
+/** The parts of a {@link liveKey}, or undefined when `key` is not one. */
+export function parseLiveKey(key: string): { stage: string; visit: number; item?: number; turn: number } | undefined {
+  const m = /^(.+)#(\d+)(?:\[(\d+)\])?:turn:(\d+)$/.exec(key);
+  if (m === null) return undefined;
+  return { stage: m[1]!, visit: Number(m[2]), ...(m[3] !== undefined ? { item: Number(m[3]) } : {}), turn: Number(m[4]) };
+}
+
 /** Thrown when a run id is unknown. */
 export class RunNotFoundError extends Error {
   override readonly name = "RunNotFoundError";
@@ -129,6 +176,18 @@ export interface Store {
   signal(runId: string, kind: string, data?: unknown): Promise<void>;
   /** Signals not yet taken, oldest first; marks them taken. */
   takeSignals(runId: string): Promise<RunSignal[]>;
+
+  /**
+   * Live text of a streaming model turn, for other processes' live views (UI): upsert `text`
+   * (kept to its last {@link LIVE_TEXT_MAX} characters) under `key` ({@link liveKey}), or
+   * delete the key when `text` is undefined. Not part of the log. A write for a run that is
+   * unknown or finished is ignored (a late write cannot outlive the run); the store deletes a
+   * run's live text when it appends its `run_finished`. Optional to implement (every adapter
+   * here does).
+   */
+  putLive?(run: string, key: string, text: string | undefined): Promise<void>;
+  /** The run's live texts by key (empty for an unknown run, or one with none). */
+  live?(run: string): Promise<Record<string, LiveText>>;
 
   close(): Promise<void>;
 }

@@ -56,4 +56,15 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX signals_pending ON signals (run_id, id) WHERE NOT taken;
   `,
+  // 2: live_text — the text of model turns while they stream (ephemeral, not the log; see
+  // Store.putLive). UNLOGGED: rewritten several times a second, worthless after a crash.
+  `
+  CREATE UNLOGGED TABLE IF NOT EXISTS live_text (
+    run_id text   COLLATE "C" NOT NULL,
+    key    text   NOT NULL,
+    text   text   NOT NULL,
+    at     bigint NOT NULL,
+    PRIMARY KEY (run_id, key)
+  );
+  `,
 ];

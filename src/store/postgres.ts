@@ -16,8 +16,8 @@ import { Client, Pool } from "pg";
 import type { ClientBase, ClientConfig, PoolClient, QueryResult, QueryResultRow } from "pg";
 import type { BatonEvent } from "../engine/events.js";
 import { encodeEvent, parseStored, restoreBlobs } from "./payload.js";
-import { ConflictError, RunNotFoundError } from "./port.js";
-import type { RunFilter, RunRecord, RunSignal, RunStatus, Store } from "./port.js";
+import { ConflictError, RunNotFoundError, liveTail } from "./port.js";
+import type { LiveText, RunFilter, RunRecord, RunSignal, RunStatus, Store } from "./port.js";
 import { POSTGRES_MIGRATIONS } from "./postgres-migrations.js";
 import { rowChange } from "./status.js";
 
@@ -282,7 +282,10 @@ export class PostgresStore implements Store {
            INSERT INTO events (run_id, seq, type, at, data)
            SELECT bump.id, $6 + e.ord, e.type, e.at, e.data
            FROM bump, unnest($7::text[], $8::bigint[], $9::text[]) WITH ORDINALITY AS e (type, at, data, ord)
-         )
+         )${
+           // A finished run has no live text any more (streams of its turns are over).
+           typeof change.endedAt === "number" ? ", unlive AS (DELETE FROM live_text WHERE run_id IN (SELECT id FROM bump))" : ""
+         }
          SELECT count(*)::int AS n FROM bump`;
     const params = [runId, seq, change.status ?? null, change.endedAt !== undefined, change.endedAt ?? null, expectedSeq, batch.types, batch.ats, batch.data];
     const conflict = async (db: Db): Promise<never> => {
@@ -470,6 +473,28 @@ export class PostgresStore implements Store {
         ...(r.data !== null ? { data: JSON.parse(r.data) as unknown } : {}),
         at: new Date(Number(r.at)).toISOString(),
       }));
+  }
+
+  async putLive(runId: string, key: string, text: string | undefined): Promise<void> {
+    // Idempotent either way, so a lost connection is retried (see read()).
+    if (text === undefined) {
+      await this.query("DELETE FROM live_text WHERE run_id = $1 AND key = $2", [runId, key]);
+      return;
+    }
+    // Only for a run that exists and has not finished: a late write cannot outlive its run.
+    await this.query(
+      `INSERT INTO live_text (run_id, key, text, at)
+       SELECT $1, $2, $3, ${nowMs("$4")} WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1 AND ended_at IS NULL)
+       ON CONFLICT (run_id, key) DO UPDATE SET text = excluded.text, at = excluded.at`,
+      [runId, key, liveTail(text), this.clock()],
+    );
+  }
+
+  async live(runId: string): Promise<Record<string, LiveText>> {
+    const { rows } = await this.query<{ key: string; text: string; at: string }>("SELECT key, text, at FROM live_text WHERE run_id = $1 ORDER BY key", [runId]);
+    const out: Record<string, LiveText> = {};
+    for (const r of rows) out[r.key] = { text: r.text, at: Number(r.at) };
+    return out;
   }
 
   async close(): Promise<void> {

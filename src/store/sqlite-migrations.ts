@@ -49,4 +49,14 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX signals_pending ON signals (run_id, id) WHERE taken = 0;
   `,
+  // 2: live_text — the text of model turns while they stream (ephemeral, not the log; see Store.putLive).
+  `
+  CREATE TABLE IF NOT EXISTS live_text (
+    run_id TEXT    NOT NULL,
+    key    TEXT    NOT NULL,
+    text   TEXT    NOT NULL,
+    at     INTEGER NOT NULL,
+    PRIMARY KEY (run_id, key)
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -9,8 +9,8 @@ import Database from "better-sqlite3";
 import { rowChange } from "./status.js";
 import type { BatonEvent } from "../engine/events.js";
 import { decodeEvent, encodeEvent } from "./payload.js";
-import { ConflictError, RunNotFoundError } from "./port.js";
-import type { RunFilter, RunRecord, RunSignal, RunStatus, Store } from "./port.js";
+import { ConflictError, RunNotFoundError, liveTail } from "./port.js";
+import type { LiveText, RunFilter, RunRecord, RunSignal, RunStatus, Store } from "./port.js";
 import { SQLITE_MIGRATIONS } from "./sqlite-migrations.js";
 
 /** Options of {@link SqliteStore.open}. */
@@ -110,6 +110,8 @@ export class SqliteStore implements Store {
         throw new ConflictError(runId, expectedSeq, actual);
       }
       this.insertEvents(runId, events, expectedSeq);
+      // A finished run has no live text any more (streams of its turns are over).
+      if (typeof change.endedAt === "number") this.s.clearLive.run(runId);
       return seq;
     });
     this.appendTx = (runId, events, expectedSeq) => appendTx.immediate(runId, events, expectedSeq);
@@ -240,6 +242,17 @@ export class SqliteStore implements Store {
     }));
   }
 
+  async putLive(runId: string, key: string, text: string | undefined): Promise<void> {
+    if (text === undefined) this.s.deleteLive.run(runId, key);
+    else this.s.putLive.run({ run: runId, key, text: liveTail(text), at: Date.now() });
+  }
+
+  async live(runId: string): Promise<Record<string, LiveText>> {
+    const out: Record<string, LiveText> = {};
+    for (const r of this.s.live.all(runId) as { key: string; text: string; at: number }[]) out[r.key] = { text: r.text, at: r.at };
+    return out;
+  }
+
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
@@ -299,6 +312,15 @@ function prepareStatements(db: Database.Database) {
     insertSignal: db.prepare("INSERT INTO signals (run_id, kind, data, at) VALUES (?, ?, ?, ?)"),
     pendingSignals: db.prepare("SELECT id, run_id, kind, data, at FROM signals WHERE run_id = ? AND taken = 0 ORDER BY id"),
     takeSignals: db.prepare("UPDATE signals SET taken = 1 WHERE run_id = ? AND taken = 0 AND id <= ?"),
+    // Only for a run that exists and has not finished: a late write cannot outlive its run.
+    putLive: db.prepare(
+      `INSERT INTO live_text (run_id, key, text, at)
+       SELECT @run, @key, @text, @at WHERE EXISTS (SELECT 1 FROM runs WHERE id = @run AND ended_at IS NULL)
+       ON CONFLICT (run_id, key) DO UPDATE SET text = excluded.text, at = excluded.at`,
+    ),
+    deleteLive: db.prepare("DELETE FROM live_text WHERE run_id = ? AND key = ?"),
+    clearLive: db.prepare("DELETE FROM live_text WHERE run_id = ?"),
+    live: db.prepare("SELECT key, text, at FROM live_text WHERE run_id = ? ORDER BY key"),
   };
 }
 

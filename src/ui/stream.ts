@@ -1,9 +1,11 @@
 /**
  * `GET /api/runs/:id/stream`: a run's events as server-sent events. The store is polled
- * (`eventsAfter`) so runs driven by any process sharing the store are followed alike.
+ * (`eventsAfter`) so runs driven by any process sharing the store are followed alike. The live
+ * text of model turns streaming now (`store.live`, written coalesced by whichever process runs
+ * the turn) is polled with them and sent as `delta` events when it changed.
  */
 import type { ServerResponse } from "node:http";
-import type { Store } from "../store/port.js";
+import { liveKey, parseLiveKey, type Store } from "../store/port.js";
 
 /** Timing of event streams. */
 export interface StreamOptions {
@@ -17,10 +19,22 @@ export interface StreamOptions {
 
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 
+/** The turn number of a turn step's name (`turn:3`, `agent:x/turn:3`), or undefined. */
+function turnOf(name: string): number | undefined {
+  const m = /(?:^|\/)turn:(\d+)$/.exec(name);
+  return m === null ? undefined : Number(m[1]);
+}
+
 /**
  * Write each event after `after` as `id: SEQ` + `data: {json}`, then follow the run until it
  * finishes: then an `end` event (`data: {"status": …}`) closes the stream. While a run waits
  * for a human the stream stays open (heartbeats), since someone may answer it.
+ *
+ * While the run is followed, the text of each model turn streaming now is sent whenever it
+ * changed since it was last sent (no `id:`, so a reconnect resumes from the last event):
+ * `event: delta` + `data: {"stage":S,"visit":V,"item":I?,"turn":N,"text":TEXT_SO_FAR}` (`item`
+ * only for a for_each item; the text is the whole turn so far, or its last 8 KB). A turn whose
+ * `step_recorded` event was sent gets no more deltas (the event has the whole turn).
  */
 export async function streamRun(res: ServerResponse, store: Store, runId: string, after: number, o: StreamOptions): Promise<void> {
   res.writeHead(200, {
@@ -34,6 +48,10 @@ export async function streamRun(res: ServerResponse, store: Store, runId: string
   let seq = after;
   let closed = false;
   let busy = false;
+  /** Live text last sent, by live key. */
+  const sent = new Map<string, string>();
+  /** Live keys of turns whose step_recorded event was sent. */
+  const recorded = new Set<string>();
   let poll: NodeJS.Timeout | undefined;
   let beat: NodeJS.Timeout | undefined;
   const stop = (): void => {
@@ -55,6 +73,23 @@ export async function streamRun(res: ServerResponse, store: Store, runId: string
         res.write(`id: ${seq}\ndata: ${JSON.stringify(e)}\n\n`);
         if (e.type === "run_finished") finished = e.status;
         else if (e.type === "run_resumed") finished = undefined;
+        else if (e.type === "step_recorded" && e.kind === "turn") {
+          const n = turnOf(e.name);
+          if (n !== undefined) recorded.add(liveKey(e, n));
+        }
+      }
+      if (finished === undefined && store.live !== undefined) {
+        const live = await store.live(runId);
+        if (closed) return;
+        for (const [key, v] of Object.entries(live)) {
+          if (sent.get(key) === v.text || recorded.has(key)) continue;
+          const k = parseLiveKey(key);
+          if (k === undefined) continue;
+          sent.set(key, v.text);
+          const data = { stage: k.stage, visit: k.visit, ...(k.item !== undefined ? { item: k.item } : {}), turn: k.turn, text: v.text };
+          res.write(`event: delta\ndata: ${JSON.stringify(data)}\n\n`);
+        }
+        for (const key of sent.keys()) if (!Object.hasOwn(live, key)) sent.delete(key);
       }
       if (finished === undefined && events.length === 0) {
         const status = (await store.get(runId))?.status;

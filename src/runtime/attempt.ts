@@ -194,7 +194,7 @@ export class Attempt {
         callTool: (req) => callTool(args, req),
         acquire: async (tokens: number, pool?: string) => {
           const lease = await host.acquire(stage, tokens, ctx.signal, pool);
-          if (lease && pool === undefined) {
+          if (lease && (pool === undefined || pool === stage.limit)) {
             this.report({ pool: lease.pool, pool_wait_ms: lease.waitedMs, ...(lease.reason ? { pool_wait_reason: lease.reason } : {}) });
             // The per-attempt timeout bounds the call, not the wait for the pool: start it anew.
             if (lease.waitedMs > 0) this.armTimeout();

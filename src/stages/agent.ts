@@ -199,10 +199,11 @@ export async function runAgent(args: ExecuteArgs, req: { agent: string; prompt: 
   const parallel = agent.parallel_tools !== false;
   const stream = agent.stream !== false;
   const maxTokens = agent.max_tokens ?? DEFAULT_MAX_TOKENS;
-  let pool = agent.limit ?? (stage.spec.kind === "agent" ? stage.limit : undefined);
-  // ctx.agent from a run: stage that holds this very pool for its whole attempt: the turns run
-  // under that lease (waiting for the pool again could wait for ourselves).
-  if (stage.spec.kind !== "agent" && pool !== undefined && pool === stage.limit) pool = undefined;
+  // An agent: stage's turns draw from the stage's pool (its limit:, else its agent's): `undefined`
+  // asks for the stage's own. ctx.agent from a run: stage uses its agent's pool — unless the
+  // stage holds that very pool for its whole attempt: then the turns run under that lease
+  // (waiting for the pool again could wait for ourselves).
+  const pool = stage.spec.kind === "agent" || agent.limit === stage.limit ? undefined : agent.limit;
 
   // The instruction stays with native structured output too (it costs little and helps models that
   // honour the schema loosely); the schema is then also sent natively.

@@ -52,7 +52,7 @@ describe("compileObject (templates built in TypeScript)", () => {
     }
     expect(err).toBeInstanceOf(TemplateError);
     expect((err as TemplateError).message.split("\n")).toEqual([
-      "report: stages.b.on_error: a function is only allowed as a stage's run",
+      "report: stages.b.on_error: a function is only allowed as a stage's or a tool's run",
       "report: stages.research.nope: unknown field 'nope' in stage 'research'",
       "report: stages.research.retry.attempts: stage 'research': 'retry.attempts' must be a positive integer, got 0",
       "report: stages.b.value: unknown stage or input 'reserch' in expression (did you mean 'research'?)",

@@ -4,12 +4,19 @@
  * than imported from the unstable `incubating` entry point).
  */
 
-/** Span names: `baton.run <pipeline>`, `baton.for_each <stage>`, `baton.stage <stage>`, `attempt <n>`. */
+/**
+ * Span names: `baton.run <pipeline>`, `baton.for_each <stage>`, `baton.stage <stage>`,
+ * `attempt <n>`, and under an attempt `chat <model>` (a model turn), `execute_tool <tool>` (a tool
+ * call) and `baton.step <name>` (a `ctx.step`).
+ */
 export const SPAN = {
   run: "baton.run",
   forEach: "baton.for_each",
   stage: "baton.stage",
   attempt: "attempt",
+  chat: "chat",
+  executeTool: "execute_tool",
+  step: "baton.step",
 } as const;
 
 /** Attribute keys. */
@@ -51,6 +58,13 @@ export const ATTR = {
   retryNextAttempt: "baton.retry.next_attempt",
   retryDueAt: "baton.retry.due_at",
   cancelReason: "baton.cancel.reason",
+  // durable steps (agent turns, tool calls, ctx.step)
+  stepName: "baton.step.name",
+  turn: "baton.turn",
+  replayed: "baton.replayed",
+  waitingCalls: "baton.waiting.calls",
+  toolStatus: "baton.tool.status",
+  toolAttempts: "baton.tool.attempts",
   // OpenTelemetry general
   errorType: "error.type",
   exceptionType: "exception.type",
@@ -65,6 +79,22 @@ export const ATTR = {
   genAiMaxTokens: "gen_ai.request.max_tokens",
   genAiInputTokens: "gen_ai.usage.input_tokens",
   genAiOutputTokens: "gen_ai.usage.output_tokens",
+  genAiCachedInputTokens: "gen_ai.usage.cache_read.input_tokens",
+  genAiFinishReasons: "gen_ai.response.finish_reasons",
+  genAiInputMessages: "gen_ai.input.messages",
+  genAiOutputMessages: "gen_ai.output.messages",
+  genAiToolName: "gen_ai.tool.name",
+  genAiToolCallId: "gen_ai.tool.call.id",
+  genAiToolType: "gen_ai.tool.type",
+  genAiToolArguments: "gen_ai.tool.call.arguments",
+  genAiToolResult: "gen_ai.tool.call.result",
+} as const;
+
+/** `gen_ai.operation.name` values. */
+export const OPERATION = {
+  chat: "chat",
+  executeTool: "execute_tool",
+  invokeAgent: "invoke_agent",
 } as const;
 
 /** Span event names. */

@@ -13,6 +13,12 @@ export interface TelemetryConfig {
   readonly serviceName: string;
   /** Resource attributes from `OTEL_RESOURCE_ATTRIBUTES` (without `service.name`). */
   readonly resourceAttributes: Readonly<Record<string, string>>;
+  /**
+   * Export message content: each model turn's messages (`gen_ai.input.messages`), its reply
+   * (`gen_ai.output.messages`) and tool-call arguments and results. Opt-in (`BATON_OTEL_CAPTURE_MESSAGES=1`,
+   * or the conventions' `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`); absent = off.
+   */
+  readonly captureMessages?: boolean;
 }
 
 /** The OTLP/HTTP path of traces, appended to `OTEL_EXPORTER_OTLP_ENDPOINT`. */
@@ -75,6 +81,14 @@ export function resolveConfig(env: NodeJS.ProcessEnv, serviceName?: string): Tel
   return buildConfig(url, env, serviceName);
 }
 
+const TRUE = new Set(["1", "true", "yes", "on"]);
+
+/** Whether the environment opts in to exporting message content. */
+export function captureMessagesFromEnv(env: NodeJS.ProcessEnv): boolean {
+  const flag = (name: string): boolean => TRUE.has(nonEmpty(env[name])?.toLowerCase() ?? "");
+  return flag("BATON_OTEL_CAPTURE_MESSAGES") || flag("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT");
+}
+
 /** Settings for a given URL (also used when the caller passes its own exporter). */
 export function buildConfig(url: string, env: NodeJS.ProcessEnv, serviceName?: string): TelemetryConfig {
   const headers = { ...parseKeyValues(env["OTEL_EXPORTER_OTLP_HEADERS"]), ...parseKeyValues(env["OTEL_EXPORTER_OTLP_TRACES_HEADERS"]) };
@@ -86,5 +100,6 @@ export function buildConfig(url: string, env: NodeJS.ProcessEnv, serviceName?: s
     headers,
     serviceName: serviceName ?? nonEmpty(env["OTEL_SERVICE_NAME"]) ?? fromResource ?? "baton",
     resourceAttributes,
+    ...(captureMessagesFromEnv(env) ? { captureMessages: true } : {}),
   };
 }

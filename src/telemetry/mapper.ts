@@ -8,7 +8,10 @@
  * baton.run <pipeline>                      run segment (root; trace id derived from the run id)
  * ├─ baton.stage <stage>                    one execution: a stage visit, or a fallback call
  * │  ├─ attempt 1                           error status + exception event when it failed
- * │  └─ attempt 2
+ * │  └─ attempt 2                           (an agent's: gen_ai.operation.name invoke_agent once it has turns)
+ * │     ├─ chat <model>                     a model turn the attempt recorded (GenAI inference span)
+ * │     ├─ execute_tool <tool>              a tool call it recorded (error status when it failed)
+ * │     └─ baton.step <name>                a ctx.step it recorded
  * ├─ baton.for_each <stage>                 a for_each visit, from its items decision to completion
  * │  └─ baton.stage <stage>  (item i)       one per item, attempts below it
  * └─ baton.stage <fallback>  under the stage it stands in for
@@ -19,12 +22,19 @@
  * are children of the attempt that ran them. Every segment of a run (and of its sub-runs)
  * shares one trace id, derived from the root run id, so a run resumed by another process, days
  * later, still lands in the same trace.
+ *
+ * Turns, tool calls and steps come from `step_recorded` events: each is a finished span under the
+ * attempt that recorded it, timed by the record. What a later attempt replays from the log is not
+ * run again and gets no span (the attempt lists it in `baton.replayed`). Message content (the
+ * turn's messages and reply, a call's arguments and result) is exported only when enabled
+ * (`captureMessages`).
  */
 import { createHash } from "node:crypto";
 import type { Attributes, Context, HrTime, Link, Span, SpanContext, Tracer } from "@opentelemetry/api";
 import type { BatonEvent, StageError } from "../engine/events.js";
 import type { Plan, StageKind } from "../plan/types.js";
-import { ATTR, EVENT, SPAN, splitModel } from "./attributes.js";
+import { ATTR, EVENT, OPERATION, SPAN, splitModel } from "./attributes.js";
+import { inputMessages, json, outputMessages } from "./messages.js";
 
 /** The `@opentelemetry/api` module, handed in by `otel.ts`, which loads it only when telemetry is on. */
 export type Api = typeof import("@opentelemetry/api");
@@ -58,6 +68,10 @@ export function hr(ms: number): HrTime {
 interface AttemptRec {
   readonly span: Span;
   readonly n: number;
+  /** Its start (ms): its turn, call and step spans start no earlier. */
+  readonly startMs: number;
+  /** Turn spans made under it (it is then an agent invocation, not one chat call). */
+  turns: number;
   /** Key of the execution it belongs to. */
   readonly exec: string;
   /** Set once the attempt failed: ended at the end of the batch, after retry_scheduled had its say. */
@@ -80,6 +94,10 @@ interface ExecRec {
   lastError: StageError | undefined;
   /** The fallback execution standing in for this one (ended with it). */
   fallback: ExecRec | undefined;
+  /** An agent stage's agent (from the plan). */
+  readonly agent: string | undefined;
+  /** Tool calls of the turns seen so far, by their step name (`[ns/]call:ID`): a call's record names neither tool nor arguments. */
+  readonly calls: Map<string, { readonly id: string; readonly tool: string; readonly args: unknown }>;
 }
 
 interface GroupRec {
@@ -118,17 +136,36 @@ function leftoverOutcome(run: string, exec: string): string {
 /** How many paused runs keep their last segment's span context (for the link from the resume). */
 const MAX_REMEMBERED = 10_000;
 
+/** Options of {@link SpanMapper}. */
+export interface MapperOptions {
+  /** Export message content (turn messages and replies, tool-call arguments and results). @default false */
+  readonly captureMessages?: boolean;
+}
+
+type Obj = Record<string, unknown>;
+const objOf = (v: unknown): Obj | undefined => (typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Obj) : undefined);
+const numOf = (v: unknown): number | undefined => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
+const TURN_NAME = /^(?:(.*)\/)?turn:\d+$/;
+const CALL_NAME = /^(?:.*\/)?call:([^/]*)$/;
+/** `agent:NAME:K` (a `ctx.agent` call's step namespace) → NAME. */
+const agentOfNamespace = (ns: string): string | undefined => /^agent:(.+):\d+$/.exec(ns)?.[1];
+
 /** Turns each run's event stream into spans on the given tracer. */
 export class SpanMapper {
   private readonly runs = new Map<string, RunRec>();
   private readonly previous = new Map<string, SpanContext>();
   private ending: AttemptRec[] = [];
 
+  private readonly capture: boolean;
+
   constructor(
     private readonly api: Api,
     private readonly tracer: Tracer,
     private readonly hint: TraceIdHint,
-  ) {}
+    opts: MapperOptions = {},
+  ) {
+    this.capture = opts.captureMessages === true;
+  }
 
   /** Mirror one batch of a run's events. */
   onEvents(runId: string, events: readonly BatonEvent[], plan?: Plan): void {
@@ -197,7 +234,7 @@ export class SpanMapper {
         const a = x.attempt;
         x.attempt = undefined;
         if (a && a.n === e.attempt) {
-          this.usage(run, a.span, e);
+          this.usage(run, a, e);
           a.span.setAttribute(ATTR.attemptStatus, "succeeded");
           a.span.setStatus({ code: this.api.SpanStatusCode.OK });
           a.span.end(hr(e.at));
@@ -217,7 +254,7 @@ export class SpanMapper {
         const a = x.attempt;
         x.attempt = undefined;
         if (a && a.n === e.attempt) {
-          this.usage(run, a.span, e);
+          this.usage(run, a, e);
           a.span.setAttribute(ATTR.attemptStatus, "failed");
           this.fail(a.span, e.error, e.at);
           a.endAt = e.at;
@@ -260,6 +297,21 @@ export class SpanMapper {
         x.status = "waiting";
         x.attempt?.span.addEvent(EVENT.waiting, { [ATTR.runMessage]: e.message }, hr(e.at));
         x.attempt?.span.setAttribute(ATTR.attemptStatus, "waiting");
+        if (e.calls && e.calls.length > 0) x.attempt?.span.setAttribute(ATTR.waitingCalls, e.calls.map((c) => c.id));
+        if (e.replayed && e.replayed.length > 0) x.attempt?.span.setAttribute(ATTR.replayed, [...e.replayed]);
+        return run;
+      }
+      case "step_recorded": {
+        if (!run) return run;
+        // A turn's usage counts once, here (its attempt's outcome says it was recorded).
+        if (e.tokens) {
+          run.input += e.tokens.input;
+          run.output += e.tokens.output;
+          run.usd += e.cost_usd ?? 0;
+        }
+        const x = run.execs.get(keyOfEvent(e));
+        const a = x?.attempt;
+        if (x && a && a.n === e.attempt) this.step(x, a, e);
         return run;
       }
       case "stage_escalated": {
@@ -468,6 +520,7 @@ export class SpanMapper {
       x = {
         key, span, ctx: this.api.trace.setSpan(this.api.ROOT_CONTEXT, span), startMs, stage: e.stage, visit: e.visit, item: e.item, kind,
         attempt: undefined, attempts: 0, status: "running", lastError: undefined, fallback: undefined,
+        agent: stagePlan?.spec.kind === "agent" ? stagePlan.spec.agent : undefined, calls: new Map(),
       };
       run.execs.set(key, x);
       if (owner) owner.fallback = x;
@@ -488,12 +541,13 @@ export class SpanMapper {
       if (typeof agent?.["max_tokens"] === "number") attrs[ATTR.genAiMaxTokens] = agent["max_tokens"];
     }
     const client = kind === "agent" || kind === "http";
+    const startMs = Math.max(e.at, x.startMs);
     const span = this.tracer.startSpan(
       `${SPAN.attempt} ${e.attempt}`,
-      { kind: client ? this.api.SpanKind.CLIENT : this.api.SpanKind.INTERNAL, startTime: hr(Math.max(e.at, x.startMs)), attributes: attrs },
+      { kind: client ? this.api.SpanKind.CLIENT : this.api.SpanKind.INTERNAL, startTime: hr(startMs), attributes: attrs },
       x.ctx,
     );
-    x.attempt = { span, n: e.attempt, exec: key };
+    x.attempt = { span, n: e.attempt, exec: key, startMs, turns: 0 };
   }
 
   /** End an execution's span with its outcome (succeeded, failed, continued, fallback, cancelled, waiting…). */
@@ -514,29 +568,107 @@ export class SpanMapper {
 
   // ── attempts ────────────────────────────────────────────────────────────────────────────
 
-  /** Usage of an agent (or sub-pipeline) attempt: GenAI attributes, cost, pool. */
-  private usage(run: RunRec, span: Span, e: Extract<BatonEvent, { type: "stage_succeeded" | "stage_failed" }>): void {
+  /**
+   * Usage of an agent (or sub-pipeline) attempt: GenAI attributes, cost, pool. The run's totals
+   * take only what no recorded turn counted (`recorded_tokens`), so nothing is counted twice.
+   */
+  private usage(run: RunRec, a: AttemptRec, e: Extract<BatonEvent, { type: "stage_succeeded" | "stage_failed" }>): void {
+    const { span } = a;
     const attrs: Attributes = {};
     if (e.model !== undefined) {
-      attrs[ATTR.genAiOperation] = "chat";
+      // An attempt with turn spans is the agent's invocation; the turns are the chat calls.
+      attrs[ATTR.genAiOperation] = a.turns > 0 ? OPERATION.invokeAgent : OPERATION.chat;
       const m = splitModel(e.model);
       if (m) Object.assign(attrs, { [ATTR.genAiProvider]: m.provider, [ATTR.genAiSystem]: m.provider, [ATTR.genAiRequestModel]: m.model });
     }
     if (e.tokens) {
       attrs[ATTR.genAiInputTokens] = e.tokens.input;
       attrs[ATTR.genAiOutputTokens] = e.tokens.output;
-      run.input += e.tokens.input;
-      run.output += e.tokens.output;
+      run.input += e.tokens.input - (e.recorded_tokens?.input ?? 0);
+      run.output += e.tokens.output - (e.recorded_tokens?.output ?? 0);
     }
     if (e.cost_usd !== undefined) {
       attrs[ATTR.costUsd] = e.cost_usd;
-      run.usd += e.cost_usd;
+      if (e.tokens) run.usd += e.cost_usd - (e.recorded_cost_usd ?? 0);
     }
+    if (e.replayed && e.replayed.length > 0) attrs[ATTR.replayed] = [...e.replayed];
     if (e.child_run !== undefined) attrs[ATTR.childRun] = e.child_run;
     if (e.pool !== undefined) attrs[ATTR.pool] = e.pool;
     if (e.pool_wait_ms !== undefined) attrs[ATTR.poolWaitMs] = e.pool_wait_ms;
     if (e.pool_wait_reason !== undefined) attrs[ATTR.poolWaitReason] = e.pool_wait_reason;
     span.setAttributes(attrs);
+  }
+
+  // ── durable steps ───────────────────────────────────────────────────────────────────────
+
+  /** A recorded turn, tool call or ctx.step: a finished span under the attempt that recorded it. */
+  private step(x: ExecRec, a: AttemptRec, e: Extract<BatonEvent, { type: "step_recorded" }>): void {
+    const out = objOf(e.output) ?? {};
+    const start = Math.max(a.startMs, numOf(out["started_at"]) ?? e.started_at);
+    const end = Math.max(start, numOf(out["ended_at"]) ?? e.at);
+    const parent = this.api.trace.setSpan(this.api.ROOT_CONTEXT, a.span);
+    const attrs: Attributes = { [ATTR.stepName]: e.name };
+    if (e.kind === "turn") {
+      const ns = TURN_NAME.exec(e.name)?.[1];
+      const model = e.model ?? (typeof out["model"] === "string" ? out["model"] : undefined);
+      const m = model !== undefined ? splitModel(model) : undefined;
+      attrs[ATTR.genAiOperation] = OPERATION.chat;
+      if (m) Object.assign(attrs, { [ATTR.genAiProvider]: m.provider, [ATTR.genAiSystem]: m.provider, [ATTR.genAiRequestModel]: m.model });
+      else if (model !== undefined) attrs[ATTR.genAiRequestModel] = model;
+      const agent = ns !== undefined ? agentOfNamespace(ns) : x.agent;
+      if (agent !== undefined) attrs[ATTR.genAiAgentName] = agent;
+      const n = numOf(out["n"]);
+      if (n !== undefined) attrs[ATTR.turn] = n;
+      const tokens = e.tokens ?? (objOf(out["tokens"]) as { input?: number; output?: number; cached?: number } | undefined);
+      if (tokens) {
+        if (numOf(tokens.input) !== undefined) attrs[ATTR.genAiInputTokens] = tokens.input!;
+        if (numOf(tokens.output) !== undefined) attrs[ATTR.genAiOutputTokens] = tokens.output!;
+        if (numOf(tokens.cached)) attrs[ATTR.genAiCachedInputTokens] = tokens.cached!;
+      }
+      const cost = e.cost_usd ?? numOf(out["cost_usd"]);
+      if (cost !== undefined) attrs[ATTR.costUsd] = cost;
+      if (typeof out["finish_reason"] === "string") attrs[ATTR.genAiFinishReasons] = [out["finish_reason"]];
+      for (const c of Array.isArray(out["calls"]) ? (out["calls"] as unknown[]) : []) {
+        const call = objOf(c);
+        if (call && typeof call["id"] === "string") {
+          x.calls.set(`${ns !== undefined ? `${ns}/` : ""}call:${call["id"]}`, { id: call["id"], tool: typeof call["tool"] === "string" ? call["tool"] : "", args: call["args"] });
+        }
+      }
+      if (this.capture) {
+        if (e.messages !== undefined) attrs[ATTR.genAiInputMessages] = json(inputMessages(e.messages));
+        attrs[ATTR.genAiOutputMessages] = json(outputMessages(out));
+      }
+      if (a.turns++ === 0) a.span.setAttribute(ATTR.genAiOperation, OPERATION.invokeAgent);
+      const span = this.tracer.startSpan(`${SPAN.chat} ${m?.model ?? model ?? "model"}`, { kind: this.api.SpanKind.CLIENT, startTime: hr(start), attributes: attrs }, parent);
+      span.end(hr(end));
+      return;
+    }
+    if (e.kind === "tool_call") {
+      const known = x.calls.get(e.name);
+      const id = known?.id ?? CALL_NAME.exec(e.name)?.[1] ?? e.name;
+      attrs[ATTR.genAiOperation] = OPERATION.executeTool;
+      if (known?.tool) attrs[ATTR.genAiToolName] = known.tool;
+      attrs[ATTR.genAiToolCallId] = id;
+      const status = typeof out["status"] === "string" ? out["status"] : "failed";
+      attrs[ATTR.toolStatus] = status;
+      const attempts = numOf(out["attempts"]);
+      if (attempts !== undefined) attrs[ATTR.toolAttempts] = attempts;
+      const err = objOf(out["error"]);
+      if (status === "failed" && typeof err?.["kind"] === "string") attrs[ATTR.errorType] = err["kind"];
+      if (this.capture) {
+        if (known) attrs[ATTR.genAiToolArguments] = json(known.args ?? null);
+        attrs[ATTR.genAiToolResult] = json(status === "succeeded" ? (out["output"] ?? null) : (err ?? null));
+      }
+      const span = this.tracer.startSpan(`${SPAN.executeTool}${known?.tool ? ` ${known.tool}` : ""}`, { kind: this.api.SpanKind.INTERNAL, startTime: hr(start), attributes: attrs }, parent);
+      if (status === "failed") {
+        const message = typeof err?.["message"] === "string" ? err["message"] : "the tool call failed";
+        span.setStatus({ code: this.api.SpanStatusCode.ERROR, message });
+      } else if (status === "succeeded") span.setStatus({ code: this.api.SpanStatusCode.OK });
+      span.end(hr(end));
+      return;
+    }
+    const span = this.tracer.startSpan(`${SPAN.step} ${e.name}`, { kind: this.api.SpanKind.INTERNAL, startTime: hr(start), attributes: attrs }, parent);
+    span.end(hr(end));
   }
 
   /** Error status and an `exception` event (kind, message, retryable). */

@@ -22,6 +22,14 @@ export interface TelemetryOptions {
   readonly serviceName?: string;
   /** The environment to read `OTEL_*` variables from. @default process.env */
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * Export message content on model-turn and tool-call spans (`gen_ai.input.messages`,
+   * `gen_ai.output.messages`, `gen_ai.tool.call.arguments`, `gen_ai.tool.call.result`), as the
+   * run's log holds it (redacted values stay redacted). Off by default: prompts and replies often
+   * hold data that should not leave the machine.
+   * @default `BATON_OTEL_CAPTURE_MESSAGES=1` (or `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`) in `env`, else false
+   */
+  readonly captureMessages?: boolean;
 }
 
 /** Span export of Baton runs. */
@@ -47,7 +55,7 @@ export interface Telemetry {
  * Telemetry from the standard OpenTelemetry environment variables, or undefined when no traces
  * endpoint is configured (or `OTEL_SDK_DISABLED=true` / `OTEL_TRACES_EXPORTER=none`).
  * Reads `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`, `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS`,
- * `OTEL_SERVICE_NAME` (default "baton") and `OTEL_RESOURCE_ATTRIBUTES`; the exporter and batch
+ * `OTEL_SERVICE_NAME` (default "baton"), `OTEL_RESOURCE_ATTRIBUTES` and `BATON_OTEL_CAPTURE_MESSAGES`; the exporter and batch
  * processor also honour `OTEL_EXPORTER_OTLP_TIMEOUT`, `…_COMPRESSION`, `OTEL_BSP_*` and
  * `OTEL_TRACES_SAMPLER[_ARG]` from the process environment.
  *
@@ -59,8 +67,13 @@ export interface Telemetry {
  */
 export function createTelemetry(opts: TelemetryOptions = {}): Telemetry | undefined {
   const env = opts.env ?? process.env;
-  const config = opts.exporter ? buildConfig(tracesUrl(env) ?? "", env, opts.serviceName) : resolveConfig(env, opts.serviceName);
-  if (!config) return undefined;
+  const resolved = opts.exporter ? buildConfig(tracesUrl(env) ?? "", env, opts.serviceName) : resolveConfig(env, opts.serviceName);
+  if (!resolved) return undefined;
+  const capture = opts.captureMessages ?? resolved.captureMessages === true;
+  const config: TelemetryConfig = {
+    url: resolved.url, headers: resolved.headers, serviceName: resolved.serviceName, resourceAttributes: resolved.resourceAttributes,
+    ...(capture ? { captureMessages: true } : {}),
+  };
   if (!opts.exporter) warnProtocol(env);
   return new OtelTelemetry(config, opts.exporter);
 }
@@ -109,7 +122,7 @@ class OtelTelemetry implements Telemetry {
     };
     this.provider = new sdk.BasicTracerProvider({ resource, idGenerator, spanProcessors: [new sdk.BatchSpanProcessor(exporter)] });
     const v = version();
-    this.mapper = new SpanMapper(api, this.provider.getTracer("baton", v), hint);
+    this.mapper = new SpanMapper(api, this.provider.getTracer("baton", v), hint, { captureMessages: config.captureMessages === true });
   }
 
   readonly onEvents = (runId: string, events: readonly BatonEvent[], plan?: Plan): void => {

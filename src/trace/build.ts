@@ -5,22 +5,32 @@
  */
 import type { BatonEvent, RunFinished, RunStarted } from "../engine/events.js";
 import type { Plan } from "../plan/types.js";
-import { executionId, iso, isoOrNull, newAttempt, recovered, toDecision, toError, toStage, type Attempt, type Entry, type ErrorRow } from "./entry.js";
-import type { Trace, TraceDecision, TraceError, TraceRunStatus } from "./types.js";
+import { executionId, iso, isoOrNull, newAttempt, newStepState, recovered, toDecision, toError, toStage, type Attempt, type Entry, type ErrorRow, type StepState } from "./entry.js";
+import { shapeSteps } from "./steps.js";
+import type { Trace, TraceDecision, TraceError, TraceOptions, TraceRunStatus } from "./types.js";
 
 /** The assembly description used when the plan has no `output:` expression. */
 export const SINK_OUTPUTS = "outputs of sink stages";
 
-/** Token/cost fields a later event kind (agent stages) may carry; read structurally so the trace needs no change. */
-function usageOf(e: unknown): { model: string | undefined; input: number; output: number; cost: number } | undefined {
+/**
+ * Token/cost fields of an event (outcomes of agent attempts, recorded turns), read structurally.
+ * An outcome's `recorded_tokens`/`recorded_cost_usd` — what its attempt's recorded turns counted
+ * already — are taken off, so every token is counted once: with its turn, or with the outcome
+ * when no turn recorded it (a failed or cut-off turn). `counted`: the engine adds it to the run's
+ * usage (it does so for events that carry `tokens`).
+ */
+function usageOf(e: unknown): { model: string | undefined; input: number; output: number; cost: number; counted: boolean } | undefined {
   if (typeof e !== "object" || e === null) return undefined;
   const r = e as Record<string, unknown>;
   const t = r["tokens"] as Record<string, unknown> | undefined;
-  const cost = typeof r["cost_usd"] === "number" ? r["cost_usd"] : 0;
-  const model = typeof r["model"] === "string" ? r["model"] : undefined;
-  if ((typeof t !== "object" || t === null) && cost === 0 && model === undefined) return undefined;
+  const rt = r["recorded_tokens"] as Record<string, unknown> | undefined;
   const n = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? v : 0);
-  return { model, input: n(t?.["input"]), output: n(t?.["output"]), cost };
+  // The same arithmetic as the engine's addUsage, so the sums agree to the last bit.
+  const cost = n(r["cost_usd"]) - n(r["recorded_cost_usd"]);
+  const model = typeof r["model"] === "string" ? r["model"] : undefined;
+  const hasTokens = typeof t === "object" && t !== null;
+  if (!hasTokens && cost === 0 && model === undefined) return undefined;
+  return { model, input: n(t?.["input"]) - n(rt?.["input"]), output: n(t?.["output"]) - n(rt?.["output"]), cost, counted: hasTokens };
 }
 
 /**
@@ -29,12 +39,13 @@ function usageOf(e: unknown): { model: string | undefined; input: number; output
  * @param events The run's whole log, in order; it must start with `run_started`.
  * @param plan The run's plan (optional). When given and its hash matches the run's, the trace
  *   names route targets and the assembly expression; otherwise those are left out / `null`.
+ * @param opts `messages: true` adds the messages every agent turn sent (`Trace.messages`, by `messages_ref`).
  * @throws Error when the log has no `run_started` event.
  * @example
  * const { events } = await store.load(runId);
  * console.log(JSON.stringify(buildTrace(events, plan), null, 2));
  */
-export function buildTrace(events: readonly BatonEvent[], plan?: Plan): Trace {
+export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: TraceOptions = {}): Trace {
   const first = events[0];
   if (first?.type !== "run_started") {
     throw new Error(
@@ -103,10 +114,19 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan): Trace {
     x.tokens.input += u.input;
     x.tokens.output += u.output;
     x.cost = (x.cost ?? 0) + u.cost;
+    if (!u.counted) return;
     runTokens.input += u.input;
     runTokens.output += u.output;
     runCost += u.cost;
   };
+  const durable = (x: Entry): StepState => (x.durable ??= newStepState());
+  const addReplayed = (x: Entry, names: readonly string[] | undefined): void => {
+    if (names === undefined || names.length === 0) return;
+    const st = durable(x);
+    for (const n of names) st.replayed.add(n);
+  };
+  /** Executions whose tool calls wait for approval, by what an `approval` names: stage#visit[item]. */
+  const callWaits = new Map<string, Entry>();
 
   for (const e of events) {
     switch (e.type) {
@@ -126,6 +146,8 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan): Trace {
         interrupt(x);
         if (x.attempts.length === 0) x.queuedMs = e.queued_ms;
         x.attempts.push(newAttempt(e.attempt, e.at, e.rerun === true));
+        const waitKey = executionId(e.stage, e.visit, e.item);
+        if (callWaits.get(waitKey) === x) callWaits.delete(waitKey);
         x.status = "running";
         x.reason = undefined;
         x.endedAt = undefined;
@@ -145,6 +167,7 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan): Trace {
         x.input = e.input ?? null;
         x.logs = e.logs;
         addUsage(x, e);
+        addReplayed(x, e.replayed);
         if (e.fallback_for !== undefined) {
           const owner = entries.get(executionId(e.fallback_for, e.visit, e.item));
           if (owner) {
@@ -169,6 +192,7 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan): Trace {
         x.input = e.input ?? null;
         x.logs = e.logs;
         addUsage(x, e);
+        addReplayed(x, e.replayed);
         const { kind, message, retryable } = e.error;
         errors.push({ at: e.at, entry: x, stage: e.stage, attempt: e.attempt, kind, message, retryable, resumed: false });
         break;
@@ -237,6 +261,20 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan): Trace {
         open.delete(x);
         x.status = "waiting";
         x.reason = e.message;
+        addReplayed(x, e.replayed);
+        if (e.calls && e.calls.length > 0) {
+          const st = durable(x);
+          for (const c of e.calls) st.waits.set(c.id, { message: c.message, answer: undefined });
+          callWaits.set(executionId(e.stage, e.visit, e.item), x);
+        }
+        break;
+      }
+      case "step_recorded": {
+        const x = entry(e.stage, e.visit, e.item, e.fallback_for, e.at);
+        if (e.tokens) addUsage(x, e);
+        const st = durable(x);
+        // Later records of a name (a superseded attempt's) are not what later attempts reuse.
+        if (!st.recorded.has(e.name)) st.recorded.set(e.name, e);
         break;
       }
       case "stage_escalated": {
@@ -247,6 +285,37 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan): Trace {
         break;
       }
       case "approval": {
+        const waitKey = executionId(e.stage, e.visit, e.item);
+        const w = callWaits.get(waitKey);
+        if (w) {
+          // Tool calls waiting for approval: `call` answers one, no `call` answers all of them.
+          if (w.status !== "waiting") {
+            callWaits.delete(waitKey); // it stopped waiting (cancelled): nothing takes the answer
+            break;
+          }
+          const waits = durable(w).waits;
+          const ids = [...waits].filter(([id, c]) => c.answer === undefined && (e.call === undefined || id === e.call)).map(([id]) => id);
+          if (ids.length === 0) break; // nothing waits for this answer (the engine ignores it too)
+          for (const id of ids) waits.get(id)!.answer = { approved: e.approved, by: e.by, comment: e.comment, at: e.at };
+          const call = e.call ?? (ids.length === 1 ? ids[0] : undefined);
+          decisions.push({
+            at: iso(e.at), stage: e.stage, visit: e.visit, ...(e.item !== undefined ? { item: e.item } : {}), kind: "approval",
+            expression: "human decision", read: {}, result: e.approved ? (e.data ?? { approved: true }) : false, taken: e.approved,
+            ...(e.by !== undefined ? { by: e.by } : {}), ...(e.comment !== undefined ? { comment: e.comment } : {}),
+            ...(call !== undefined ? { call } : {}),
+          });
+          w.reason = `call ${ids.join(", ")} ${e.approved ? "approved" : "rejected"}${e.by ? ` by ${e.by}` : ""}${e.comment ? `: ${e.comment}` : ""}`;
+          if ([...waits.values()].every((c) => c.answer !== undefined)) {
+            // Every call is answered: the execution runs again (its recorded turns and calls replayed).
+            callWaits.delete(waitKey);
+            const a = w.attempts[w.attempts.length - 1];
+            if (a?.status === "waiting") a.endedAt = e.at;
+            w.status = "running";
+            w.endedAt = undefined;
+            open.add(w);
+          }
+          break;
+        }
         decisions.push({
           at: iso(e.at), stage: e.stage, visit: e.visit, ...(e.item !== undefined ? { item: e.item } : {}), kind: "approval",
           expression: "human decision", read: {}, result: e.approved ? (e.data ?? { approved: true }) : false, taken: e.approved,
@@ -295,6 +364,7 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan): Trace {
   }
 
   const done = status === "succeeded" || status === "failed" || status === "cancelled";
+  const messages = opts.messages === true ? new Map<string, unknown>() : undefined;
   for (const x of order) {
     if (x.whole || !done) continue;
     if (x.status === "running" || x.status === "retrying" || (x.status === "fallback" && !x.settled)) {
@@ -324,13 +394,14 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan): Trace {
       ...(started.parent_id !== undefined ? { parent_id: started.parent_id } : {}),
       ...(started.rerun_of !== undefined ? { rerun_of: started.rerun_of, rerun_from: started.rerun_from } : {}),
     },
-    stages: order.map(toStage),
+    stages: order.map((x) => toStage(x, x.durable ? shapeSteps(x.durable, x.status, messages) : undefined)),
     decisions,
     errors: traceErrors,
     assembly: {
       expression: usePlan ? (usePlan.output?.source ?? SINK_OUTPUTS) : null,
       read: finished?.read ? [...finished.read] : [],
     },
+    ...(messages ? { messages: Object.fromEntries(messages) } : {}),
   };
 }
 

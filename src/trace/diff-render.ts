@@ -169,6 +169,8 @@ class DiffRenderer {
     if (s.model) parts.push(`model ${s.model[0] ?? "—"} → ${s.model[1] ?? "—"}`);
     if (s.tokens) parts.push(`tokens ${count(tokenTotal(s.tokens[0]))} → ${count(tokenTotal(s.tokens[1]))}`);
     if (s.cost_usd) parts.push(`cost ${usd(s.cost_usd[0])} → ${usd(s.cost_usd[1])}`);
+    if (s.turns) parts.push(`turns ${count(s.turns[0])} → ${count(s.turns[1])}`);
+    if (s.tool_calls) parts.push(`tool calls ${count(s.tool_calls[0])} → ${count(s.tool_calls[1])}`);
     const sym: Seg = s.changed ? ["~", "yellow"] : ["=", "dim"];
     this.line(2, sym, [` ${s.key}`, "bold"], [`  ${parts.join(", ")}`, s.changed ? undefined : "dim"]);
     if (s.error) {

@@ -212,6 +212,10 @@ export interface StageDiff {
   readonly model?: Pair<string | null>;
   readonly tokens?: Pair<TraceTokens | null>;
   readonly cost_usd?: Pair<number | null>;
+  /** Agent loops: model turns recorded, when the counts differ. */
+  readonly turns?: Pair<number>;
+  /** Agent loops: tool calls the turns made, when the counts differ. */
+  readonly tool_calls?: Pair<number>;
   /** The error of the last failed attempt on each side, when the statuses differ. */
   readonly error?: Pair<string | null>;
 }
@@ -305,6 +309,9 @@ function identity(s: TraceStage): { key: string; stage: string; visit: number; i
   return { key: s.id, stage: s.stage, visit: s.visit, ...(s.item !== undefined ? { item: s.item } : {}), ...(s.fallback_for !== undefined ? { fallback_for: s.fallback_for } : {}) };
 }
 
+const turnCount = (s: TraceStage): number => s.turns?.length ?? 0;
+const callCount = (s: TraceStage): number => (s.turns ?? []).reduce((n, t) => n + t.tool_calls.length, 0);
+
 function stageDiff(x: TraceStage, y: TraceStage, opts: JsonDiffOptions): StageDiff {
   const input = jsonDiff(x.input, y.input, opts);
   const output = jsonDiff(x.output, y.output, opts);
@@ -318,6 +325,8 @@ function stageDiff(x: TraceStage, y: TraceStage, opts: JsonDiffOptions): StageDi
     ...((x.model ?? null) !== (y.model ?? null) ? { model: [x.model ?? null, y.model ?? null] as const } : {}),
     ...(!tokensEqual ? { tokens: [x.tokens ?? null, y.tokens ?? null] as const } : {}),
     ...((x.cost_usd ?? null) !== (y.cost_usd ?? null) ? { cost_usd: [x.cost_usd ?? null, y.cost_usd ?? null] as const } : {}),
+    ...(turnCount(x) !== turnCount(y) ? { turns: [turnCount(x), turnCount(y)] as const } : {}),
+    ...(callCount(x) !== callCount(y) ? { tool_calls: [callCount(x), callCount(y)] as const } : {}),
   };
   const changed = Object.keys(d).length > Object.keys(identity(x)).length;
   return {

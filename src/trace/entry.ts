@@ -3,9 +3,9 @@
  * their shaping into the public trace objects, with fields in SPEC §5 order.
  * @internal
  */
-import type { Decision } from "../engine/events.js";
+import type { Decision, StepRecorded } from "../engine/events.js";
 import type { Plan } from "../plan/types.js";
-import type { TraceAttempt, TraceAttemptError, TraceAttemptStatus, TraceDecision, TraceError, TraceStage, TraceStageStatus, TraceTokens } from "./types.js";
+import type { TraceAttempt, TraceAttemptError, TraceAttemptStatus, TraceDecision, TraceError, TraceStage, TraceStageStatus, TraceStep, TraceTokens, TraceTurn } from "./types.js";
 
 export interface Attempt {
   readonly n: number;
@@ -18,6 +18,24 @@ export interface Attempt {
   reason: string | undefined;
   logs: readonly string[] | undefined;
 }
+
+/** A tool call waiting for (or answered by) a human. */
+export interface CallWait {
+  message: string | undefined;
+  answer: { approved: boolean; by: string | undefined; comment: string | undefined; at: number } | undefined;
+}
+
+/** What the builder keeps per execution about its durable steps (shaped by `steps.ts`). */
+export interface StepState {
+  /** First record of each name, in record order (the one later attempts reuse). */
+  readonly recorded: Map<string, StepRecorded>;
+  /** Names an outcome event said its attempt reused. */
+  readonly replayed: Set<string>;
+  /** Tool calls that waited for approval, by call id. */
+  readonly waits: Map<string, CallWait>;
+}
+
+export const newStepState = (): StepState => ({ recorded: new Map(), replayed: new Set(), waits: new Map() });
 
 export interface Entry {
   readonly id: string;
@@ -48,6 +66,8 @@ export interface Entry {
   waitedFor?: string;
   child?: string;
   reusedFrom?: string;
+  /** Durable steps (agent turns, tool calls, ctx.step), once the execution recorded one. */
+  durable?: StepState;
 }
 
 export interface ErrorRow {
@@ -140,8 +160,8 @@ export function toAttempt(a: Attempt): TraceAttempt {
   };
 }
 
-/** An entry accumulator as a trace stage entry. */
-export function toStage(x: Entry): TraceStage {
+/** An entry accumulator as a trace stage entry (`durable`: its turns and steps, when it recorded any). */
+export function toStage(x: Entry, durable?: { readonly turns: readonly TraceTurn[]; readonly steps: readonly TraceStep[] }): TraceStage {
   const tokens: TraceTokens | undefined = x.tokens ? { ...x.tokens } : undefined;
   return {
     id: x.id, stage: x.stage, visit: x.visit,
@@ -161,5 +181,6 @@ export function toStage(x: Entry): TraceStage {
     ...(x.waitedFor !== undefined ? { waited_for: x.waitedFor } : {}),
     ...(x.child !== undefined ? { child_run: x.child } : {}),
     ...(x.reusedFrom !== undefined ? { reused_from: x.reusedFrom } : {}),
+    ...(durable ? { turns: durable.turns, steps: durable.steps } : {}),
   };
 }

@@ -2,7 +2,8 @@
 export { buildTrace, SINK_OUTPUTS } from "./build.js";
 export { executionId } from "./entry.js";
 export { renderTrace, type RenderOptions } from "./render.js";
+export { messagesRef } from "./steps.js";
 export type {
-  Trace, TraceAssembly, TraceAttempt, TraceAttemptError, TraceAttemptStatus, TraceDecision, TraceError, TraceRun, TraceRunStatus,
-  TraceStage, TraceStageStatus, TraceTokens,
+  Trace, TraceAssembly, TraceAttempt, TraceAttemptError, TraceAttemptStatus, TraceCallApproval, TraceDecision, TraceError, TraceOptions,
+  TraceRun, TraceRunStatus, TraceStage, TraceStageStatus, TraceStep, TraceTokens, TraceToolCall, TraceToolCallStatus, TraceTurn, TraceTurnTokens,
 } from "./types.js";

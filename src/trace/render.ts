@@ -5,7 +5,7 @@
  */
 import { executionId } from "./entry.js";
 import { clip, compact, count, duration, jsonLines, paint, reads, type Seg } from "./format.js";
-import type { Trace, TraceAttempt, TraceDecision, TraceRunStatus, TraceStage, TraceStageStatus } from "./types.js";
+import type { Trace, TraceAttempt, TraceDecision, TraceRunStatus, TraceStage, TraceStageStatus, TraceStep, TraceToolCall, TraceToolCallStatus, TraceTurn } from "./types.js";
 
 /** Options of {@link renderTrace}. */
 export interface RenderOptions {
@@ -19,6 +19,8 @@ export interface RenderOptions {
   readonly outputLines?: number;
   /** Errors listed before the rest are summarised. @default 20 */
   readonly maxErrors?: number;
+  /** Agent turns listed per stage entry (the first and the last ones) before the rest are summarised. @default 20 */
+  readonly maxTurns?: number;
 }
 
 const SYMBOL: Record<TraceStageStatus, Seg> = {
@@ -32,6 +34,13 @@ const RUN_SYMBOL: Record<TraceRunStatus, Seg> = {
 const ATTEMPT_SYMBOL: Record<TraceAttempt["status"], Seg> = {
   succeeded: ["✓", "green"], failed: ["✗", "red"], cancelled: ["⊗", "magenta"], running: ["…", "cyan"], waiting: ["⏸", "magenta"],
 };
+const CALL_SYMBOL: Record<TraceToolCallStatus, Seg> = {
+  succeeded: ["✓", "green"], failed: ["✗", "red"], declined: ["⊘", "yellow"], waiting: ["⏸", "magenta"], running: ["…", "cyan"], cancelled: ["⊗", "magenta"],
+};
+/** Characters of a final answer shown on its turn's line. */
+const TEXT_CHARS = 120;
+/** Characters of a tool call's arguments shown at most. */
+const ARGS_CHARS = 80;
 
 type Row = { readonly at: string; readonly stage?: TraceStage; readonly decision?: TraceDecision };
 
@@ -114,12 +123,13 @@ class Renderer {
     this.line(0, ["timeline", "bold"]);
     if (top.length === 0) this.line(2, ["(nothing ran yet)", "dim"]);
     for (const row of top) {
-      if (row.stage) this.entry(row.stage, 0, this.nameWidth, true);
+      if (row.stage) this.entry(row.stage, 0, this.nameWidth, true, true);
       else if (row.decision) this.decision(row.decision, 0);
     }
   }
 
-  private entry(s: TraceStage, indent: number, nameWidth: number, showLogs: boolean): void {
+  /** One stage entry; `detail`: its agent turns, tool calls and steps line by line (else summed up on its line). */
+  private entry(s: TraceStage, indent: number, nameWidth: number, showLogs: boolean, detail: boolean): void {
     const sym = SYMBOL[s.status];
     const name = (s.fallback_for !== undefined ? `${label(s)} (fallback for ${s.fallback_for})` : s.item !== undefined ? `[${s.item}]` : label(s)).padEnd(nameWidth);
     const segs: Seg[] = [sym, [" "], [name]];
@@ -133,6 +143,10 @@ class Renderer {
     if (s.model !== undefined) extra.push(s.model);
     if (s.tokens) extra.push(`${count(s.tokens.input + s.tokens.output)} tokens`);
     if (s.cost_usd !== undefined && s.cost_usd > 0) extra.push(`$${s.cost_usd.toFixed(4)}`);
+    if (!detail && s.turns && s.turns.length > 0) {
+      const calls = s.turns.reduce((n, t) => n + t.tool_calls.length, 0);
+      extra.push(`${count(s.turns.length)} ${s.turns.length === 1 ? "turn" : "turns"}${calls > 0 ? `, ${count(calls)} tool ${calls === 1 ? "call" : "calls"}` : ""}`);
+    }
     if (extra.length) segs.push([`  ${extra.join(" · ")}`, "dim"]);
     this.line(indent, ...segs);
 
@@ -142,12 +156,13 @@ class Renderer {
     if (s.attempts.length > 1 || s.attempts.some((a) => a.status === "failed" || a.status === "cancelled")) {
       for (const a of s.attempts) this.attempt(a, inner);
     }
+    if (s.turns || s.steps) this.durable(s, inner, detail);
     if (showLogs && s.logs) {
       for (const l of s.logs.slice(0, 3)) this.line(inner, [`log: ${l}`, "dim"]);
       if (s.logs.length > 3) this.line(inner, [`log: … ${count(s.logs.length - 3)} more lines`, "dim"]);
     }
     for (const d of ds) if (d.kind === "fallback") this.decision(d, inner);
-    for (const f of this.fallbacks.get(s.id) ?? []) this.entry(f, inner, 0, false);
+    for (const f of this.fallbacks.get(s.id) ?? []) this.entry(f, inner, 0, false, true);
     const items = this.items.get(s.id);
     if (items || s.item_count !== undefined) this.itemList(s, items ?? [], inner);
     for (const d of ds) if (d.kind === "route" || d.kind === "escalate") this.decision(d, inner);
@@ -166,7 +181,7 @@ class Renderer {
     }
     const shown = [...picked].sort((a, b) => (a.item ?? 0) - (b.item ?? 0));
     const w = shown.reduce((m, x) => Math.max(m, `[${x.item ?? 0}]`.length), 0);
-    for (const x of shown) this.entry(x, indent, w, false);
+    for (const x of shown) this.entry(x, indent, w, false, false);
     const hidden = new Map<TraceStageStatus, number>();
     for (const x of items) if (!picked.has(x)) hidden.set(x.status, (hidden.get(x.status) ?? 0) + 1);
     const notStarted = Math.max(0, (whole.item_count ?? 0) - items.length);
@@ -176,6 +191,67 @@ class Renderer {
       if (notStarted > 0) parts.push(`${count(notStarted)} not started`);
       this.line(indent, [`… ${count(rest + notStarted)} more: ${parts.join(", ")}`, "dim"]);
     }
+  }
+
+  /**
+   * An entry's agent turns (one line each, its tool calls indented under it) and `ctx.step`
+   * steps. Without `detail` only the calls that wait for approval are listed.
+   */
+  private durable(s: TraceStage, indent: number, detail: boolean): void {
+    const turns = s.turns ?? [];
+    if (!detail) {
+      for (const t of turns) for (const c of t.tool_calls) if (c.status === "waiting") this.toolCall(s, c, indent);
+      return;
+    }
+    const max = Math.max(2, this.opts.maxTurns ?? 20);
+    const head = turns.length > max ? Math.ceil(max / 2) : turns.length;
+    const tail = turns.length > max ? Math.floor(max / 2) : 0;
+    turns.forEach((t, i) => {
+      if (i < head || i >= turns.length - tail) {
+        this.turn(t, indent);
+        for (const c of t.tool_calls) this.toolCall(s, c, indent + 2);
+      } else if (i === head) {
+        const hidden = turns.slice(head, turns.length - tail);
+        const calls = hidden.reduce((n, x) => n + x.tool_calls.length, 0);
+        this.line(indent, [`… ${count(hidden.length)} more turns (${count(calls)} tool calls; baton trace RUN --json shows them)`, "dim"]);
+      }
+    });
+    for (const st of s.steps ?? []) this.step(st, indent);
+  }
+
+  private turn(t: TraceTurn, indent: number): void {
+    const segs: Seg[] = [[`${t.agent !== undefined ? `${t.agent} ` : ""}turn ${t.n}`, "bold"], [`  ${t.model}  ${count(t.tokens.input)}→${count(t.tokens.output)} tokens  ${t.finish_reason}`]];
+    const extra = [duration(t.duration_ms)];
+    if (t.replayed) extra.push("replayed");
+    segs.push([`  ${extra.join(" · ")}`, "dim"]);
+    if (t.tool_calls.length === 0 && t.text !== undefined) segs.push([`  ${JSON.stringify(clip(t.text.replace(/\s+/g, " ").trim(), TEXT_CHARS))}`]);
+    this.line(indent, ...segs);
+  }
+
+  private toolCall(s: TraceStage, c: TraceToolCall, indent: number): void {
+    const sym = CALL_SYMBOL[c.status];
+    const details: string[] = [];
+    let status = "";
+    if (c.status === "waiting") status = `waiting for approval (baton approve ${this.trace.run.id} ${s.stage} --call ${c.id})`;
+    else {
+      if (c.status !== "succeeded") status = c.error ? `${c.status}: ${c.error.message}` : c.status;
+      if (c.attempts > 0) details.push(`${count(c.attempts)} ${c.attempts === 1 ? "attempt" : "attempts"}`);
+      if (c.duration_ms !== null) details.push(duration(c.duration_ms));
+      if (c.replayed) details.push("replayed");
+      const a = c.approval;
+      if (a?.approved !== undefined) details.push(`${a.approved ? "approved" : "rejected"}${a.by !== undefined ? ` by ${a.by}` : ""}`);
+    }
+    const tail = `${status ? `  ${status}` : ""}${details.length ? `  ${details.join(" · ")}` : ""}`;
+    // The arguments give way first, so the status (and a waiting call's command) stays visible.
+    const room = this.width - indent - 2 - c.tool.length - 1 - tail.length;
+    const args = compact(c.args, Math.max(16, Math.min(ARGS_CHARS, room)));
+    this.line(indent, sym, [` ${c.tool} `], [args, "dim"], [status ? `  ${status}` : "", sym[1]], [details.length ? `  ${details.join(" · ")}` : "", "dim"]);
+  }
+
+  private step(st: TraceStep, indent: number): void {
+    const extra = [duration(st.duration_ms)];
+    if (st.replayed) extra.push("replayed");
+    this.line(indent, ["✓", "green"], [` step ${st.name}`], [`  ${extra.join(" · ")}`, "dim"]);
   }
 
   private attempt(a: TraceAttempt, indent: number): void {

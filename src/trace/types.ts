@@ -115,6 +115,107 @@ export interface TraceStage {
   readonly reused_from?: string;
   readonly tokens?: TraceTokens;
   readonly cost_usd?: number;
+  /**
+   * Agent loops (SPEC §8–9): the model turns the execution recorded, across its attempts, in
+   * the order they were recorded, each with its tool calls. Present (maybe empty) on every entry
+   * that recorded a durable step; absent otherwise.
+   */
+  readonly turns?: readonly TraceTurn[];
+  /** `ctx.step` steps the execution recorded (a tool's own steps are named `call:ID/NAME`). Present with `turns`. */
+  readonly steps?: readonly TraceStep[];
+}
+
+/** Token usage of one model turn. */
+export interface TraceTurnTokens extends TraceTokens {
+  /** Input tokens read from the provider's prompt cache (included in `input`). */
+  readonly cached?: number;
+}
+
+/**
+ * Status of one tool call.
+ * - `succeeded` / `failed` / `declined`: its recorded outcome (`declined`: a human rejected it).
+ * - `waiting`: it waits for a human's approval (`baton approve RUN STAGE --call ID`).
+ * - `running`: no outcome yet and the execution goes on (in flight, approved and about to run, or
+ *   to run again on the next attempt).
+ * - `cancelled`: the execution ended without an outcome for it.
+ */
+export type TraceToolCallStatus = "succeeded" | "failed" | "declined" | "waiting" | "running" | "cancelled";
+
+/** A human's answer to a tool call that needed approval. */
+export interface TraceCallApproval {
+  /** The tool's `approval:` message. */
+  readonly message?: string;
+  /** Absent while the call waits. */
+  readonly approved?: boolean;
+  readonly by?: string;
+  readonly comment?: string;
+  /** When it was answered. */
+  readonly at?: string;
+}
+
+/** One tool call of a model turn. */
+export interface TraceToolCall {
+  /** The model's tool-call id. */
+  readonly id: string;
+  readonly tool: string;
+  /** The arguments the model passed (a string when they were not valid JSON). */
+  readonly args: unknown;
+  readonly status: TraceToolCallStatus;
+  readonly output?: unknown;
+  readonly error?: { readonly kind: string; readonly message: string; readonly retryable?: boolean };
+  /** Attempts the call took (0: it never ran — invalid arguments, unknown tool, declined, no outcome yet). */
+  readonly attempts: number;
+  /** `null` until the call has an outcome. */
+  readonly started_at: string | null;
+  readonly ended_at: string | null;
+  readonly duration_ms: number | null;
+  /** Its recorded outcome was reused by a later attempt instead of running again. */
+  readonly replayed?: true;
+  /** The call could not be parsed (e.g. its arguments were not valid JSON): why. */
+  readonly invalid?: string;
+  /** The attempt that recorded its outcome. */
+  readonly attempt?: number;
+  /** Calls of tools with `approval:`: the message and the human's answer. */
+  readonly approval?: TraceCallApproval;
+}
+
+/** One model turn of an agent loop. */
+export interface TraceTurn {
+  /** 1-based, per loop (a `ctx.agent` call numbers its own turns). */
+  readonly n: number;
+  readonly started_at: string;
+  readonly ended_at: string;
+  readonly duration_ms: number;
+  /** provider:model */
+  readonly model: string;
+  readonly tokens: TraceTurnTokens;
+  readonly cost_usd?: number;
+  /** `stop`, `tool_calls`, `length`, … */
+  readonly finish_reason: string;
+  /** sha256 (hex) of the JSON of the messages sent in this turn: the key of `Trace.messages` and of the store's blob. */
+  readonly messages_ref?: string;
+  /** The reply's text (absent when empty). */
+  readonly text?: string;
+  readonly tool_calls: readonly TraceToolCall[];
+  /** Its recorded reply was reused by a later attempt instead of asking the model again. */
+  readonly replayed?: true;
+  /** The `ctx.agent` loop it belongs to (its step namespace, e.g. `agent:researcher:1`); absent for the stage's own loop. */
+  readonly agent?: string;
+  /** The attempt that recorded it. */
+  readonly attempt: number;
+}
+
+/** One `ctx.step` of an execution (recorded once it completed; a step that threw is not recorded). */
+export interface TraceStep {
+  readonly name: string;
+  readonly status: "succeeded";
+  readonly started_at: string;
+  readonly ended_at: string;
+  readonly duration_ms: number;
+  /** Its recorded result was reused by a later attempt instead of running again. */
+  readonly replayed?: true;
+  /** The attempt that recorded it. */
+  readonly attempt: number;
 }
 
 /** One evaluated decision (every `decision` event). */
@@ -146,6 +247,8 @@ export interface TraceDecision {
   /** approval: who answered, and their comment. */
   readonly by?: string;
   readonly comment?: string;
+  /** approval of a tool call: the call it answered (`approval.call`). */
+  readonly call?: string;
 }
 
 /**
@@ -212,4 +315,15 @@ export interface Trace {
   readonly decisions: readonly TraceDecision[];
   readonly errors: readonly TraceError[];
   readonly assembly: TraceAssembly;
+  /**
+   * Only with `buildTrace(…, { messages: true })` (`baton trace RUN --messages`): the messages
+   * each turn sent, by `messages_ref`.
+   */
+  readonly messages?: Readonly<Record<string, unknown>>;
+}
+
+/** Options of {@link buildTrace}. */
+export interface TraceOptions {
+  /** Add `messages` (the messages of every turn, by `messages_ref`). @default false */
+  readonly messages?: boolean;
 }

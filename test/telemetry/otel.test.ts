@@ -247,6 +247,7 @@ output: summary
     expect(stage.attributes["baton.stage.kind"]).toBe("agent");
     const [first, second] = t.children(stage) as [ReceivedSpan, ReceivedSpan];
     expect([first.name, second.name]).toEqual(["attempt 1", "attempt 2"]);
+    expect(t.children(stage)).toHaveLength(2);
     expect([first.kind, second.kind]).toEqual([CLIENT, CLIENT]);
 
     const failed = log.find((e) => e.type === "stage_failed") as Extract<BatonEvent, { type: "stage_failed" }>;
@@ -257,8 +258,9 @@ output: summary
     const ok = log.find((e) => e.type === "stage_succeeded") as Extract<BatonEvent, { type: "stage_succeeded" }>;
     expect(ok.tokens).toEqual({ input: 30, output: 6 });
     expect(second.status.code).toBe(OK);
+    // The attempt that recorded a turn is the agent's invocation; the turn is the chat call under it.
     expect(second.attributes).toMatchObject({
-      "gen_ai.operation.name": "chat",
+      "gen_ai.operation.name": "invoke_agent",
       "gen_ai.provider.name": "openai",
       "gen_ai.system": "openai",
       "gen_ai.request.model": "gpt-4o-mini",
@@ -270,6 +272,16 @@ output: summary
     });
     expect(second.attributes["baton.cost_usd"]).toBeCloseTo((30 * 0.15 + 6 * 0.6) / 1e6, 12);
     expect(second.attributes["baton.cost_usd"]).toBe(ok.cost_usd);
+    expect(t.children(first)).toEqual([]); // its call failed before a turn was recorded
+    const [chat] = t.children(second);
+    expect(t.children(second)).toHaveLength(1);
+    expect(chat!.name).toBe("chat gpt-4o-mini");
+    expect(chat!.kind).toBe(CLIENT);
+    expect(chat!.attributes).toMatchObject({
+      "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini", "gen_ai.agent.name": "bot",
+      "gen_ai.usage.input_tokens": 30, "gen_ai.usage.output_tokens": 6, "gen_ai.response.finish_reasons": ["stop"], "baton.step.name": "turn:1",
+    });
+    expect(chat!.attributes["gen_ai.input.messages"]).toBeUndefined();
     // The run span totals the segment's usage (under baton.*, so backends summing gen_ai.* do not count it twice).
     const tokens = log.flatMap((e) => (e.type === "stage_succeeded" || e.type === "stage_failed") && e.tokens ? [e.tokens] : []);
     expect(run.attributes).toMatchObject({ "baton.usage.input_tokens": tokens.reduce((s, x) => s + x.input, 0), "baton.usage.output_tokens": tokens.reduce((s, x) => s + x.output, 0) });

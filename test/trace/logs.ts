@@ -2,7 +2,7 @@
  * A small builder of hand-written event logs for trace tests: every event is a valid member
  * of the BatonEvent union, stamped at T0 + the offset set with `at(ms)`.
  */
-import type { BatonEvent, Decision, ErrorKind, StageError } from "../../src/engine/events.js";
+import type { AttemptUsage, BatonEvent, Decision, ErrorKind, StageError, StepRecorded, WaitingCall } from "../../src/engine/events.js";
 
 /** 2025-01-02T03:04:05.000Z */
 export const T0 = Date.UTC(2025, 0, 2, 3, 4, 5);
@@ -54,12 +54,47 @@ export class LogBuilder {
     return this.push({ type: "stage_started", at: this.now, ...key(k), attempt, queued_ms: o.queued_ms ?? 0, ...(o.rerun ? { rerun: true } : {}) });
   }
 
-  succeeded(k: Key, attempt: number, output: unknown, o: { input?: unknown; logs?: string[] } = {}): this {
+  succeeded(k: Key, attempt: number, output: unknown, o: { input?: unknown; logs?: string[]; replayed?: string[] } & AttemptUsage = {}): this {
     return this.push({ type: "stage_succeeded", at: this.now, ...key(k), attempt, output, ...o });
   }
 
-  failed(k: Key, attempt: number, error: StageError, o: { input?: unknown; logs?: string[] } = {}): this {
+  failed(k: Key, attempt: number, error: StageError, o: { input?: unknown; logs?: string[]; replayed?: string[] } & AttemptUsage = {}): this {
     return this.push({ type: "stage_failed", at: this.now, ...key(k), attempt, error, ...o });
+  }
+
+  /** A durable step recorded now, started at offset `from` (ms after T0). */
+  step(k: Key, attempt: number, name: string, kind: StepRecorded["kind"], from: number, output: unknown,
+    o: Pick<StepRecorded, "model" | "tokens" | "cost_usd" | "messages"> = {}): this {
+    return this.push({ type: "step_recorded", at: this.now, ...key(k), attempt, name, kind, started_at: T0 + from, output, ...o });
+  }
+
+  /** An agent turn recorded now (its record as `stages/agent.ts` writes it), started at offset `from`. */
+  turn(k: Key, attempt: number, name: string, from: number, t: { n: number; text?: string; calls?: { id: string; tool: string; args: unknown; invalid?: string }[];
+    finish_reason?: string; model?: string; tokens: { input: number; output: number; cached?: number }; cost_usd?: number; messages?: unknown }): this {
+    const model = t.model ?? "openai:gpt-4o-mini";
+    const calls = t.calls ?? [];
+    const record = {
+      n: t.n, text: t.text ?? "", calls, finish_reason: t.finish_reason ?? (calls.length > 0 ? "tool_calls" : "stop"), model, tokens: t.tokens,
+      ...(t.cost_usd !== undefined ? { cost_usd: t.cost_usd } : {}), started_at: T0 + from, ended_at: this.now,
+    };
+    return this.step(k, attempt, name, "turn", from, record, {
+      model, tokens: t.tokens, ...(t.cost_usd !== undefined ? { cost_usd: t.cost_usd } : {}), messages: t.messages ?? [{ role: "user", content: `turn ${t.n}` }],
+    });
+  }
+
+  /** A tool call's outcome recorded now (a ToolOutcome), started at offset `from`. */
+  call(k: Key, attempt: number, name: string, from: number, outcome: { status: "succeeded" | "failed" | "declined"; output?: unknown; error?: { kind: string; message: string; retryable?: boolean }; attempts?: number }): this {
+    return this.step(k, attempt, name, "tool_call", from, { attempts: 1, ...outcome, started_at: T0 + from, ended_at: this.now });
+  }
+
+  /** The attempt stopped before tool calls that need approval. */
+  waitingCalls(k: Key, attempt: number, message: string, calls: WaitingCall[], o: { replayed?: string[] } = {}): this {
+    return this.push({ type: "stage_waiting", at: this.now, ...key(k), attempt, message, calls, ...o });
+  }
+
+  approval(stage: string, approved: boolean, o: { call?: string; by?: string; comment?: string; data?: unknown; visit?: number; item?: number } = {}): this {
+    const { visit, ...rest } = o;
+    return this.push({ type: "approval", at: this.now, stage, visit: visit ?? 1, approved, ...rest });
   }
 
   /** A retry of `k`: `attempt` is the attempt that will run next. */

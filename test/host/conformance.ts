@@ -6,7 +6,8 @@
  *
  * Scenarios run templates from test/fixtures/host/*.yaml whose `run:` stages call
  * test/fixtures/host/stages.mjs. Those handlers write what they see (started, aborted when
- * their ctx.signal fires, finished, failed) as JSON lines to $BATON_HOST_LOG/<run id>.jsonl,
+ * their ctx.signal fires, finished, failed; each durable step's step_started / step_finished) as
+ * JSON lines to $BATON_HOST_LOG/<run id>.jsonl,
  * whichever process runs them; the sim host records the same observations in memory. Each
  * scenario asserts on the stored event log and on those observations. Agent stages call the
  * OpenAI-compatible model server this suite starts ({@link heldModel}: a real HTTP server on
@@ -22,11 +23,11 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { BatonEvent } from "../../src/engine/events.js";
 import { createServer } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { completionBody, errorBody, estimateTokens, parseChatBody } from "../../src/testing/protocol.js";
+import { completionBody, errorBody, estimateTokens, parseChatBody, streamEvents } from "../../src/testing/protocol.js";
 
 /** Directory of the scenario templates and their handlers. */
 export const FIXTURES = resolve("test/fixtures/host");
-/** A scenario template by name (cancel, slots, budget, retry, crash, route-back). */
+/** A scenario template by name (cancel, slots, budget, retry, crash, route-back, steps-crash, steps-retry, steps-route-back). */
 export const template = (name: string): string => join(FIXTURES, `${name}.yaml`);
 
 /** The model id the budget template's agent asks for. */
@@ -40,7 +41,8 @@ export interface Observation {
   readonly t: number;
   /** The process that ran the attempt. */
   readonly pid: number;
-  readonly event: "started" | "finished" | "failed" | "aborted";
+  /** step_started / step_finished: a durable step's fn (`ctx.step`) began / returned; `step` names it. */
+  readonly event: "started" | "finished" | "failed" | "aborted" | "step_started" | "step_finished";
   readonly run: string;
   readonly stage: string;
   readonly visit: number;
@@ -50,6 +52,8 @@ export interface Observation {
   readonly running?: number;
   /** aborted: the signal's reason. */
   readonly reason?: string;
+  /** step_started, step_finished (and aborted inside a step): the durable step's name. */
+  readonly step?: string;
 }
 
 /** Read a fixture log file (missing: nothing observed yet). */
@@ -138,15 +142,17 @@ export function renderLog(log: readonly BatonEvent[]): string {
         : e.type === "stage_failed" ? ` (${e.error.kind}: ${e.error.message})`
         : e.type === "run_finished" ? ` ${e.status}${e.error ? ` (${e.error.message})` : ""}`
         : e.type === "retry_scheduled" ? ` due +${e.due_at - t0}ms`
-        : e.type === "stage_started" && e.rerun ? " rerun" : "";
-      return `  ${String(i + 1).padStart(3)} +${e.at - t0}ms ${e.type}${key}${extra}`;
+        : e.type === "stage_started" && e.rerun ? " rerun"
+        : e.type === "step_recorded" ? ` '${e.name}'` : "";
+      const replayed = (e.type === "stage_succeeded" || e.type === "stage_failed") && e.replayed ? ` replayed [${e.replayed.join(", ")}]` : "";
+      return `  ${String(i + 1).padStart(3)} +${e.at - t0}ms ${e.type}${key}${extra}${replayed}`;
     })
     .join("\n");
 }
 
 function renderObs(obs: readonly Observation[]): string {
   const t0 = obs[0]?.t ?? 0;
-  return obs.map((o) => `  +${o.t - t0}ms pid ${o.pid} ${o.event} ${o.stage}#${o.visit} a${o.attempt}${o.reason ? ` (${o.reason})` : ""}`).join("\n");
+  return obs.map((o) => `  +${o.t - t0}ms pid ${o.pid} ${o.event}${o.step ? ` '${o.step}'` : ""} ${o.stage}#${o.visit} a${o.attempt}${o.reason ? ` (${o.reason})` : ""}`).join("\n");
 }
 
 /** Most attempts running at once according to the observations, in the order they were written. */
@@ -155,7 +161,7 @@ export function peakObserved(obs: readonly Observation[]): number {
   let peak = 0;
   for (const o of obs) {
     if (o.event === "started") peak = Math.max(peak, ++now);
-    else now--;
+    else if (o.event !== "step_started" && o.event !== "step_finished") now--;
   }
   return peak;
 }
@@ -177,11 +183,34 @@ export function peakInLog(log: readonly BatonEvent[]): number {
 const is = (o: Observation, event: Observation["event"], stage: string, visit?: number, attempt?: number): boolean =>
   o.event === event && o.stage === stage && (visit === undefined || o.visit === visit) && (attempt === undefined || o.attempt === attempt);
 
+/** A durable step's start or finish in the `steps` fixture (stage `work`). */
+const isStep = (o: Observation, event: "step_started" | "step_finished", step: string, attempt?: number): boolean =>
+  o.event === event && o.stage === "work" && o.step === step && (attempt === undefined || o.attempt === attempt);
+
+/** An observation as `event` or `event step` (for comparing sequences). */
+const line = (o: Observation): string => (o.step !== undefined ? `${o.event} ${o.step}` : o.event);
+
+/** Where step `name` of stage `work` was observed starting: "vVISIT aATTEMPT", in order. */
+const startsOf = (obs: readonly Observation[], name: string): string[] =>
+  obs.filter((o) => isStep(o, "step_started", name)).map((o) => `v${o.visit} a${o.attempt}`);
+
+/** What the `steps` fixture's step `name` returns when attempt `attempt` of visit `visit` runs it. */
+const ran = (name: string, attempt: number, visit = 1): { step: string; attempt: number; visit: number } => ({ step: name, attempt, visit });
+
+/** Each step_recorded of the `steps` fixture: a ctx.step, its output from the attempt that ran it, started before it was recorded. */
+function checkSteps(steps: readonly Ev<"step_recorded">[], why: string): void {
+  for (const e of steps) {
+    expect(e, why).toMatchObject({ stage: "work", kind: "step", output: ran(e.name, e.attempt, e.visit) });
+    expect(e.item, why).toBeUndefined();
+    expect(e.started_at, `step '${e.name}' was recorded before it started${why}`).toBeLessThanOrEqual(e.at);
+  }
+}
+
 // ── the model, shared by every host in the test process ───────────────────────────────
 
 /**
- * An OpenAI-compatible model on 127.0.0.1 (the wire format of the fake in src/testing) whose
- * answers are held until the scenario releases them. The budget scenario holds them until the
+ * An OpenAI-compatible model on 127.0.0.1 (the wire format of the fake in src/testing, plain or
+ * streamed as the request asks) whose answers are held until the scenario releases them. The budget scenario holds them until the
  * run has decided the second call (its budget failure is in the log) or both calls have reached
  * the model (the budget let both through): so the two calls overlap by construction, however
  * slowly a loaded machine starts them, and a budget that is not shared fails deterministically.
@@ -230,8 +259,16 @@ async function startHeldModel(): Promise<HeldModel> {
         waiting = waiting.filter((w) => w !== answer);
         if (res.destroyed) return;
         const usage = { prompt_tokens: estimateTokens(prompt), completion_tokens: 1, total_tokens: estimateTokens(prompt) + 1 };
+        const created = Math.floor(Date.now() / 1000);
+        if (chat.stream) {
+          // Streamed turns (a host that shows live turn text asks for them): SSE, as OpenAI sends it.
+          res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+          for (const event of streamEvents(`chatcmpl-held-${n}`, chat.model, "ok", usage, created, chat.includeUsage)) res.write(`data: ${event}\n\n`);
+          res.end();
+          return;
+        }
         res.writeHead(200, { "content-type": "application/json" });
-        res.end(JSON.stringify(completionBody(`chatcmpl-held-${n}`, chat.model, "ok", usage, Math.floor(Date.now() / 1000))));
+        res.end(JSON.stringify(completionBody(`chatcmpl-held-${n}`, chat.model, "ok", usage, created)));
       };
       const timer = setTimeout(answer, HOLD_MAX_MS);
       res.once("close", () => {
@@ -288,6 +325,9 @@ export const SCENARIOS = [
   "retries wake up",
   "a crash records an interrupted attempt",
   "route-back cancels in-flight work",
+  "a crash mid-handler re-runs only the step in flight",
+  "a retry reuses completed steps",
+  "a route back runs the steps again",
 ] as const;
 
 interface Outcome {
@@ -514,6 +554,94 @@ export function hostConformance(host: HostHarness): void {
         expect(aborted.pid, renderObs(obs)).toBe(started.pid);
         expect(aborted.reason, renderObs(obs)).toBe("route back");
         for (const s of ["a", "b", "c"]) expect(obs.filter((o) => is(o, "finished", s, 2)), `${s} visit 2\n${renderObs(obs)}`).toHaveLength(1);
+      }));
+
+    // ── durable steps (SPEC §9): test/fixtures/host/stages.mjs#steps runs ctx.step one, two, three ──
+
+    scenario("a crash mid-handler re-runs only the step in flight", () =>
+      withRun(template("steps-crash"), { crashable: true }, async (run) => {
+        const seen = await run.until((o) => o.some((x) => isStep(x, "step_started", "three", 1)), "step 'three' of attempt 1 to start");
+        const victim = seen.find((x) => isStep(x, "step_started", "three", 1))!;
+        // ctx.step returns once its step is in the log: one and two are recorded before three starts.
+        const before = await run.events();
+        expect(ofType(before, "step_recorded").map((e) => e.name), `log when step three started:\n${renderLog(before)}`).toEqual(["one", "two"]);
+        await run.crash(victim);
+        const log = await run.finished();
+        const obs = await run.observed();
+        const why = `\nlog:\n${renderLog(log)}\nobserved:\n${renderObs(obs)}`;
+        expect(ofType(log, "run_finished").map((e) => e.status), why).toEqual(["succeeded"]);
+        const steps = ofType(log, "step_recorded", (e) => e.stage === "work");
+        expect(steps.map((e) => `${e.name} a${e.attempt}`), `one and two are recorded by attempt 1 only, three by attempt 2${why}`).toEqual(["one a1", "two a1", "three a2"]);
+        checkSteps(steps, why);
+        const interrupted = ofType(log, "stage_cancelled", (e) => e.stage === "work");
+        expect(interrupted, why).toHaveLength(1);
+        expect(interrupted[0], why).toMatchObject({ visit: 1, attempt: 1 });
+        expect(interrupted[0]!.reason, why).toMatch(/^interrupted/);
+        expect(indexOf(log, steps[1]), why).toBeLessThan(indexOf(log, interrupted[0]));
+        const again = ofType(log, "stage_started", (e) => e.stage === "work" && e.attempt === 2);
+        expect(again, why).toHaveLength(1);
+        expect(again[0]!.rerun, why).toBe(true);
+        expect(indexOf(log, again[0]), why).toBeGreaterThan(indexOf(log, interrupted[0]));
+        expect(indexOf(log, steps[2]), why).toBeGreaterThan(indexOf(log, again[0]));
+        const ok = ofType(log, "stage_succeeded", (e) => e.stage === "work");
+        expect(ok.map((e) => e.attempt), why).toEqual([2]);
+        expect(ok[0]!.replayed, `the re-run's outcome lists the steps it reused${why}`).toEqual(["one", "two"]);
+        expect(ok[0]!.output, why).toEqual({ one: ran("one", 1), two: ran("two", 1), three: ran("three", 2), attempt: 2 });
+        // The handlers saw one and two run once, three twice (the second time in another process).
+        expect(startsOf(obs, "one"), why).toEqual(["v1 a1"]);
+        expect(startsOf(obs, "two"), why).toEqual(["v1 a1"]);
+        expect(startsOf(obs, "three"), why).toEqual(["v1 a1", "v1 a2"]);
+        expect(obs.filter((o) => o.attempt === 1).map(line), why).toEqual(["started", "step_started one", "step_finished one", "step_started two", "step_finished two", "step_started three"]);
+        expect(obs.filter((o) => o.attempt === 2).map(line), why).toEqual(["started", "step_started three", "step_finished three", "finished"]);
+        const second = obs.find((o) => is(o, "started", "work", 1, 2))!;
+        expect(second.pid, `attempt 2 must run in another process than the killed one${why}`).not.toBe(victim.pid);
+      }));
+
+    scenario("a retry reuses completed steps", () =>
+      withRun(template("steps-retry"), {}, async (run) => {
+        const log = await run.finished();
+        const obs = await run.observed();
+        const why = `\nlog:\n${renderLog(log)}\nobserved:\n${renderObs(obs)}`;
+        expect(ofType(log, "run_finished").map((e) => e.status), why).toEqual(["succeeded"]);
+        const failed = ofType(log, "stage_failed", (e) => e.stage === "work");
+        expect(failed.map((e) => e.attempt), why).toEqual([1]);
+        expect(failed[0]!.error, why).toMatchObject({ kind: "handler", retryable: true, message: "attempt 1 fails after step two (host conformance fixture)" });
+        expect(failed[0]!.replayed, `attempt 1 reused nothing${why}`).toBeUndefined();
+        const steps = ofType(log, "step_recorded", (e) => e.stage === "work");
+        expect(steps.map((e) => `${e.name} a${e.attempt}`), why).toEqual(["one a1", "two a1", "three a2"]);
+        checkSteps(steps, why);
+        expect(indexOf(log, steps[1]), why).toBeLessThan(indexOf(log, failed[0]));
+        const rs = ofType(log, "retry_scheduled", (e) => e.stage === "work");
+        expect(rs.map((e) => e.attempt), why).toEqual([2]);
+        const s2 = ofType(log, "stage_started", (e) => e.stage === "work" && e.attempt === 2);
+        expect(s2, why).toHaveLength(1);
+        expect(indexOf(log, s2[0]), why).toBeGreaterThan(indexOf(log, rs[0]));
+        expect(indexOf(log, steps[2]), why).toBeGreaterThan(indexOf(log, s2[0]));
+        const ok = ofType(log, "stage_succeeded", (e) => e.stage === "work");
+        expect(ok.map((e) => e.attempt), why).toEqual([2]);
+        expect(ok[0]!.replayed, `the retry's outcome lists the steps it reused${why}`).toEqual(["one", "two"]);
+        expect(ok[0]!.output, why).toEqual({ one: ran("one", 1), two: ran("two", 1), three: ran("three", 2), attempt: 2 });
+        expect(obs.filter((o) => o.attempt === 1).map(line), why).toEqual(["started", "step_started one", "step_finished one", "step_started two", "step_finished two", "failed"]);
+        expect(obs.filter((o) => o.attempt === 2).map(line), `attempt 2 must not run one or two again${why}`).toEqual(["started", "step_started three", "step_finished three", "finished"]);
+      }));
+
+    scenario("a route back runs the steps again", () =>
+      withRun(template("steps-route-back"), {}, async (run) => {
+        const log = await run.finished();
+        const obs = await run.observed();
+        const why = `\nlog:\n${renderLog(log)}\nobserved:\n${renderObs(obs)}`;
+        expect(ofType(log, "run_finished").map((e) => e.status), why).toEqual(["succeeded"]);
+        const route = ofType(log, "decision", (e) => e.kind === "route" && e.stage === "check" && e.visit === 1 && e.taken === true);
+        expect(route.map((e) => e.goto), why).toEqual(["work"]);
+        const steps = ofType(log, "step_recorded", (e) => e.stage === "work");
+        expect(steps.map((e) => `${e.name} v${e.visit} a${e.attempt}`), `visit 2 records its own steps${why}`).toEqual(["one v1 a1", "two v1 a1", "three v1 a1", "one v2 a1", "two v2 a1", "three v2 a1"]);
+        checkSteps(steps, why);
+        expect(indexOf(log, steps[3]), why).toBeGreaterThan(indexOf(log, route[0]));
+        const ok = ofType(log, "stage_succeeded", (e) => e.stage === "work");
+        expect(ok.map((e) => `v${e.visit} a${e.attempt}`), why).toEqual(["v1 a1", "v2 a1"]);
+        for (const e of ok) expect(e.replayed, `visit ${e.visit} reused nothing${why}`).toBeUndefined();
+        expect(ok[1]!.output, why).toEqual({ one: ran("one", 1, 2), two: ran("two", 1, 2), three: ran("three", 1, 2), attempt: 1 });
+        for (const name of ["one", "two", "three"]) expect(startsOf(obs, name), `step ${name}${why}`).toEqual(["v1 a1", "v2 a1"]);
       }));
   });
 }

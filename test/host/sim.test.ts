@@ -4,12 +4,16 @@
  * Plans are the suite's templates compiled as usual; expressions are evaluated for real
  * (`evaluateCommand`), the run's budget is the embedded one (`LocalBudget`). Attempts are not
  * executed: the host plays the fixture handlers' behaviour by export name (sleep, failOnce,
- * slowFirstVisit, slowFirstAttempt — test/fixtures/host/stages.mjs) and an agent call as a
- * budget hold plus a model answer after MODEL_MS simulated ms, and records the same
- * observations the handlers write. Time moves only when nothing can happen before the next
- * completion or engine wake-up. A crash drops everything in flight without a word (no abort
- * observed) and continues as `Runtime.resume` does: fold the log, record the attempts that were
- * in flight as interrupted, `run_resumed`, a new loop.
+ * slowFirstVisit, slowFirstAttempt, steps — test/fixtures/host/stages.mjs) and an agent call as
+ * a budget hold plus a model answer after MODEL_MS simulated ms, and records the same
+ * observations the handlers write. `steps` plays its durable steps one after another: each takes
+ * its simulated ms and then is recorded (a `step_recorded` event pushed into the loop at that
+ * time, as outcomes are); a step already recorded (in the command's `steps`) takes no time,
+ * records nothing and is listed in the outcome's `replayed`. Time moves only when nothing can
+ * happen before the next completion, step or engine wake-up. A crash drops everything in flight
+ * without a word (no abort observed; steps recorded before it stay in the log) and continues as
+ * `Runtime.resume` does: fold the log, record the attempts that were in flight as interrupted,
+ * `run_resumed`, a new loop.
  */
 import { attemptId, fold, runningAttempts, apply, createState, type BatonEvent, type CancelCommand, type ExecuteCommand, type ExprCommand } from "../../src/engine/index.js";
 import type { Plan } from "../../src/plan/types.js";
@@ -33,8 +37,12 @@ interface Flight {
   readonly cmd: ExecuteCommand;
   /** Insertion order (ties at the same simulated time complete in start order). */
   readonly seq: number;
-  /** Simulated time it completes (Infinity until its behaviour is known). */
+  /** Simulated time it completes, or its next step does (Infinity until its behaviour is known). */
   due: number;
+  /** What happens at `due` instead of completing (a durable step ends); it sets the next `due`. */
+  onDue?: (() => void) | undefined;
+  /** The durable step running now (`steps`). */
+  step?: string | undefined;
   outcome?: (at: number) => BatonEvent;
   /** Observation written when it completes (run stages; agent calls write none). */
   end?: "finished" | "failed";
@@ -53,6 +61,9 @@ const HANDLERS: Record<string, Handler> = {
   slowFirstVisit: (input, cmd) => ({ ms: Number(cmd.visit === 1 ? input.long : input.ms), fail: false }),
   slowFirstAttempt: (input, cmd) => ({ ms: Number(cmd.attempt === 1 ? input.long : input.ms), fail: false }),
 };
+
+/** The durable steps of the `steps` handler, in order (test/fixtures/host/stages.mjs). */
+const STEPS = ["one", "two", "three"] as const;
 
 let nRun = 0;
 
@@ -106,7 +117,7 @@ class SimRun implements HostRun, HostPort {
     const f = this.inflight.get(id);
     if (!f) return;
     this.inflight.delete(id);
-    if (f.observed) this.observe(f.cmd, "aborted", { reason: cmd.reason });
+    if (f.observed) this.observe(f.cmd, "aborted", { reason: cmd.reason, ...(f.step !== undefined ? { step: f.step } : {}) });
     if (f.hold) this.budget.settle(f.hold, undefined, false);
   }
   evaluate(_loop: RunLoop, cmd: ExprCommand): Promise<BatonEvent[]> {
@@ -154,6 +165,7 @@ class SimRun implements HostRun, HostPort {
       return;
     }
     if (spec.kind !== "run" || !("export" in spec)) throw new Error(`sim: stage '${stage.id}' is a ${spec.kind} stage, which this host does not simulate`);
+    if (spec.export === "steps") return this.steps(f);
     const handler = HANDLERS[spec.export];
     if (!handler) throw new Error(`sim: no behaviour for handler '${spec.export}' (stage '${stage.id}')`);
     let input: unknown = stage.input ? stage.input.evaluate(cmd.scope) : {};
@@ -167,6 +179,60 @@ class SimRun implements HostRun, HostPort {
     f.outcome = b.fail
       ? this.outcome(cmd, { type: "stage_failed", input, error: { kind: "handler", retryable: true, message: "first attempt fails (host conformance fixture)" } })
       : this.outcome(cmd, { type: "stage_succeeded", input, output: { slept: b.ms, visit: cmd.visit, attempt: cmd.attempt } });
+  }
+
+  /**
+   * `steps`: started; then each of one, two, three not recorded yet runs for its ms (step_started
+   * … step_finished, then its step_recorded event at that simulated time); with failAfter "two"
+   * attempt 1 fails once two is recorded; else finished with the steps' results.
+   */
+  private async steps(f: Flight): Promise<void> {
+    const { cmd } = f;
+    const stage = this.plan.stages[cmd.stage]!;
+    let input: unknown = stage.input ? stage.input.evaluate(cmd.scope) : {};
+    if (input instanceof Promise) input = await input;
+    const args = (input ?? {}) as Record<string, unknown>;
+    f.observed = true;
+    const running = [...this.inflight.values()].filter((x) => x.observed).length;
+    this.observe(cmd, "started", { running });
+    const out: Record<string, unknown> = {};
+    const replayed: string[] = [];
+    const withReplayed = (fields: Record<string, unknown>): Record<string, unknown> => (replayed.length > 0 ? { ...fields, replayed: [...replayed] } : fields);
+    const next = (i: number): void => {
+      for (; i < STEPS.length; i++) {
+        const name = STEPS[i]!;
+        if (name === "three" && args.failAfter === "two" && cmd.attempt === 1) {
+          f.due = this.clock;
+          f.end = "failed";
+          f.outcome = this.outcome(cmd, withReplayed({ type: "stage_failed", input, error: { kind: "handler", retryable: true, message: "attempt 1 fails after step two (host conformance fixture)" } }));
+          return;
+        }
+        if (cmd.steps?.has(name)) {
+          // ctx.step returns the recorded result without running fn: nothing observed, no time.
+          out[name] = cmd.steps.get(name);
+          replayed.push(name);
+          continue;
+        }
+        const ms = Number(name === "three" ? (cmd.attempt === 1 ? args.long : args.ms) : args.fast);
+        const startedAt = this.clock;
+        this.observe(cmd, "step_started", { step: name });
+        f.step = name;
+        f.due = this.clock + ms;
+        f.onDue = () => {
+          f.step = undefined;
+          this.observe(cmd, "step_finished", { step: name });
+          const output = { step: name, attempt: cmd.attempt, visit: cmd.visit };
+          out[name] = output;
+          this.loop.push({ type: "step_recorded", at: this.clock, ...cmd.key, attempt: cmd.attempt, name, kind: "step", started_at: startedAt, output } as BatonEvent);
+          next(i + 1);
+        };
+        return;
+      }
+      f.due = this.clock;
+      f.end = "finished";
+      f.outcome = this.outcome(cmd, withReplayed({ type: "stage_succeeded", input, output: { ...out, attempt: cmd.attempt } }));
+    };
+    next(0);
   }
 
   private complete(f: Flight): void {
@@ -187,7 +253,18 @@ class SimRun implements HostRun, HostPort {
     const next = Math.min(flights[0]?.due ?? Infinity, this.loop.wakeAt ?? Infinity);
     if (next === Infinity) return false;
     this.clock = Math.max(this.clock, next);
-    for (const f of flights) if (f.due <= this.clock) this.complete(f);
+    // What is due now happens, in due-then-start order; a step that ends may make more due now.
+    for (;;) {
+      const due = [...this.inflight.values()].filter((f) => f.due <= this.clock).sort((a, b) => a.due - b.due || a.seq - b.seq);
+      if (due.length === 0) break;
+      for (const f of due) {
+        const at = f.onDue;
+        if (at) {
+          f.onDue = undefined;
+          at();
+        } else this.complete(f);
+      }
+    }
     await this.loop.advance();
     return true;
   }

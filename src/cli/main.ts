@@ -11,7 +11,7 @@ import { Runtime, UserError, type RunResult } from "../runtime/index.js";
 import { openStoreAsync } from "../store/open.js";
 import type { Store } from "../store/port.js";
 import { describePlan, loadPlanFile, validateFile, validateInputs, formatDiagnostic } from "../template/index.js";
-import { renderTrace } from "../trace/index.js";
+import { renderTrace, type Trace } from "../trace/index.js";
 import { Progress } from "./progress.js";
 import { createTelemetry, type Telemetry } from "../telemetry/index.js";
 import { loadTrace, registerDiff } from "./commands/diff.js";
@@ -477,11 +477,13 @@ export function program(): Command {
       }
     });
 
-  cmd.command("trace <run>").description("the execution trace (human view, or SPEC JSON)").option("--json", "print the trace JSON").action(async (run: string, o: { json?: boolean }) => {
+  cmd.command("trace <run>").description("the execution trace (human view, or SPEC JSON)").option("--json", "print the trace JSON")
+    .option("--messages", "add the messages each agent turn sent to the model").action(async (run: string, o: { json?: boolean; messages?: boolean }) => {
     const store = await storeOf(g());
     try {
-      const trace = await loadTrace(store, await store.resolveId(run));
+      const trace = await loadTrace(store, await store.resolveId(run), { messages: o.messages === true });
       process.stdout.write(o.json ? JSON.stringify(trace, null, 2) + "\n" : renderTrace(trace, { color: process.stdout.isTTY === true, width: process.stdout.isTTY ? (process.stdout.columns ?? 100) : 160 }) + "\n");
+      if (o.messages && !o.json) process.stdout.write(renderMessages(trace));
     } finally {
       await store.close();
     }
@@ -521,3 +523,21 @@ main(process.argv.slice(2)).then(
     process.exitCode = 1;
   },
 );
+
+/** `trace --messages` as text: each turn's messages, once per distinct list. */
+function renderMessages(trace: Trace): string {
+  const all = (trace as Trace & { messages?: Record<string, unknown[]> }).messages ?? {};
+  const out: string[] = [];
+  for (const s of trace.stages as unknown as { id: string; turns?: { n: number; agent?: string; messages_ref?: string }[] }[]) {
+    for (const t of s.turns ?? []) {
+      const list = t.messages_ref ? all[t.messages_ref] : undefined;
+      if (!list) continue;
+      out.push(`\n── ${s.id}${t.agent ? ` ${t.agent}` : ""} turn ${t.n} (messages ${t.messages_ref!.slice(0, 12)})`);
+      for (const m of list as { role?: string; content?: unknown }[]) {
+        const text = typeof m.content === "string" ? m.content : JSON.stringify(m.content);
+        out.push(`${(m.role ?? "?").padEnd(9)} ${text.length > 4000 ? `${text.slice(0, 4000)}… (${text.length} chars)` : text}`);
+      }
+    }
+  }
+  return out.length ? out.join("\n") + "\n" : "(no agent turns recorded messages)\n";
+}

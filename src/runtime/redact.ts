@@ -74,4 +74,4 @@ export class Redactor {
 }
 
 /** Event fields that carry data or free text. */
-const FIELDS = ["input", "output", "logs", "error", "inputs", "read", "with", "items", "result", "message", "reason", "data", "comment"] as const;
+const FIELDS = ["input", "output", "logs", "error", "inputs", "read", "with", "items", "result", "message", "reason", "data", "comment", "messages", "calls"] as const;

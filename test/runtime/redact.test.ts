@@ -43,3 +43,22 @@ describe("secret redaction", () => {
     expect(r.value({ p: "pw=hunter2hunter2" })).toEqual({ p: "pw=[redacted]" });
   });
 });
+
+describe("redaction reaches agent turns and waiting tool calls", () => {
+  it("a turn's messages, a recorded call's output and a waiting call's args are redacted before storage", async () => {
+    const { Redactor } = await import("../../src/runtime/redact.js");
+    process.env.SOME_API_KEY = "sk-live-abcdefghijklmnop1234";
+    try {
+      const r = new Redactor();
+      const turn = { type: "step_recorded", at: 1, stage: "s", visit: 1, attempt: 1, name: "turn:1", kind: "turn", started_at: 1, output: { text: "key sk-live-abcdefghijklmnop1234" }, messages: [{ role: "user", content: "use sk-live-abcdefghijklmnop1234 please" }] };
+      const waiting = { type: "stage_waiting", at: 1, stage: "s", visit: 1, attempt: 1, message: "m", calls: [{ id: "c", tool: "t", args: { token: "sk-live-abcdefghijklmnop1234" }, message: "ok?" }] };
+      r.event(turn as never);
+      r.event(waiting as never);
+      const all = JSON.stringify([turn, waiting]);
+      expect(all).not.toContain("sk-live-abcdefghijklmnop1234");
+      expect(all).toContain("[redacted]");
+    } finally {
+      delete process.env.SOME_API_KEY;
+    }
+  });
+});

@@ -14,9 +14,9 @@ import { renderDiff } from "../../trace/diff-render.js";
 import type { Trace } from "../../trace/types.js";
 
 /** A run's trace, with its plan when the log's template source can be recompiled (YAML/JSON), as `baton trace` does. */
-export async function loadTrace(store: Store, runId: string): Promise<Trace> {
+export async function loadTrace(store: Store, runId: string, o: { messages?: boolean } = {}): Promise<Trace> {
   const { events } = await store.load(runId);
-  return buildTrace(events, recordedPlan(events[0]));
+  return buildTrace(events, recordedPlan(events[0]), o.messages ? { messages: true } : undefined);
 }
 
 /** Register `diff <runA> <runB>` on the program. */

@@ -8,6 +8,10 @@
  *   npm run record-logs          (= npm run build && node scripts/record-logs.mjs)
  *   node scripts/record-logs.mjs retries cancel     record only these fixtures
  *
+ * steps, tools and tool-approval record durable steps (ctx.step), an agent's tool loop (turns
+ * and tool calls, a stage retry that reuses a recorded turn) and per-call approvals; the agent
+ * fixtures run against Baton's fake OpenAI server (dist/testing), started here.
+ *
  * Beside each log, <name>.batches.json lists the sizes of the appends that wrote it (one store
  * transaction each: the events that arrived together, then the events `decide` added to them),
  * so the replay test knows every point where `decide` ran — including those where it added
@@ -213,7 +217,83 @@ const FIXTURES = {
     check(r.status === "succeeded", name, `after resume: ${r.status} ${JSON.stringify(r.error)}`);
     return id;
   },
+
+  async steps(name, s) {
+    const r = await (await s.rt.start(loadPlanFile(template("steps")), {}, { seed: SEED })).done;
+    check(r.status === "succeeded", name, `status ${r.status} ${JSON.stringify(r.error)}`);
+    return r.id;
+  },
+
+  async tools(name, s) {
+    // Turn 1 (the prompt is the last message): four calls; turn 2: 500 once, then one call; turn 3: the answer.
+    const turn = (req) => req.messages.filter((m) => m.role === "assistant").length + 1;
+    const usage = (prompt_tokens, completion_tokens) => ({ prompt_tokens, completion_tokens });
+    return withFakeModel([
+      {
+        match: (req) => req.messages.at(-1)?.role === "user",
+        reply: { usage: usage(120, 40), toolCalls: [
+          { id: "d1", name: "double", arguments: { x: 21 } },
+          { id: "l1", name: "lookup", arguments: { term: "tide" } },
+          { id: "u1", name: "weather", arguments: { city: "Oslo" } },
+          { id: "m1", name: "double", arguments: '{"x": ' },
+        ] },
+      },
+      { match: (req) => req.messages.at(-1)?.role === "tool" && turn(req) === 2, times: 1, reply: { status: 500, content: "the model server hiccuped" } },
+      { match: (req) => req.messages.at(-1)?.role === "tool" && turn(req) === 2, reply: { usage: usage(260, 20), toolCalls: [{ id: "d2", name: "double", arguments: { x: 2 } }] } },
+      { match: (req) => req.messages.at(-1)?.role === "tool" && turn(req) === 3, reply: { usage: usage(300, 30), content: "Tides: 42 and 4; the lookup says they rise and fall." } },
+    ], async (fake) => {
+      const r = await (await s.rt.start(loadPlanFile(template("tools")), {}, { seed: SEED })).done;
+      check(r.status === "succeeded", name, `status ${r.status} ${JSON.stringify(r.error)}`);
+      check(fake.requests.length === 4, name, `the model was asked ${fake.requests.length} times, not 4 (turn 1 once, turn 2 twice, turn 3 once)`);
+      return r.id;
+    });
+  },
+
+  async "tool-approval"(name, s) {
+    const turn1 = { usage: { prompt_tokens: 100, completion_tokens: 30 }, toolCalls: [
+      { id: "p1", name: "publish", arguments: { title: "Tides, first edition" } },
+      { id: "p2", name: "publish", arguments: { title: "Tides, second edition" } },
+      { id: "d1", name: "double", arguments: { x: 5 } },
+    ] };
+    return withFakeModel([
+      { match: (req) => req.messages.at(-1)?.role === "user", reply: turn1 },
+      { match: (req) => req.messages.at(-1)?.role === "tool", reply: { usage: { prompt_tokens: 200, completion_tokens: 20 }, content: "Published the first edition; the second was declined." } },
+    ], async (fake) => {
+      const r = await (await s.rt.start(loadPlanFile(template("tool-approval")), {}, { seed: SEED })).done;
+      check(r.status === "waiting", name, `status ${r.status} ${JSON.stringify(r.error)}`);
+      const a = await s.rt.answer(r.id, "report", { approved: true, call: "p1", by: "fixture", comment: "first edition ok" });
+      const mid = await a.handle.done;
+      check(mid.status === "waiting", name, `after the first answer: ${mid.status} ${JSON.stringify(mid.error)}`);
+      const b = await s.rt.answer(r.id, "report", { approved: false, call: "p2", by: "fixture", comment: "not the second edition" });
+      const end = await b.handle.done;
+      check(end.status === "succeeded", name, `after the second answer: ${end.status} ${JSON.stringify(end.error)}`);
+      check(fake.requests.length === 2, name, `the model was asked ${fake.requests.length} times, not 2 (turn 1 replayed after the answers)`);
+      return r.id;
+    });
+  },
 };
+
+/**
+ * Run `fn(fake)` against Baton's fake OpenAI server (dist/testing) scripted with `rules`: the
+ * templates' agents read its address from FAKE_URL (`base_url: "${FAKE_URL}"`), and the
+ * provider client needs a key (never a real one).
+ */
+async function withFakeModel(rules, fn) {
+  const { startFakeOpenAI } = await import(pathToFileURL(join(DIST, "testing/index.js")).href);
+  const fake = await startFakeOpenAI({ rules });
+  const saved = { FAKE_URL: process.env.FAKE_URL, OPENAI_API_KEY: process.env.OPENAI_API_KEY };
+  process.env.FAKE_URL = fake.url;
+  process.env.OPENAI_API_KEY = "sk-fixture-not-a-real-key";
+  try {
+    return await fn(fake);
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    await fake.close();
+  }
+}
 
 /** `--child TEMPLATE DB BATCHFILE`: start the run, say `running ID` once every attempt to interrupt runs, wait to be killed. */
 async function child([file, db, batchFile]) {
@@ -302,6 +382,26 @@ function checkPath(name, events) {
     case "crash":
       check(events.filter((e) => e.type === "stage_cancelled" && e.reason.startsWith("interrupted")).length === 5, name, "five interrupted attempts");
       check(t("retry_scheduled", (e) => e.stage === "shaky" && e.attempt === 3) && t("stage_succeeded", (e) => e.stage === "shaky" && e.attempt === 3), name, "shaky retried after the restart");
+      break;
+    case "steps": {
+      const stepsOf = (pred) => events.filter((e) => e.type === "step_recorded" && e.kind === "step" && pred(e)).map((e) => e.name);
+      check(stepsOf((e) => e.stage === "work").join() === "fetch,extract", name, "work recorded fetch and extract once (attempt 1)");
+      check(t("stage_succeeded", (e) => e.stage === "work" && e.attempt === 2 && e.replayed?.join() === "fetch,extract"), name, "work's attempt 2 replayed both steps");
+      check(stepsOf((e) => e.stage === "each").length === 2, name, "each item recorded its step");
+      check(stepsOf((e) => e.stage === "loop" && e.visit === 2).join() === "first,second", name, "loop's steps ran again on visit 2");
+      break;
+    }
+    case "tools": {
+      const st = (n) => events.find((e) => e.type === "step_recorded" && e.stage === "research" && e.name === n);
+      check(["turn:1", "call:d1", "call:l1", "call:u1", "call:m1", "turn:2", "call:d2", "turn:3"].every(st), name, "every turn and call recorded");
+      check(st("call:l1").output.attempts === 2 && st("call:u1").output.status === "failed" && st("call:m1").output.status === "failed", name, "lookup retried, the unknown tool and the malformed call failed");
+      check(t("stage_failed", (e) => e.stage === "research" && e.attempt === 1) && t("stage_succeeded", (e) => e.stage === "research" && e.attempt === 2 && e.replayed?.[0] === "turn:1"), name, "turn 2 failed attempt 1; attempt 2 replayed turn 1");
+      break;
+    }
+    case "tool-approval":
+      check(t("stage_waiting", (e) => e.calls?.map((c) => c.id).join() === "p1,p2"), name, "both publish calls waited");
+      check(events.filter((e) => e.type === "approval" && e.call !== undefined).map((e) => `${e.call}:${e.approved}`).join() === "p1:true,p2:false", name, "p1 approved, then p2 rejected");
+      check(t("step_recorded", (e) => e.name === "call:p2" && e.output.status === "declined"), name, "p2 went back declined");
       break;
   }
   check(last.type === "run_finished", name, `the log ends with ${last.type}`);

@@ -31,7 +31,10 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { planFromSource } from "../../src/api/run.js";
-import { apply, createState, decide, ENGINE_VERSION, fold, type BatonEvent, type RunStarted } from "../../src/engine/index.js";
+import {
+  apply, createState, decide, ENGINE_VERSION, execAt, fold, waitKey,
+  type BatonEvent, type ExecuteCommand, type RunStarted, type RunState, type StepRecorded,
+} from "../../src/engine/index.js";
 import { compiledPlanHash } from "../../src/plan/hash.js";
 import type { Plan } from "../../src/plan/types.js";
 
@@ -47,7 +50,7 @@ const ARCHIVED = existsSync(join(DIR, "archive")) ? readdirSync(join(DIR, "archi
 const NAMES = [...CURRENT, ...ARCHIVED];
 
 /** What the recordings must cover (scripts/record-logs.mjs records these). */
-const REQUIRED = ["approval", "cancel", "crash", "escalation", "fallback", "for_each", "retries", "routes"];
+const REQUIRED = ["approval", "cancel", "crash", "escalation", "fallback", "for_each", "retries", "routes", "steps", "tool-approval", "tools"];
 
 interface Fixture {
   readonly name: string;
@@ -229,7 +232,7 @@ function replay(f: Fixture): Outcome {
 }
 
 describe("recorded logs", () => {
-  it("cover retries, routes both ways, fallback, approval, escalation, for_each, crash + resume, cancel", () => {
+  it("cover retries, routes both ways, fallback, approval, escalation, for_each, crash + resume, cancel, durable steps, tool loops, per-call approval", () => {
     expect(CURRENT).toEqual(expect.arrayContaining(REQUIRED));
   });
 });
@@ -293,5 +296,180 @@ describe("the replay check itself", () => {
     const j = f.log.findIndex((e) => e.type === "stage_succeeded");
     const log = [...f.log.slice(0, j + 1), f.log[j]!, ...f.log.slice(j + 1)];
     expect(foldStrict(f.plan, log)).toEqual([expect.stringContaining(`line ${j + 2}: apply could not place`)]);
+  });
+});
+
+/**
+ * Durable steps (step_recorded): ctx.step in run: handlers (steps.jsonl), an agent's turns and
+ * tool calls (tools.jsonl) and answers to tool calls waiting for approval (tool-approval.jsonl).
+ * Beyond replaying strictly, the folded state must hand every later attempt of an execution what
+ * its earlier attempts recorded — and what an attempt reports as `replayed` must be exactly that.
+ */
+describe("recorded durable steps, tool loops and per-call approvals", () => {
+  type Outcome = Extract<BatonEvent, { type: "stage_succeeded" | "stage_failed" | "stage_waiting" }>;
+  const sameExec = (a: { stage: string; visit: number; item?: number }, b: { stage: string; visit: number; item?: number }): boolean =>
+    a.stage === b.stage && a.visit === b.visit && a.item === b.item;
+  const recorded = (log: readonly BatonEvent[], pred: (e: StepRecorded) => boolean = () => true): StepRecorded[] =>
+    log.filter((e): e is StepRecorded => e.type === "step_recorded" && pred(e));
+  /** The execution of `stage` (its current visit; `item` for a for_each item) in a folded state. */
+  const execIn = (state: RunState, stage: string, item?: number) => {
+    const exec = execAt(state.nodes[state.plan.stageIndex.get(stage)!]!, item, 0);
+    expect(exec, `no execution of ${stage}${item === undefined ? "" : `[${item}]`}`).toBeDefined();
+    return exec!;
+  };
+  const stepsOf = (state: RunState, stage: string, item?: number): Record<string, unknown> => Object.fromEntries(execIn(state, stage, item).steps ?? []);
+  /** What decide hands the attempt that the log starts at `i` (a stage_started): its execute command. */
+  const commandAt = (f: Fixture, i: number): ExecuteCommand => {
+    const started = f.log[i]!;
+    if (started.type !== "stage_started") throw new Error(`line ${i + 1} is ${started.type}, not stage_started`);
+    const step = decide(fold(f.plan, f.log.slice(0, i)), started.at);
+    const cmd = step.effects.find((c): c is ExecuteCommand => c.kind === "execute" && sameExec(c.key, started) && c.attempt === started.attempt);
+    expect(cmd, `decide before line ${i + 1} starts no attempt ${started.attempt} of ${started.stage}`).toBeDefined();
+    return cmd!;
+  };
+  const startOf = (f: Fixture, stage: string, visit: number, attempt: number, item?: number): number => {
+    const i = f.log.findIndex((e) => e.type === "stage_started" && sameExec(e, { stage, visit, ...(item === undefined ? {} : { item }) }) && e.attempt === attempt);
+    expect(i, `${f.name}: no stage_started of ${stage} visit ${visit} attempt ${attempt}`).toBeGreaterThanOrEqual(0);
+    return i;
+  };
+
+  describe.each(["steps", "tools", "tool-approval"])("%s.jsonl", (name) => {
+    const f = load(name);
+    it("every attempt that lists `replayed` reused exactly the steps the folded state handed it", () => {
+      const outcomes = f.log.filter((e): e is Outcome => (e.type === "stage_succeeded" || e.type === "stage_failed" || e.type === "stage_waiting") && e.replayed !== undefined);
+      expect(outcomes.length, `${name}: no attempt replayed a step`).toBeGreaterThan(0);
+      for (const o of outcomes) {
+        const cmd = commandAt(f, startOf(f, o.stage, o.visit, o.attempt, o.item));
+        expect([...o.replayed!].sort(), `${name}: ${o.type} of ${o.stage} attempt ${o.attempt}`).toEqual([...(cmd.steps?.keys() ?? [])].sort());
+        // …and every one of them was recorded by an earlier attempt of the same execution (or is an answer to a call).
+        const before = recorded(f.log.slice(0, f.log.indexOf(o)), (e) => sameExec(e, o) && e.attempt < o.attempt).map((e) => e.name);
+        for (const n of o.replayed!) if (!n.startsWith("approval:")) expect(before, `${name}: ${o.stage} replayed ${n}`).toContain(n);
+      }
+    });
+  });
+
+  describe("steps.jsonl: ctx.step in run: handlers", () => {
+    const f = load("steps");
+    const state = fold(f.plan, f.log);
+
+    it("the folded state holds every recorded step on its execution, with its recorded output", () => {
+      const out = (stage: string, visit: number, n: string, item?: number): unknown =>
+        recorded(f.log, (e) => sameExec(e, { stage, visit, ...(item === undefined ? {} : { item }) }) && e.name === n)[0]?.output;
+      expect(stepsOf(state, "work")).toEqual({ fetch: out("work", 1, "fetch"), extract: out("work", 1, "extract") });
+      expect(stepsOf(state, "work")).toMatchObject({ fetch: { attempt: 1 }, extract: { attempt: 1 } });
+      expect(stepsOf(state, "each", 0)).toEqual({ scale: 10 });
+      expect(stepsOf(state, "each", 1)).toEqual({ scale: 20 });
+      // The route back started visit 2 of `loop`: its steps are visit 2's, not carried over.
+      expect(state.nodes[state.plan.stageIndex.get("loop")!]!.visit).toBe(2);
+      expect(stepsOf(state, "loop")).toEqual({ first: "first on visit 2", second: "second on visit 2" });
+    });
+
+    it("a retry gets the steps of the attempt before it and replays them; a new visit gets none", () => {
+      expect(recorded(f.log, (e) => e.stage === "work").map((e) => `${e.name}@${e.attempt}`)).toEqual(["fetch@1", "extract@1"]);
+      expect(Object.fromEntries(commandAt(f, startOf(f, "work", 1, 2)).steps ?? [])).toEqual(stepsOf(state, "work"));
+      expect(commandAt(f, startOf(f, "work", 1, 1)).steps).toBeUndefined();
+      const ok = f.log.find((e) => e.type === "stage_succeeded" && e.stage === "work") as Outcome;
+      expect(ok).toMatchObject({ attempt: 2, replayed: ["fetch", "extract"] });
+      expect(commandAt(f, startOf(f, "loop", 2, 1)).steps).toBeUndefined();
+      expect(recorded(f.log, (e) => e.stage === "loop").map((e) => `${e.name}@${e.visit}`)).toEqual(["first@1", "second@1", "first@2", "second@2"]);
+      expect(f.log.some((e) => e.type === "stage_succeeded" && e.stage === "loop" && e.replayed !== undefined)).toBe(false);
+    });
+
+    it("a step recorded again on a finished execution is not placed", () => {
+      const s = fold(f.plan, f.log);
+      const again = recorded(f.log, (e) => e.stage === "each" && e.item === 0)[0]!;
+      expect(apply(s, { ...again, name: "late" })).toBe(false);
+      expect(stepsOf(s, "each", 0)).toEqual({ scale: 10 });
+    });
+  });
+
+  describe("tools.jsonl: an agent's tool loop", () => {
+    const f = load("tools");
+    const state = fold(f.plan, f.log);
+    const byName = new Map(recorded(f.log).map((e) => [e.name, e]));
+
+    it("records every turn and call: a value: tool, a run: tool retried, an unknown tool, malformed arguments", () => {
+      expect([...byName.keys()].sort()).toEqual(["call:d1", "call:d2", "call:l1", "call:m1", "call:u1", "turn:1", "turn:2", "turn:3"]);
+      expect(recorded(f.log, (e) => e.kind === "turn").map((e) => e.name)).toEqual(["turn:1", "turn:2", "turn:3"]);
+      expect(byName.get("call:d1")!.output).toMatchObject({ status: "succeeded", output: 42, attempts: 1 });
+      expect(byName.get("call:l1")!.output).toMatchObject({ status: "succeeded", attempts: 2 });
+      expect(byName.get("call:u1")!.output).toMatchObject({ status: "failed", error: { kind: "tool", message: expect.stringContaining("unknown tool 'weather'") } });
+      expect(byName.get("call:m1")!.output).toMatchObject({ status: "failed", error: { kind: "tool", message: expect.stringContaining("not valid JSON") } });
+      for (const t of recorded(f.log, (e) => e.kind === "turn")) expect(t.tokens, t.name).toBeDefined();
+    });
+
+    it("the folded execution holds every turn and call; attempt 2 got turn 1 and its calls, not the failed turn 2", () => {
+      expect(Object.keys(stepsOf(state, "research")).sort()).toEqual([...byName.keys()].sort());
+      for (const [n, e] of byName) expect(stepsOf(state, "research")[n], n).toEqual(e.output);
+      expect(f.log.find((e) => e.type === "stage_failed" && e.stage === "research")).toMatchObject({ attempt: 1, error: { retryable: true } });
+      const cmd = commandAt(f, startOf(f, "research", 1, 2));
+      expect([...(cmd.steps?.keys() ?? [])].sort()).toEqual(["call:d1", "call:l1", "call:m1", "call:u1", "turn:1"]);
+      expect(recorded(f.log, (e) => e.name.startsWith("turn:")).map((e) => `${e.name}@${e.attempt}`)).toEqual(["turn:1@1", "turn:2@2", "turn:3@2"]);
+    });
+
+    it("counts each turn's tokens once: the attempts' outcomes report what their turns recorded already", () => {
+      const turns = recorded(f.log, (e) => e.kind === "turn");
+      const sum = (k: "input" | "output"): number => turns.reduce((a, e) => a + e.tokens![k], 0);
+      expect(state.usage.input).toBe(sum("input"));
+      expect(state.usage.output).toBe(sum("output"));
+      expect(state.usage.usd).toBeCloseTo(turns.reduce((a, e) => a + (e.cost_usd ?? 0), 0), 12);
+    });
+  });
+
+  describe("tool-approval.jsonl: approval with call settles the waiting calls one by one", () => {
+    const f = load("tool-approval");
+    const key = waitKey("report", 1, undefined);
+    const iWait = f.log.findIndex((e) => e.type === "stage_waiting");
+    const approvals = f.log.map((e, i) => [e, i] as const).filter(([e]) => e.type === "approval");
+
+    it("the attempt stopped before both publish calls; the other call of the turn ran", () => {
+      const w = f.log[iWait] as Extract<BatonEvent, { type: "stage_waiting" }>;
+      expect(w.calls?.map((c) => `${c.id}:${c.tool}`)).toEqual(["p1:publish", "p2:publish"]);
+      expect(w.calls?.[0]).toMatchObject({ args: { title: "Tides, first edition" }, message: "Publish 'Tides, first edition'?" });
+      expect(recorded(f.log.slice(0, iWait)).map((e) => e.name)).toEqual(["turn:1", "call:d1"]);
+      const s = fold(f.plan, f.log.slice(0, iWait + 1));
+      expect([...s.waitingOn.get(key)!.calls!.keys()]).toEqual(["p1", "p2"]);
+      expect(execIn(s, "report").status).toBe("waiting");
+    });
+
+    it("each answer names its call, in its own append, and the first leaves the other call waiting", () => {
+      expect(approvals.map(([e]) => e.type === "approval" && `${e.call}:${e.approved}`)).toEqual(["p1:true", "p2:false"]);
+      const i1 = approvals[0]![1];
+      const i2 = approvals[1]![1];
+      // each answer opens an append of its own (answer + run_resumed), apart from the other
+      const appendOf = (i: number): number => {
+        let pos = 0;
+        for (const [b, size] of f.batches!.entries()) if ((pos += size) > i) return b;
+        return -1;
+      };
+      expect(appendOf(i1)).not.toBe(appendOf(i2));
+      expect(appendOf(i1 - 1)).not.toBe(appendOf(i1));
+      expect(appendOf(i2 - 1)).not.toBe(appendOf(i2));
+      // after p1: p2 still waits, the execution still waits, and the answer is a step of it
+      const s = fold(f.plan, f.log.slice(0, i1 + 1));
+      expect([...s.waitingOn.get(key)!.calls!.keys()]).toEqual(["p2"]);
+      expect(execIn(s, "report").status).toBe("waiting");
+      expect(stepsOf(s, "report")["approval:p1"]).toEqual({ approved: true, by: "fixture", comment: "first edition ok" });
+      expect(stepsOf(s, "report")["approval:p2"]).toBeUndefined();
+      // …so the run waits again, and p1 cannot be answered twice
+      expect(f.log.slice(i1 + 1, i2).map((e) => e.type)).toEqual(["run_resumed", "run_waiting"]);
+      expect(apply(fold(f.plan, f.log.slice(0, i1 + 1)), f.log[i1]!)).toBe(false);
+      // after p2: nothing waits, the execution is ready to run again with both answers
+      const t = fold(f.plan, f.log.slice(0, i2 + 1));
+      expect(t.waitingOn.has(key)).toBe(false);
+      expect(execIn(t, "report").status).toBe("ready");
+      expect(stepsOf(t, "report")["approval:p2"]).toEqual({ approved: false, by: "fixture", comment: "not the second edition" });
+      expect(apply(fold(f.plan, f.log.slice(0, i2 + 1)), f.log[i2]!)).toBe(false);
+    });
+
+    it("the re-run replays the turn, the answers and the call that ran; runs p1 and returns p2 declined", () => {
+      const cmd = commandAt(f, startOf(f, "report", 1, 2));
+      expect([...(cmd.steps?.keys() ?? [])].sort()).toEqual(["approval:p1", "approval:p2", "call:d1", "turn:1"]);
+      const rerun = recorded(f.log, (e) => e.attempt === 2);
+      expect(rerun.map((e) => e.name).sort()).toEqual(["call:p1", "call:p2", "turn:2"]);
+      expect(rerun.find((e) => e.name === "call:p1")!.output).toMatchObject({ status: "succeeded", output: { published: "Tides, first edition" } });
+      expect(rerun.find((e) => e.name === "call:p2")!.output).toMatchObject({ status: "declined", error: { message: "the user declined this call: not the second edition" } });
+      expect(f.log.at(-1)).toMatchObject({ type: "run_finished", status: "succeeded" });
+    });
   });
 });

@@ -634,8 +634,14 @@ function applyApproval(state: RunState, e: Extract<BatonEvent, { type: "approval
       state.waitingOn.set(key, w);
       return false;
     }
-    if (w.calls.size > 0) state.waitingOn.set(key, w);
-    else requeue(state, exec, e.at, true);
+    if (w.calls.size > 0) {
+      // Still waiting: on the calls that are left (the message says which).
+      const left = [...w.calls.values()];
+      const message = left.length === 1
+        ? `stage '${w.stage}': ${left[0]!.message} (tool call ${left[0]!.id}: ${left[0]!.tool})`
+        : `stage '${w.stage}': ${left.length} tool calls wait for approval: ${left.map((c) => `${c.id} (${c.tool})`).join(", ")} — answer each with --call ID`;
+      state.waitingOn.set(key, { ...w, message });
+    } else requeue(state, exec, e.at, true);
     return true;
   }
   if (w.kind === "approval") {

@@ -19,22 +19,15 @@ import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotoc
 import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
+import type { McpServerPlan } from "../plan/types.js";
 
-/** An `mcp:` server as declared in a template (stdio: command/args/env/cwd; Streamable HTTP: url/headers_env). */
-export interface McpServerSpec {
-  /** stdio: the program to start. A value starting with `./` or `../` is resolved against the template's directory. */
-  readonly command?: string;
-  /** stdio: its arguments. Those starting with `./` or `../` are resolved against the template's directory (baseDir). */
-  readonly args?: readonly string[];
-  /** stdio: variables added to the SDK's small default environment (HOME, PATH, …); values are passed verbatim. */
-  readonly env?: Readonly<Record<string, string>>;
-  /** stdio: working directory, relative to the template's directory (default: that directory). */
-  readonly cwd?: string;
-  /** Streamable HTTP: the endpoint, e.g. http://127.0.0.1:3000/mcp. */
-  readonly url?: string;
-  /** Streamable HTTP: header name → the environment variable holding its whole value (e.g. `Bearer …`). */
-  readonly headers_env?: Readonly<Record<string, string>>;
-}
+/**
+ * An `mcp:` server as declared in a template (stdio: command/args/env/cwd; Streamable HTTP:
+ * url/headers_env): the plan's, without the template directory (passed on its own). A `command`
+ * or an arg starting with `./` or `../` is resolved against the template's directory; `env` is
+ * added to the SDK's small default environment (HOME, PATH, …), values verbatim.
+ */
+export type McpServerSpec = Omit<McpServerPlan, "baseDir">;
 
 /** One tool of a server, as listed by it. */
 export interface McpToolInfo {

@@ -52,16 +52,23 @@ export class Journal implements JournalPort {
     return this.write(name, output, startedAt, meta);
   }
 
-  /** `ctx.step(name, fn)`: run `fn` once per execution; its JSON result is recorded before it is returned. */
-  async step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
-    if (typeof name !== "string" || name === "") throw new NonRetryableError(`${this.where}: ctx.step needs a name (a non-empty string)`, { kind: "handler" });
-    if (typeof fn !== "function") throw new NonRetryableError(`${this.where}: ctx.step('${name}', fn) needs a function`, { kind: "handler" });
-    this.claim(name);
-    const r = this.lookup(name);
-    if (r.found) return r.value as T;
-    const startedAt = this.now();
-    const json = toJsonValue(await fn(), `result of step '${name}'`);
-    await this.record(name, json, startedAt, { kind: "step" });
-    return json as T;
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
+    return runStep(this, name, fn, this.now, this.where);
   }
+}
+
+/**
+ * `ctx.step(name, fn)` on any journal: run `fn` once per execution; its JSON result is recorded
+ * before it is returned, and a recorded one is returned without running `fn`.
+ */
+export async function runStep<T>(j: JournalPort, name: string, fn: () => T | Promise<T>, now: () => number, where: string): Promise<T> {
+  if (typeof name !== "string" || name === "") throw new NonRetryableError(`${where}: ctx.step needs a name (a non-empty string)`, { kind: "handler" });
+  if (typeof fn !== "function") throw new NonRetryableError(`${where}: ctx.step('${name}', fn) needs a function`, { kind: "handler" });
+  j.claim(name);
+  const r = j.lookup(name);
+  if (r.found) return r.value as T;
+  const startedAt = now();
+  const json = toJsonValue(await fn(), `result of step '${name}'`);
+  await j.record(name, json, startedAt, { kind: "step" });
+  return json as T;
 }

@@ -12,6 +12,7 @@ import { executorFor } from "../stages/index.js";
 import type { ExecuteArgs, JournalPort, StageContext, StepMeta, ToolCallRequest, ToolOutcome } from "../stages/types.js";
 import { toStageError } from "./errors.js";
 import { toJsonValue } from "./json.js";
+import { runStep } from "./journal.js";
 
 /** A journal whose step names live under a prefix (a tool call's own `ctx.step`s). */
 class PrefixedJournal implements JournalPort {
@@ -28,14 +29,8 @@ class PrefixedJournal implements JournalPort {
   record(name: string, output: unknown, startedAt: number, meta: StepMeta): Promise<void> {
     return this.j.record(this.prefix + name, output, startedAt, meta);
   }
-  async step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
-    this.claim(name);
-    const r = this.lookup(name);
-    if (r.found) return r.value as T;
-    const startedAt = Date.now();
-    const json = toJsonValue(await fn(), `result of step '${name}'`);
-    await this.record(name, json, startedAt, { kind: "step" });
-    return json as T;
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
+    return runStep(this, name, fn, Date.now, `tool call ${this.prefix.slice(0, -1)}`);
   }
 }
 

@@ -49,7 +49,7 @@ function baton(args: string[]): Promise<{ code: number | null; stdout: string; s
 }
 
 function worker(): ChildProcess {
-  const c = spawn(process.execPath, [CLI, "--store", STORE, "worker", "--queue", redis.url, "--lock-ms", "1500", "--sweep-ms", "500", "--concurrency", "4"], { env: env(), stdio: ["ignore", "ignore", "pipe"] });
+  const c = spawn(process.execPath, [CLI, "--store", STORE, "worker", "--queue", redis.url, "--lock-ms", "4000", "--sweep-ms", "500", "--concurrency", "4"], { env: env(), stdio: ["ignore", "ignore", "pipe"] });
   c.stderr!.on("data", () => undefined);
   children.push(c);
   return c;

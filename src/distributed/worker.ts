@@ -538,7 +538,10 @@ export class BatonWorker {
     if (this.aborted.has(id)) return;
     const debug = process.env.BATON_WORKER_DEBUG ? (m: string) => this.o.log?.(`[${id}] ${m}`) : undefined;
     const found = await this.locked(j.run, async () => {
-      let loop: RunLoop = this.runs.get(j.run) ?? (await this.load(j.run));
+      // A detached attempt running again (its sub-pipeline child stopped) continues from the
+      // steps it recorded before it detached — possibly through another worker: read them first.
+      const rerun = job.id?.includes("|child|") === true;
+      let loop: RunLoop = rerun ? await this.sync(j.run) : (this.runs.get(j.run) ?? (await this.load(j.run)));
       let cmd = commandFor(loop.state, key);
       if (!cmd) {
         loop = await this.sync(j.run);

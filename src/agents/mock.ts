@@ -5,7 +5,7 @@
  * otherwise a short text that quotes the prompt. Tests use the fake OpenAI server instead,
  * which exercises the real provider clients.
  */
-import type { LanguageModelV3, LanguageModelV3CallOptions, LanguageModelV3GenerateResult } from "@ai-sdk/provider";
+import type { LanguageModelV3, LanguageModelV3CallOptions, LanguageModelV3GenerateResult, LanguageModelV3StreamPart } from "@ai-sdk/provider";
 
 function textOf(options: LanguageModelV3CallOptions): { system: string; user: string } {
   let system = "";
@@ -78,8 +78,22 @@ export function mockModel(modelId: string): LanguageModelV3 {
         warnings: [],
       };
     },
-    async doStream() {
-      throw new Error("the mock provider does not stream");
+    async doStream(options) {
+      // The same answer as doGenerate, streamed in a few pieces (live views show it arriving).
+      const r = await this.doGenerate(options);
+      const text = r.content.map((p) => (p.type === "text" ? p.text : "")).join("");
+      const size = Math.max(1, Math.ceil(text.length / 4));
+      const parts: LanguageModelV3StreamPart[] = [{ type: "stream-start", warnings: [] }, { type: "text-start", id: "t" }];
+      for (let i = 0; i < text.length; i += size) parts.push({ type: "text-delta", id: "t", delta: text.slice(i, i + size) });
+      parts.push({ type: "text-end", id: "t" }, { type: "finish", finishReason: r.finishReason, usage: r.usage });
+      return {
+        stream: new ReadableStream<LanguageModelV3StreamPart>({
+          start(c) {
+            for (const p of parts) c.enqueue(p);
+            c.close();
+          },
+        }),
+      };
     },
   };
 }

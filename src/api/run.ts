@@ -31,6 +31,8 @@ export interface RunOptions {
   concurrency?: number;
   /** Called with each batch of events as the run appends them. */
   onEvents?: (runId: string, events: readonly BatonEvent[]) => void;
+  /** Called with the text so far of an agent turn as it streams (`key`: stage#visit[item]:turn:N). Turns stream while this is set. */
+  onDelta?: (runId: string, key: string, text: string) => void;
   /** Seed of the run's retry jitter (for reproducible tests). */
   seed?: number;
   /** Abort the run (it is cancelled and stays resumable). */
@@ -79,6 +81,7 @@ export async function execute<In, Out>(pipeline: Pipeline<In, Out>, inputs: In, 
   const runtime = new Runtime({
     store, ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
     ...(opts.onEvents || telemetry ? { onEvents: (id: string, es: readonly BatonEvent[], plan: Plan) => { opts.onEvents?.(id, es); telemetry?.onEvents(id, es, plan); } } : {}),
+    ...(opts.onDelta ? { onDelta: opts.onDelta } : {}),
     loadPlan: planFromSource,
     config: opts.config ?? (hasAgents(pipeline.plan) ? await loadConfig() : {}),
   });

@@ -294,4 +294,27 @@ stages:
     expect(fake.requests).toHaveLength(1);
     expect(steps(log).map((e) => e.name)).toEqual(["turn:1", "call:c1"]);
   });
+
+  it("streaming: with a live view the turn streams (fake server and the offline mock: provider), and the output is the same", async () => {
+    fake.addRule({ reply: { content: "a streamed answer in pieces" } });
+    const deltas: string[] = [];
+    const plan = compileSource(`
+baton: 1
+name: stream-test
+agents:
+  bot: { model: "openai:gpt-4o-mini", base_url: "${fake.url}", max_tokens: 200 }
+  offline: { model: "mock:demo" }
+stages:
+  real: { agent: bot, prompt: "Stream it" }
+  mock: { agent: offline, prompt: "Say something" }
+`, { format: "yaml", baseDir: FIX });
+    const p = { name: plan.name, plan, parseInputs: (x: unknown) => x as Record<string, unknown> };
+    const r = await execute(p, {}, { store: new MemoryStore(), onDelta: (_run, _key, text) => deltas.push(text) });
+    expect(r.status).toBe("succeeded");
+    expect((r.output as { real: string }).real).toBe("a streamed answer in pieces");
+    expect(fake.requests[0]!.stream).toBe(true);
+    expect(deltas).toContain("a streamed answer in pieces");
+    expect(deltas.length).toBeGreaterThan(2); // it arrived in pieces
+    expect(typeof (r.output as { mock: string }).mock).toBe("string");
+  });
 });

@@ -100,8 +100,15 @@ export class Api {
   private async events(res: ServerResponse, url: URL, idText: string): Promise<void> {
     const id = await this.resolve(idText);
     const after = afterOf(url);
+    const typeText = url.searchParams.get("type");
+    const types = typeText ? new Set(typeText.split(",").map((t) => t.trim()).filter((t) => t !== "")) : undefined;
+    for (const t of types ?? []) {
+      if (!/^[a-z_]+$/.test(t)) throw new HttpError(400, `type must be a comma-separated list of event types, e.g. ?type=stage_waiting,approval; got '${t}'`);
+    }
     const events = await this.ctx.store.eventsAfter(id, after);
-    sendJson(res, 200, events.map((e, i) => ({ seq: after + i + 1, ...e })));
+    // Sequence numbers count every event, so a filtered answer still says where each one is.
+    const numbered = events.map((e, i) => ({ seq: after + i + 1, ...e }));
+    sendJson(res, 200, types ? numbered.filter((e) => types.has(e.type)) : numbered);
   }
 
   private async start(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -122,8 +129,11 @@ export class Api {
     const runtime = this.runtime();
     const id = await this.resolve(idText);
     const body = objectBody(await readJson(req));
-    const { stage, comment, item, by } = body;
+    const { stage, comment, item, by, call } = body;
     if (typeof stage !== "string" || stage === "") throw new HttpError(400, "'stage' must name the waiting stage, e.g. { \"stage\": \"review\" }");
+    if (call !== undefined && (typeof call !== "string" || call === "")) {
+      throw new HttpError(400, `'call' must be the id of a tool call waiting for approval, e.g. { "stage": "${stage}", "call": "call_1" }; got ${JSON.stringify(call)}`);
+    }
     if (comment !== undefined && typeof comment !== "string") throw new HttpError(400, "'comment' must be a string");
     if (by !== undefined && typeof by !== "string") throw new HttpError(400, "'by' must be a string");
     if (item !== undefined && !(typeof item === "number" && Number.isInteger(item) && item >= 0)) throw new HttpError(400, "'item' must be a for_each item index (0, 1, …)");
@@ -133,6 +143,7 @@ export class Api {
       ...(approved && body["data"] !== undefined ? { data: body["data"] } : {}),
       ...(typeof comment === "string" && comment !== "" ? { comment } : {}),
       ...(item !== undefined ? { item: item as number } : {}),
+      ...(typeof call === "string" ? { call } : {}),
     });
     r.handle?.done.catch(() => undefined);
     sendJson(res, 200, { ok: true, recorded: r.recorded, ...(r.signalled ? { signalled: true } : {}) });
@@ -164,6 +175,8 @@ function toHttpError(err: unknown): HttpError {
     return new HttpError(400, `${first ?? "invalid template"}${rest.length > 0 ? ` (and ${rest.length} more problem${rest.length === 1 ? "" : "s"}: check it with \`baton validate\`)` : ""}`);
   }
   if (err instanceof InputError) return new HttpError(400, err.message);
+  // A usage error (exit code 2): the request lacks something, e.g. which of several waiting tool calls it answers.
+  if (err instanceof UserError && err.exitCode === 2) return new HttpError(400, err.message.split("\n")[0]!);
   // The run is not in a state that allows it (nothing waiting there, already finished, owned elsewhere).
   if (err instanceof UserError) return new HttpError(409, err.message.split("\n")[0]!);
   return new HttpError(500, `internal error: ${(err as Error)?.message ?? String(err)}`.split("\n")[0]!);

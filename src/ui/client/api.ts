@@ -81,8 +81,11 @@ export const api = {
   },
   run: (id: string) => call<RunDetail>(`/api/runs/${enc(id)}`),
   start: (template: string, inputs: Record<string, unknown>) => call<{ id: string }>("/api/runs", { method: "POST", body: { template, inputs } }),
-  approve: (id: string, body: { stage: string; data?: unknown; comment?: string; item?: number }) => call<{ ok: true }>(`/api/runs/${enc(id)}/approve`, { method: "POST", body }),
-  reject: (id: string, body: { stage: string; comment?: string; item?: number }) => call<{ ok: true }>(`/api/runs/${enc(id)}/reject`, { method: "POST", body }),
+  /** `call`: the id of one tool call waiting for approval (needed when several wait). */
+  approve: (id: string, body: { stage: string; data?: unknown; comment?: string; item?: number; call?: string }) => call<{ ok: true }>(`/api/runs/${enc(id)}/approve`, { method: "POST", body }),
+  reject: (id: string, body: { stage: string; comment?: string; item?: number; call?: string }) => call<{ ok: true }>(`/api/runs/${enc(id)}/reject`, { method: "POST", body }),
+  /** The run's events after sequence number `after`, only those of the given types. */
+  events: <T>(id: string, after: number, types: readonly string[]) => call<T[]>(`/api/runs/${enc(id)}/events?after=${after}&type=${enc(types.join(","))}`),
   cancel: (id: string) => call<{ ok: true }>(`/api/runs/${enc(id)}/cancel`, { method: "POST", body: {} }),
   /** URL of the run's event stream (EventSource cannot send headers: the token goes in the query). */
   streamUrl: (id: string, after: number) => `/api/runs/${enc(id)}/stream?after=${after}${token ? `&token=${enc(token)}` : ""}`,

@@ -57,10 +57,12 @@ export function tokens(t: { input: number; output: number } | undefined): string
   return `${count(t.input)} / ${count(t.output)}`;
 }
 
-/** `$0.0123`, `—` when zero. */
+/** `$1.23`, `$0.0123`, `$0.000024` (a model turn can cost less than a hundredth of a cent), `—` when zero. */
 export function cost(usd: number | undefined): string {
   if (!usd) return "—";
-  return usd >= 1 ? `$${usd.toFixed(2)}` : `$${usd.toFixed(4)}`;
+  if (usd >= 1) return `$${usd.toFixed(2)}`;
+  if (usd >= 0.0001) return `$${usd.toFixed(4)}`;
+  return `$${usd.toFixed(Math.min(10, 1 - Math.floor(Math.log10(usd))))}`;
 }
 
 /** Milliseconds between two ISO timestamps. */

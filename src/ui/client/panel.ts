@@ -2,16 +2,20 @@
 /**
  * The stage panel: everything the trace knows about one execution (a visit, a for_each item
  * or a fallback call): timing, attempts with their errors, input and output, tokens and cost,
- * pool waits, logs, the decisions it took, and the approval form while it waits.
+ * pool waits, logs, the decisions it took, and the approval form while it waits. Agent stages
+ * add their turns and tool calls (with the text of a turn still streaming) and `ctx.step` steps;
+ * an agent stopped before tool calls that need approval shows one form per call.
  */
 import type { Trace, TraceStage } from "../../trace/types.js";
 import type { PlanView } from "../types.js";
-import { approvalForm } from "./approve.js";
+import type { LiveTurn, WaitingCall } from "./agent.js";
+import { approvalForm, callApprovals } from "./approve.js";
 import { h, link, type Child } from "./dom.js";
 import { clock, cost, count, duration } from "./format.js";
 import { jsonView } from "./json-view.js";
 import { executionsOf, itemsOf, STATUS_LABEL } from "./model.js";
 import { decisionRow } from "./sections.js";
+import { stepsSection, turnsSection } from "./turns.js";
 
 export interface PanelContext {
   readonly runId: string;
@@ -19,6 +23,10 @@ export interface PanelContext {
   readonly plan: PlanView | null;
   readonly onSelect: (entryId: string | undefined) => void;
   readonly onAnswered: () => void;
+  /** Tool calls of this entry waiting for approval (from the run's events). */
+  readonly waitingCalls?: readonly WaitingCall[];
+  /** The turn the model is writing now, if the stream sent its text. */
+  readonly live?: LiveTurn;
 }
 
 export function pill(status: string): HTMLElement {
@@ -72,7 +80,10 @@ export function stagePanel(ctx: PanelContext, entry: TraceStage): HTMLElement {
 
   const routeWait = trace.run.waiting && trace.run.waiting.stage === entry.stage && entry.status === "succeeded" && entry.item === undefined && execs[execs.length - 1]?.id === entry.id;
   if (routeWait) parts.push(approvalForm(ctx.runId, { stage: entry.stage, message: trace.run.waiting!.message }, ctx.onAnswered));
-  if (entry.status === "waiting" || entry.status === "escalated") {
+  const calls = ctx.waitingCalls ?? [];
+  if (calls.length > 0) {
+    parts.push(callApprovals(ctx.runId, { stage: entry.stage, visit: entry.visit, calls: calls.map((call) => ({ ...(entry.item !== undefined ? { item: entry.item } : {}), call })) }, ctx.onAnswered));
+  } else if (entry.status === "waiting" || entry.status === "escalated") {
     const waitingItems = entry.item === undefined && entry.item_count !== undefined ? itemsOf(trace, entry).filter((x) => x.status === "waiting" || x.status === "escalated").length : 0;
     parts.push(approvalForm(ctx.runId, { stage: entry.stage, ...(entry.item !== undefined ? { item: entry.item } : {}), ...(entry.reason ? { message: entry.reason } : {}), waitingItems }, ctx.onAnswered));
   }
@@ -105,6 +116,8 @@ export function stagePanel(ctx: PanelContext, entry: TraceStage): HTMLElement {
     parts.push(section(`Items (${entry.item_count})`, h("div", { class: "chips" }, ...[...by].map(([st, n]) => h("span", { class: `pill st-${st}` }, `${n} ${STATUS_LABEL[st] ?? st}`))), grid,
       items.length > 500 ? h("p", { class: "muted" }, `showing the first 500 of ${items.length}`) : null));
   }
+
+  parts.push(turnsSection(entry, { agent: spec?.kind === "agent", ...(ctx.live ? { live: ctx.live } : {}) }), stepsSection(entry));
 
   if (entry.attempts.length > 0) {
     parts.push(section("Attempts", h("ol", { class: "attempts" }, ...entry.attempts.map((a) => {

@@ -3,11 +3,15 @@
  * The run page: header, approval banners, graph, timeline, final output, decisions, errors
  * and the stage panel. While the run goes, its event stream (SSE) triggers a refresh of the
  * trace; sections whose data did not change are left alone (open JSON nodes, typed text stay).
+ * While something waits, the run's approval events are read too (tool calls waiting for
+ * approval, with their messages); the stream's `delta` events show a turn's text as the model
+ * writes it, in the stage panel, until the turn is in the trace.
  */
 import type { Trace } from "../../trace/types.js";
 import type { PlanView, RunDetail } from "../types.js";
+import { CALL_EVENT_TYPES, CallWaits, liveTurnOver, parseDelta, waitKey, type LiveTurn, type LogEvent, type WaitingCall } from "./agent.js";
 import { api, ApiFailure } from "./api.js";
-import { approvalForm } from "./approve.js";
+import { approvalForm, callApprovals } from "./approve.js";
 import { dagModel, drawDag, layout } from "./dag.js";
 import { h, link, mount } from "./dom.js";
 import { ago, cost, dateTime, duration, tokens } from "./format.js";
@@ -16,6 +20,7 @@ import { entryById, latestOf, questionsOf, STATUS_LABEL } from "./model.js";
 import { pill, stagePanel } from "./panel.js";
 import { decisionsSection, errorsSection, outputSection } from "./sections.js";
 import { drawTimeline } from "./timeline.js";
+import { updateLiveTurn } from "./turns.js";
 
 const LIVE = new Set(["running", "waiting"]);
 
@@ -57,6 +62,9 @@ export function runPage(root: HTMLElement, id: string): () => void {
   let loading = false;
   let again = false;
   const keys = new Map<string, string>();
+  const waits = new CallWaits();
+  /** Text of turns being written, by execution (`STAGE#VISIT[ITEM]`). */
+  const live = new Map<string, LiveTurn>();
 
   const head = h("header", { class: "run-head" });
   const banners = h("div", { class: "banners" });
@@ -127,11 +135,19 @@ export function runPage(root: HTMLElement, id: string): () => void {
     document.title = `${run.pipeline} · ${run.status} · Baton`;
   };
 
+  /** Tool calls waiting for approval in one stage visit (its items included). */
+  const callsOfVisit = (trace: Trace, stage: string, visit: number): { item?: number; call: WaitingCall }[] =>
+    trace.stages.filter((s) => s.stage === stage && s.visit === visit)
+      .flatMap((s) => waits.of(s).map((call) => ({ ...(s.item !== undefined ? { item: s.item } : {}), call })));
+
   const renderBanners = (trace: Trace): void => {
-    // One form per waiting stage visit (answering every waiting item of a for_each at once).
-    const questions = questionsOf(trace);
+    // One form per waiting stage visit (answering every waiting item of a for_each at once),
+    // or, for an agent stopped before tool calls that need approval, one form per call.
+    const questions = questionsOf(trace).map((q) => ({ ...q, calls: callsOfVisit(trace, q.stage, q.visit) }));
     if (!changed("banners", JSON.stringify(questions))) return;
-    mount(banners, ...questions.map((q) => approvalForm(id, { stage: q.stage, ...(q.message ? { message: q.message } : {}), waitingItems: q.items }, () => refresh(0))));
+    mount(banners, ...questions.map((q) => q.calls.length > 0
+      ? callApprovals(id, { stage: q.stage, visit: q.visit, calls: q.calls }, () => refresh(0))
+      : approvalForm(id, { stage: q.stage, ...(q.message ? { message: q.message } : {}), waitingItems: q.items }, () => refresh(0))));
   };
 
   let dagSeq = 0;
@@ -163,8 +179,10 @@ export function runPage(root: HTMLElement, id: string): () => void {
     }
     const entry = selected ? entryById(trace, selected) : undefined;
     if (entry) {
-      if (changed("panel", JSON.stringify([entry, d.run.status]))) {
-        mount(panel, stagePanel({ runId: id, trace, plan: d.plan, onSelect: select, onAnswered: () => refresh(0) }, entry));
+      const calls = waits.of(entry);
+      if (changed("panel", JSON.stringify([entry, d.run.status, calls]))) {
+        const turn = entry.fallback_for === undefined ? live.get(waitKey(entry.stage, entry.visit, entry.item)) : undefined;
+        mount(panel, stagePanel({ runId: id, trace, plan: d.plan, onSelect: select, onAnswered: () => refresh(0), waitingCalls: calls, ...(turn ? { live: turn } : {}) }, entry));
       }
       return;
     }
@@ -180,6 +198,7 @@ export function runPage(root: HTMLElement, id: string): () => void {
     const d = detail;
     if (!d || disposed) return;
     const now = Date.now();
+    for (const [k, l] of live) if (liveTurnOver(d.trace, k, l)) live.delete(k);
     renderHead(d, now);
     renderBanners(d.trace);
     renderDag(d);
@@ -196,6 +215,7 @@ export function runPage(root: HTMLElement, id: string): () => void {
     if (stream || disposed) return;
     stream = new EventSource(api.streamUrl(id, after));
     stream.onmessage = () => refresh(150);
+    stream.addEventListener("delta", (ev) => onDelta((ev as MessageEvent<string>).data));
     stream.addEventListener("end", () => {
       stream?.close();
       stream = undefined;
@@ -210,6 +230,32 @@ export function runPage(root: HTMLElement, id: string): () => void {
     };
   };
 
+  /** A turn's text so far: show it under the turn in the panel (in place when the panel has the slot). */
+  const onDelta = (data: string): void => {
+    const delta = parseDelta(data);
+    if (!delta || disposed) return;
+    if (detail && liveTurnOver(detail.trace, delta.key, delta.live)) return;
+    live.set(delta.key, delta.live);
+    const entry = detail && selected ? entryById(detail.trace, selected) : undefined;
+    if (!detail || !entry || entry.fallback_for !== undefined || waitKey(entry.stage, entry.visit, entry.item) !== delta.key) return;
+    const slot = panel.querySelector<HTMLElement>(".panel-body > .turns-section .turn-live");
+    if (slot) updateLiveTurn(slot, delta.live);
+    else {
+      keys.delete("panel");
+      renderPanel(detail);
+    }
+  };
+
+  /** Read the approval events after the last one read (tool calls waiting, answers). */
+  const loadCalls = async (): Promise<void> => {
+    try {
+      waits.apply(await api.events<LogEvent>(id, waits.cursor, CALL_EVENT_TYPES));
+    } catch {
+      // Then the trace's own waiting calls are shown (or, without those, the stage-wide form,
+      // whose answer the server refuses with a message when several calls wait).
+    }
+  };
+
   const load = async (): Promise<void> => {
     if (loading) {
       again = true;
@@ -218,6 +264,8 @@ export function runPage(root: HTMLElement, id: string): () => void {
     loading = true;
     try {
       const d = await api.run(id);
+      if (disposed) return;
+      if (waits.any || d.trace.stages.some((s) => s.status === "waiting")) await loadCalls();
       if (disposed) return;
       detail = d;
       if (LIVE.has(d.run.status)) {

@@ -47,6 +47,8 @@ function outcome(d: TraceDecision): Child {
 /** One decision: when, where, what kind, the expression, the values it read and what came out. */
 export function decisionRow(d: TraceDecision, trace: Trace, onStage: ((stage: string) => void) | undefined): HTMLElement {
   const reads = Object.entries(d.read);
+  // An approval of one tool call names it (`call`, read loosely: traces before tool calls have none).
+  const call = (d as { readonly call?: unknown }).call;
   const readEl = reads.length === 0 ? null : h("details", { class: "reads" },
     h("summary", null, "read ", ...reads.map(([k, v], i) => [i ? ", " : "", h("code", null, k), h("span", { class: "muted" }, ` = ${compact(v, 48)}`)])),
     ...reads.map(([k, v]) => h("div", { class: "read" }, h("div", { class: "read-name mono" }, k), jsonView(v))));
@@ -54,7 +56,8 @@ export function decisionRow(d: TraceDecision, trace: Trace, onStage: ((stage: st
     h("div", { class: "decision-head" },
       h("span", { class: "muted mono" }, `+${duration(between(trace.run.started_at, d.at))}`),
       stageLink(d.stage, `${d.stage} #${d.visit}${d.item !== undefined ? ` [${d.item}]` : ""}`, onStage),
-      h("span", { class: "chip" }, d.kind), outcome(d)),
+      h("span", { class: "chip" }, d.kind), outcome(d),
+      typeof call === "string" ? h("span", { class: "chip mono decision-call", title: "the tool call this answered" }, `call ${call}`) : null),
     h("code", { class: "expr" }, d.expression),
     d.with !== undefined ? h("div", { class: "muted" }, "with ", h("code", null, compact(d.with))) : null,
     d.by || d.comment ? h("div", { class: "muted" }, d.by ? `by ${d.by}` : "", d.comment ? ` — “${d.comment}”` : "") : null,

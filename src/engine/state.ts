@@ -639,7 +639,7 @@ function applyApproval(state: RunState, e: Extract<BatonEvent, { type: "approval
       const left = [...w.calls.values()];
       const message = left.length === 1
         ? `stage '${w.stage}': ${left[0]!.message} (tool call ${left[0]!.id}: ${left[0]!.tool})`
-        : `stage '${w.stage}': ${left.length} tool calls wait for approval: ${left.map((c) => `${c.id} (${c.tool})`).join(", ")} — answer each with --call ID`;
+        : `stage '${w.stage}': ${left.length} tool calls wait for approval: ${left.map((c) => `${c.id} (${c.tool})`).join(", ")} — answer each by its call id`;
       state.waitingOn.set(key, { ...w, message });
     } else requeue(state, exec, e.at, true);
     return true;

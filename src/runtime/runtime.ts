@@ -463,11 +463,11 @@ export function answerEvents(state: ReturnType<typeof createState>, stage: strin
       } else if (ids.length === 1) out.push({ ...base(w), call: ids[0] } as unknown as BatonEvent);
       else {
         const list = [...w.calls.values()].map((c) => `${c.id} (${c.tool} ${JSON.stringify(c.args).slice(0, 80)})`).join(", ");
-        throw new UserError(`stage '${stage}' has ${ids.length} tool calls waiting for approval: pass --call ID (one of ${list})`, 2);
+        throw new UserError(`stage '${stage}' has ${ids.length} tool calls waiting for approval: name the one you answer (--call ID on the command line, "call" in the API), one of ${list}`, 2);
       }
       continue;
     }
-    if (a.call !== undefined) continue;
+    if (a.call !== undefined) throw new UserError(`stage '${stage}' waits for an approval of the stage itself, not of a tool call: answer it without a call id`, 2);
     out.push(base(w) as unknown as BatonEvent);
   }
   if (out.length === 0) {

@@ -479,7 +479,7 @@ async function runCalls(args: ExecuteArgs, turn: TurnRecord, tools: ReadonlyMap<
   }
   if (waiting.length > 0) {
     const first = waiting[0]!;
-    const msg = waiting.length === 1 ? `${first.message} (tool call ${first.id}: ${first.tool})` : `${waiting.length} tool calls wait for approval: ${waiting.map((w) => `${w.id} (${w.tool})`).join(", ")} — answer each with --call ID`;
+    const msg = waiting.length === 1 ? `${first.message} (tool call ${first.id}: ${first.tool})` : `${waiting.length} tool calls wait for approval: ${waiting.map((w) => `${w.id} (${w.tool})`).join(", ")} — answer each by its call id`;
     throw new AwaitHuman(`stage '${stage.id}': ${msg}`, waiting);
   }
   return results;

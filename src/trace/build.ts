@@ -309,7 +309,10 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
             // Every call is answered: the execution runs again (its recorded turns and calls replayed).
             callWaits.delete(waitKey);
             const a = w.attempts[w.attempts.length - 1];
-            if (a?.status === "waiting") a.endedAt = e.at;
+            if (a?.status === "waiting") {
+              a.status = "answered";
+              a.endedAt = e.at;
+            }
             w.status = "running";
             w.endedAt = undefined;
             open.add(w);

@@ -32,7 +32,7 @@ const RUN_SYMBOL: Record<TraceRunStatus, Seg> = {
   succeeded: ["✓", "green"], failed: ["✗", "red"], cancelled: ["⊗", "magenta"], running: ["…", "cyan"], waiting: ["‖", "yellow"],
 };
 const ATTEMPT_SYMBOL: Record<TraceAttempt["status"], Seg> = {
-  succeeded: ["✓", "green"], failed: ["✗", "red"], cancelled: ["⊗", "magenta"], running: ["…", "cyan"], waiting: ["⏸", "magenta"],
+  succeeded: ["✓", "green"], failed: ["✗", "red"], cancelled: ["⊗", "magenta"], running: ["…", "cyan"], waiting: ["⏸", "magenta"], answered: ["⏵", "green"],
 };
 const CALL_SYMBOL: Record<TraceToolCallStatus, Seg> = {
   succeeded: ["✓", "green"], failed: ["✗", "red"], declined: ["⊘", "yellow"], waiting: ["⏸", "magenta"], running: ["…", "cyan"], cancelled: ["⊗", "magenta"],

@@ -36,7 +36,8 @@ export type TraceStageStatus =
   | "escalated";
 
 /** Status of one attempt. An attempt cut short by a process crash is `cancelled` with error kind `interrupted`. */
-export type TraceAttemptStatus = "running" | "succeeded" | "failed" | "cancelled" | "waiting";
+/** `answered`: the attempt paused for tool calls waiting for approval, and every one was answered (the next attempt continued from its recorded turns). */
+export type TraceAttemptStatus = "running" | "succeeded" | "failed" | "cancelled" | "waiting" | "answered";
 
 /** Token usage (summed from events that report it; agent stages). */
 export interface TraceTokens {

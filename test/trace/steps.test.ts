@@ -239,7 +239,7 @@ describe("tool calls waiting for approval", () => {
     const s = stageOf(answered, "report#1");
     expect(s.status).toBe("running"); // every call is answered: the execution runs again
     expect(s.output).toBeNull();
-    expect(s.attempts[0]).toMatchObject({ n: 1, status: "waiting", ended_at: iso(5000) });
+    expect(s.attempts[0]).toMatchObject({ n: 1, status: "answered", ended_at: iso(5000) });
     expect(s.turns![0]!.tool_calls[0]).toMatchObject({ status: "declined", approval: { message: "Publish 'Tides'?", approved: false, by: "ana", comment: "not yet", at: iso(5000) } });
     expect(answered.decisions.at(-1)).toMatchObject({ kind: "approval", stage: "report", result: false, taken: false, by: "ana", call: "p1" });
 

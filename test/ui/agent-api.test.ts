@@ -93,7 +93,8 @@ describe("answering tool calls waiting for approval", () => {
     const h = await startFile(env.runtime, APPROVE);
     await h.done;
     const plain = await req(env.ui, `/api/runs/${h.id}/approve`, { method: "POST", body: { stage: "review", call: "p1" } });
-    expect(plain.status).toBe(409);
+    expect(plain.status).toBe(400);
+    expect(plain.json.error).toBe("stage 'review' waits for an approval of the stage itself, not of a tool call: answer it without a call id");
     expect(await approvals(h.id)).toEqual([]);
   });
 

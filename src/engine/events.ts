@@ -205,7 +205,7 @@ export interface WaitingCall {
  * agent's attempt stopped before tool calls that need approval: once every call is answered
  * the execution runs again, its recorded turns and calls replayed.
  */
-export interface StageWaiting extends Base, ExecKey {
+export interface StageWaiting extends Base, ExecKey, AttemptUsage {
   readonly type: "stage_waiting";
   readonly attempt: number;
   readonly message: string;

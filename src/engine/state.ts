@@ -496,8 +496,10 @@ export function apply(state: RunState, e: BatonEvent): boolean {
     case "decision":
       return applyDecision(state, e);
     case "stage_waiting": {
+      // An agent's attempt that stopped for tool-call approvals reports usage no turn recorded.
+      if (e.tokens) addUsage(state, e);
       const exec = findExec(state, e);
-      if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return false;
+      if (!exec || exec.status !== "running" || exec.attempt !== e.attempt) return e.tokens !== undefined;
       stopRunning(state, exec);
       transition(exec, "waiting");
       const calls = e.calls && e.calls.length > 0 ? new Map(e.calls.map((c) => [c.id, c])) : undefined;

@@ -261,6 +261,7 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
         open.delete(x);
         x.status = "waiting";
         x.reason = e.message;
+        addUsage(x, e);
         addReplayed(x, e.replayed);
         if (e.calls && e.calls.length > 0) {
           const st = durable(x);

@@ -55,7 +55,7 @@ const LAYERS: Readonly<Record<string, { readonly imports: readonly string[]; rea
     imports: ["base", "expr", "plan", "template", "engine", "store", "agents", "stages", "runtime", "distributed", "trace", "telemetry", "api", "testing"],
     why: "src/index.ts, the public entry: re-exports the library (not cli, not ui)",
   },
-  "ui/client": { imports: ["base"], types: ["ui", "trace"], why: "the browser bundle: no Node code, only base values and the server's JSON types" },
+  "ui/client": { imports: ["base"], types: ["ui", "trace", "engine"], why: "the browser bundle: no Node code, only base values and the server's JSON types (the trace, and the stored events it reads: engine types)" },
   ui: {
     imports: ["base", "expr", "plan", "template", "engine", "store", "agents", "stages", "runtime", "distributed", "trace", "telemetry", "api"],
     why: "thin: calls the library; only cli calls it (its browser client is bundled, not imported)",

@@ -171,12 +171,25 @@ function turnMessages(turn: TurnRecord, results: ReadonlyMap<string, ToolOutcome
   return msgs;
 }
 
-/** Text form of messages, for counting tokens. */
-function countable(system: string, messages: readonly ModelMessage[]): { role: string; content: string }[] {
-  const out: { role: string; content: string }[] = [];
-  if (system) out.push({ role: "system", content: system });
-  for (const m of messages) out.push({ role: m.role, content: typeof m.content === "string" ? m.content : JSON.stringify(m.content) });
-  return out;
+/** Tokens of each message already counted (the conversation grows by a few messages a turn). */
+const counted = new WeakMap<object, number>();
+
+/**
+ * Prompt tokens of a turn: the system prompt and every message, each counted once per loop
+ * (countPromptTokens sums per message, so the cached counts add up to the same number).
+ */
+function promptTokensOf(system: string, messages: readonly ModelMessage[], tokenizer: "o200k_base" | "cl100k_base" | undefined): number {
+  const none = countPromptTokens([], tokenizer);
+  let n = system ? countPromptTokens([{ role: "system", content: system }], tokenizer) : none;
+  for (const m of messages) {
+    let t = counted.get(m);
+    if (t === undefined) {
+      t = countPromptTokens([{ role: m.role, content: typeof m.content === "string" ? m.content : JSON.stringify(m.content) }], tokenizer) - none;
+      counted.set(m, t);
+    }
+    n += t;
+  }
+  return n;
 }
 
 /**
@@ -301,7 +314,7 @@ type SdkUsage = { inputTokens?: number | undefined; outputTokens?: number | unde
 async function callModel(args: ExecuteArgs, o: CallOpts): Promise<TurnRecord & { messages: unknown }> {
   const { ctx, plan } = args;
   const startedAt = Date.now();
-  const promptTokens = countPromptTokens(countable(o.system, o.messages), o.info.tokenizer) + o.toolsTokens;
+  const promptTokens = promptTokensOf(o.system, o.messages, o.info.tokenizer) + o.toolsTokens;
   const cw = o.info.context_window;
   if (cw !== undefined && promptTokens + o.maxTokens > cw) {
     throw new NonRetryableError(
@@ -392,7 +405,7 @@ async function callModel(args: ExecuteArgs, o: CallOpts): Promise<TurnRecord & {
     report(args, o, usage);
     throw new StageFailure(`${o.where}: the reply was cut off at max_tokens (${n(o.maxTokens)}) before it was complete; raise agents.${o.agentName}.max_tokens or ask for a shorter answer`, { kind: "truncated", retryable: true });
   }
-  ctx.log(`${o.modelName} turn ${o.turnNo}: ${n(promptTokens)} prompt tokens counted before the call`);
+  ctx.log(`${o.modelName} turn ${o.turnNo}: ${promptTokens} prompt tokens counted before the call`);
   return {
     n: o.turnNo, text, calls, finish_reason: finish === "tool-calls" ? "tool_calls" : finish, model: o.modelName, tokens: usage,
     ...(cost !== undefined ? { cost_usd: cost } : {}), started_at: startedAt, ended_at: Date.now(),

@@ -145,4 +145,45 @@ stages:
     expect(r.error?.message).toMatch(/stage 'go' \(openai:gpt-4o-mini\): the prompt of turn 2 is [\d,]+ tokens and max_tokens is 100, which exceeds the model's 2,000-token context window/);
     expect(fake.requests).toHaveLength(1);
   });
+
+  it("a tool's timeout bounds each call attempt (the model gets the timeout as an error result); on_error: fail fails the stage's attempt instead", async () => {
+    fake.addRule({ match: (r) => lastRole(r) === "user", reply: { toolCalls: [{ id: "s1", name: "sleepy", arguments: {} }] } });
+    fake.addRule({ match: (r) => lastRole(r) === "tool", reply: { content: "coped with the timeout" } });
+    const slow = `
+  sleepy:
+    description: Never answers in time.
+    input: { type: object, properties: {} }
+    run: ../tools/tools.mjs#slow
+    timeout: 50ms
+    retry: { attempts: 2, delay: 1ms }`;
+    const r = await execute(pipeline(`
+tools:${slow}
+agents:
+  bot: { model: "openai:gpt-4o-mini", base_url: "${fake.url}", tools: [sleepy] }
+stages:
+  go: { agent: bot, prompt: "Go" }
+output: go
+`), {}, { store: new MemoryStore() });
+    expect(r).toMatchObject({ status: "succeeded", output: "coped with the timeout" });
+    expect(toolResults(fake.requests[1]!).get("s1")).toMatch(/tool 'sleepy' call s1 attempt 2 timed out after 50 ms/);
+
+    fake.reset();
+    fake.addRule({ match: (r) => lastRole(r) === "user", reply: { toolCalls: [{ id: "s2", name: "sleepy", arguments: {} }] } });
+    const log: BatonEvent[] = [];
+    const f = await execute(pipeline(`
+tools:${slow}
+    on_error: fail
+agents:
+  bot: { model: "openai:gpt-4o-mini", base_url: "${fake.url}", tools: [sleepy] }
+stages:
+  go: { agent: bot, prompt: "Go", retry: { attempts: 2, delay: 1ms } }
+`), {}, { store: new MemoryStore(), onEvents: (_id, es) => log.push(...es) });
+    expect(f.status).toBe("failed");
+    expect(f.error?.message).toMatch(/stage 'go' \(openai:gpt-4o-mini\): tool 'sleepy' failed: tool 'sleepy' call s2 attempt 2 timed out after 50 ms/);
+    const failures = log.filter((e) => e.type === "stage_failed") as Extract<BatonEvent, { type: "stage_failed" }>[];
+    expect(failures.map((x) => x.error.kind)).toEqual(["tool", "tool"]); // the stage retried, the call ran again
+    // The failed call was not recorded, so the retry ran it again; the turn was recorded and reused.
+    expect(log.filter((e) => e.type === "step_recorded").map((e) => (e as { name: string }).name)).toEqual(["turn:1"]);
+    expect(fake.requests).toHaveLength(1);
+  });
 });

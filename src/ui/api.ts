@@ -9,6 +9,7 @@ import type { Runtime } from "../runtime/runtime.js";
 import { UserError } from "../base/errors.js";
 import { isRunStatus, RUN_STATUSES } from "../base/result.js";
 import { RunNotFoundError, type Store } from "../store/port.js";
+import { buildTrace } from "../trace/index.js";
 import { HttpError, objectBody, readJson, sendJson } from "./http.js";
 import { streamRun, type StreamOptions } from "./stream.js";
 import { Views } from "./views.js";
@@ -21,7 +22,8 @@ export interface ApiContext {
   readonly stream: StreamOptions;
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, id: string) => Promise<void>;
+/** `id`: the route's first capture (the run id), `arg` its second, if any (decoded). */
+type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, id: string, arg: string) => Promise<void>;
 
 /** The API routes: `handle` answers any request under /api/. */
 export class Api {
@@ -37,6 +39,7 @@ export class Api {
       r("GET", /^\/api\/runs\/([^/]+)$/, async (_q, res, _u, id) => sendJson(res, 200, await this.views.detail(await this.resolve(id)))),
       r("GET", /^\/api\/runs\/([^/]+)\/trace$/, async (_q, res, _u, id) => sendJson(res, 200, (await this.views.detail(await this.resolve(id))).trace)),
       r("GET", /^\/api\/runs\/([^/]+)\/events$/, (_q, res, url, id) => this.events(res, url, id)),
+      r("GET", /^\/api\/runs\/([^/]+)\/messages\/([^/]*)$/, (_q, res, _u, id, ref) => this.messages(res, id, ref)),
       r("GET", /^\/api\/runs\/([^/]+)\/stream$/, async (req, res, url, id) => streamRun(res, this.ctx.store, await this.resolve(id), afterOf(url, req), this.ctx.stream)),
       r("POST", /^\/api\/runs\/([^/]+)\/approve$/, (req, res, _u, id) => this.answer(req, res, id, true)),
       r("POST", /^\/api\/runs\/([^/]+)\/reject$/, (req, res, _u, id) => this.answer(req, res, id, false)),
@@ -55,7 +58,7 @@ export class Api {
           allowed.push(route.method);
           continue;
         }
-        await route.run(req, res, url, decodeURIComponent(m[1] ?? ""));
+        await route.run(req, res, url, decoded(m[1]), decoded(m[2]));
         return;
       }
       if (allowed.length > 0) throw new HttpError(405, `${req.method} is not allowed on ${url.pathname}: use ${allowed.join(" or ")}`, { Allow: allowed.join(", ") });
@@ -111,6 +114,19 @@ export class Api {
     sendJson(res, 200, types ? numbered.filter((e) => types.has(e.type)) : numbered);
   }
 
+  /** The messages one agent turn sent to the model, by the turn's `messages_ref` (as `baton trace --messages` has them). */
+  private async messages(res: ServerResponse, idText: string, refText: string): Promise<void> {
+    if (!/^[0-9a-f]{64}$/i.test(refText)) {
+      throw new HttpError(400, `a messages ref is the 64 hex characters of a turn's messages_ref in the trace, got '${refText.length > 80 ? `${refText.slice(0, 80)}…` : refText}'`);
+    }
+    const ref = refText.toLowerCase();
+    const id = await this.resolve(idText);
+    const { events } = await this.ctx.store.load(id);
+    const list = buildTrace(events, undefined, { messages: true }).messages?.[ref];
+    if (list === undefined) throw new HttpError(404, `run ${id} has no turn whose messages_ref is ${ref} (see the turns' messages_ref in GET /api/runs/${id}/trace)`);
+    sendJson(res, 200, list);
+  }
+
   private async start(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const runtime = this.runtime();
     const body = objectBody(await readJson(req));
@@ -155,6 +171,15 @@ export class Api {
     const r = await runtime.cancel(id, "cancelled from the web ui");
     if (r === "finished") throw new HttpError(409, `run ${id} has already finished (${(await this.ctx.store.get(id))?.status})`);
     sendJson(res, 200, { ok: true, ...(r === "signalled" ? { signalled: true } : {}) });
+  }
+}
+
+/** A path segment decoded; a malformed %-escape is the request's fault (400), not the server's. */
+function decoded(segment: string | undefined): string {
+  try {
+    return decodeURIComponent(segment ?? "");
+  } catch {
+    throw new HttpError(400, `bad %-escape in the path segment '${segment}'`);
   }
 }
 

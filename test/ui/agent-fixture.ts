@@ -83,3 +83,47 @@ output: report
 `);
   return file;
 }
+
+/** The final answer of {@link writeLookupTemplate}'s agent, once the tool result is back. */
+export const LOOKUP_FINAL = "High tide in Brest is at 06:12.";
+
+/**
+ * The fake provider for {@link writeLookupTemplate}: the first turn calls `lookup` once (id
+ * "l1", place "Brest"); once the tool result is back it answers {@link LOOKUP_FINAL}.
+ */
+export async function startLookupFake(): Promise<FakeOpenAI> {
+  process.env.OPENAI_API_KEY ??= "sk-test-not-a-real-key";
+  return startFakeOpenAI({
+    rules: [
+      { match: (r) => lastRole(r) === "tool", reply: { content: LOOKUP_FINAL, usage: { prompt_tokens: 90, completion_tokens: 9 } } },
+      { match: (r) => lastRole(r) === "user", reply: { toolCalls: [{ id: "l1", name: "lookup", arguments: { place: "Brest" } }], usage: { prompt_tokens: 60, completion_tokens: 12 } } },
+    ],
+  });
+}
+
+/** The prompt of {@link writeLookupTemplate}'s agent stage. */
+export const LOOKUP_PROMPT = "When is high tide in Brest?";
+
+/** A template whose agent (stage `ask`) calls one `value:` tool, `lookup`, without approval, then answers: two turns, one call. */
+export function writeLookupTemplate(fakeUrl: string): string {
+  const dir = mkdtempSync(join(tmpdir(), "baton-ui-lookup-"));
+  const file = join(dir, "lookup.yaml");
+  writeFileSync(file, `baton: 1
+name: agent-lookup
+tools:
+  lookup:
+    description: Look up the tide times of a place.
+    input: { type: object, required: [place], properties: { place: { type: string } } }
+    value: "{ 'place': args.place, 'high': '06:12' }"
+agents:
+  tides:
+    model: openai:gpt-4o-mini
+    base_url: "${fakeUrl}"
+    max_tokens: 100
+    tools: [lookup]
+stages:
+  ask: { agent: tides, prompt: "${LOOKUP_PROMPT}" }
+output: ask
+`);
+  return file;
+}

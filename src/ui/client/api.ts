@@ -86,6 +86,8 @@ export const api = {
   reject: (id: string, body: { stage: string; comment?: string; item?: number; call?: string }) => call<{ ok: true }>(`/api/runs/${enc(id)}/reject`, { method: "POST", body }),
   /** The run's events after sequence number `after`, only those of the given types. */
   events: <T>(id: string, after: number, types: readonly string[]) => call<T[]>(`/api/runs/${enc(id)}/events?after=${after}&type=${enc(types.join(","))}`),
+  /** The messages an agent turn sent to the model, by the turn's `messages_ref` (a list of { role, content }). */
+  messages: (id: string, ref: string) => call<unknown>(`/api/runs/${enc(id)}/messages/${enc(ref)}`),
   cancel: (id: string) => call<{ ok: true }>(`/api/runs/${enc(id)}/cancel`, { method: "POST", body: {} }),
   /** URL of the run's event stream (EventSource cannot send headers: the token goes in the query). */
   streamUrl: (id: string, after: number) => `/api/runs/${enc(id)}/stream?after=${after}${token ? `&token=${enc(token)}` : ""}`,

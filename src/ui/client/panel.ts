@@ -3,7 +3,8 @@
  * The stage panel: everything the trace knows about one execution (a visit, a for_each item
  * or a fallback call): timing, attempts with their errors, input and output, tokens and cost,
  * pool waits, logs, the decisions it took, and the approval form while it waits. Agent stages
- * add their turns and tool calls (with the text of a turn still streaming) and `ctx.step` steps;
+ * add their turns and tool calls (with the text of a turn still streaming, and the messages
+ * each turn sent, behind a toggle) and `ctx.step` steps;
  * an agent stopped before tool calls that need approval shows one form per call.
  */
 import type { Trace, TraceStage } from "../../trace/types.js";
@@ -117,7 +118,7 @@ export function stagePanel(ctx: PanelContext, entry: TraceStage): HTMLElement {
       items.length > 500 ? h("p", { class: "muted" }, `showing the first 500 of ${items.length}`) : null));
   }
 
-  parts.push(turnsSection(entry, { agent: spec?.kind === "agent", ...(ctx.live ? { live: ctx.live } : {}) }), stepsSection(entry));
+  parts.push(turnsSection(entry, { agent: spec?.kind === "agent", runId: ctx.runId, ...(ctx.live ? { live: ctx.live } : {}) }), stepsSection(entry));
 
   if (entry.attempts.length > 0) {
     parts.push(section("Attempts", h("ol", { class: "attempts" }, ...entry.attempts.map((a) => {

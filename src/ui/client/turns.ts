@@ -10,31 +10,14 @@ import { turnsOf, stepsOf, type LiveTurn } from "./agent.js";
 import { h, type Child } from "./dom.js";
 import { clock, cost, count, duration } from "./format.js";
 import { jsonView } from "./json-view.js";
-
-/** Text longer than this (or with more lines) starts collapsed. */
-const LONG_CHARS = 320;
-const LONG_LINES = 6;
+import { messagesToggle, type MessagesSource } from "./messages.js";
+import { textBlock } from "./text-block.js";
 
 function badge(label: string, cls: string, title?: string): HTMLElement {
   return h("span", { class: `chip ${cls}`, ...(title ? { title } : {}) }, label);
 }
 
 const replayedBadge = (what: string): HTMLElement => badge("replayed", "replayed", `${what} was recorded before and read back from the run's log, not run again`);
-
-/** A block of text, collapsed to a few lines when long, with a button to show it all. */
-function textBlock(text: string, cls: string): HTMLElement {
-  const pre = h("pre", { class: `turn-text ${cls}` }, text);
-  const long = text.length > LONG_CHARS || text.split("\n").length > LONG_LINES;
-  if (!long) return pre;
-  pre.classList.add("collapsed");
-  const more = h("button", { class: "linkish small turn-more", type: "button", "aria-expanded": "false" }, `show all (${count(text.length)} characters)`);
-  more.addEventListener("click", () => {
-    const open = pre.classList.toggle("collapsed") === false;
-    more.textContent = open ? "show less" : `show all (${count(text.length)} characters)`;
-    more.setAttribute("aria-expanded", String(open));
-  });
-  return h("div", { class: "turn-text-wrap" }, pre, more);
-}
 
 /** How long a call took, or what it is doing. */
 function callTime(c: TraceToolCall): string {
@@ -71,10 +54,14 @@ export function toolCallRow(c: TraceToolCall): HTMLElement {
         : null);
 }
 
-/** One turn: its head (n, model, tokens, finish reason, cost, timing), text and tool calls. */
-export function turnRow(t: TraceTurn): HTMLElement {
+/**
+ * One turn: its head (n, model, tokens, finish reason, cost, timing, a "messages" toggle when
+ * the turn recorded them and `src` says where to fetch them), the messages, text and tool calls.
+ */
+export function turnRow(t: TraceTurn, src?: MessagesSource): HTMLElement {
   const took = t.duration_ms;
   const calls = t.tool_calls;
+  const messages = src ? messagesToggle(src, t) : null;
   return h("li", { class: "turn", "data-turn": String(t.n) },
     h("div", { class: "turn-head" },
       h("strong", null, `turn ${t.n}`),
@@ -84,7 +71,9 @@ export function turnRow(t: TraceTurn): HTMLElement {
       badge(t.finish_reason, `finish finish-${t.finish_reason}`, "finish reason"),
       t.cost_usd !== undefined ? h("span", { class: "muted turn-cost" }, cost(t.cost_usd)) : null,
       h("span", { class: "muted turn-time" }, `${clock(t.started_at)} · ${duration(took)}`),
-      t.replayed ? replayedBadge("This turn") : null),
+      t.replayed ? replayedBadge("This turn") : null,
+      messages?.button),
+    messages?.box,
     t.text ? textBlock(t.text, "turn-reply") : null,
     calls.length > 0
       ? h("div", { class: "turn-calls" },
@@ -116,9 +105,10 @@ export function updateLiveTurn(el: HTMLElement, live: LiveTurn | undefined): voi
 
 /**
  * The Turns section of an agent stage (null when the entry has no turns and is not running):
- * one row per turn with its tool calls nested, then the turn being streamed, if any.
+ * one row per turn with its tool calls nested, then the turn being streamed, if any. With
+ * `runId`, each turn that recorded its messages can show them (fetched from the API).
  */
-export function turnsSection(entry: TraceStage, o: { agent: boolean; live?: LiveTurn }): HTMLElement | null {
+export function turnsSection(entry: TraceStage, o: { agent: boolean; live?: LiveTurn; runId?: string }): HTMLElement | null {
   const turns = turnsOf(entry);
   const running = entry.status === "running" || entry.status === "retrying";
   const live = o.live && !turns.some((t) => t.n === o.live!.turn) ? o.live : undefined;
@@ -132,7 +122,7 @@ export function turnsSection(entry: TraceStage, o: { agent: boolean; live?: Live
     h("h3", null, `Turns${turns.length ? ` (${turns.length})` : ""}`),
     summary.length ? h("div", { class: "muted small section-summary" }, ...summary) : null,
     h("div", { class: "scroll-box turns-box" },
-      turns.length ? h("ol", { class: "turns" }, ...turns.map(turnRow)) : running && !live ? h("p", { class: "muted small" }, "No turn recorded yet.") : null,
+      turns.length ? h("ol", { class: "turns" }, ...turns.map((t) => turnRow(t, o.runId !== undefined ? { runId: o.runId, entryId: entry.id } : undefined))) : running && !live ? h("p", { class: "muted small" }, "No turn recorded yet.") : null,
       running || live ? liveTurnRow(live) : null));
 }
 

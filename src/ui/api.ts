@@ -3,7 +3,9 @@
  * server-sent events, start runs and answer or cancel them through a {@link Runtime}.
  * Thin: every route maps onto the store, the trace builder or the runtime.
  */
+import { realpathSync, statSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { resolve as resolvePath, sep } from "node:path";
 import { InputError, loadPlanFile, TemplateError, validateInputs } from "../template/index.js";
 import type { Runtime } from "../runtime/runtime.js";
 import { UserError } from "../base/errors.js";
@@ -20,6 +22,8 @@ export interface ApiContext {
   /** Starts, answers and cancels runs; without it the API is read-only (those routes answer 501). */
   readonly runtime?: Runtime;
   readonly stream: StreamOptions;
+  /** The directory `POST /api/runs` may read templates from (and below). @default process.cwd() */
+  readonly root?: string;
 }
 
 /** `id`: the route's first capture (the run id), `arg` its second, if any (decoded). */
@@ -134,7 +138,7 @@ export class Api {
     if (typeof template !== "string" || template === "") throw new HttpError(400, "'template' must be the path of a template file, e.g. \"examples/research-report.yaml\"");
     const inputs = body["inputs"] ?? {};
     if (typeof inputs !== "object" || inputs === null || Array.isArray(inputs)) throw new HttpError(400, "'inputs' must be an object of input values, e.g. { \"topic\": \"tides\" }");
-    const plan = loadPlanFile(template);
+    const plan = loadPlanFile(confinedTemplate(template, this.ctx.root ?? process.cwd()));
     const values = validateInputs(plan, inputs as Record<string, unknown>);
     const handle = await runtime.start(plan, values);
     handle.done.catch(() => undefined); // the outcome is in the log; nobody here awaits it
@@ -189,6 +193,34 @@ function afterOf(url: URL, req?: IncomingMessage): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0) throw new HttpError(400, `after must be an event sequence number (0, 1, …), got '${text}'`);
   return n;
+}
+
+/** Templates the API reads: no bigger than this. */
+const TEMPLATE_MAX_BYTES = 1024 * 1024;
+
+/**
+ * The path of a template `POST /api/runs` may read: a regular `.yaml`/`.yml`/`.json` file of at
+ * most 1 MiB under `root` (symlinks resolved), so the API cannot be made to read other files
+ * (`/etc/passwd`, `/proc/self/environ`) or devices (`/dev/zero`). The error never quotes content.
+ */
+export function confinedTemplate(template: string, root: string): string {
+  const base = realpathSync(root);
+  const given = resolvePath(base, template);
+  let file: string;
+  try {
+    file = realpathSync(given);
+  } catch {
+    // Missing: the template loader says so, naming the path as given (nothing is read).
+    if (given !== base && !given.startsWith(base + sep)) throw new HttpError(400, `template ${JSON.stringify(template)} is outside ${base}: the API only reads templates under the directory baton ui runs in`);
+    return template;
+  }
+  if (file !== base && !file.startsWith(base + sep)) throw new HttpError(400, `template ${JSON.stringify(template)} is outside ${base}: the API only reads templates under the directory baton ui runs in`);
+  if (!/\.(ya?ml|json)$/i.test(file)) throw new HttpError(400, `template ${JSON.stringify(template)} is not a .yaml, .yml or .json file`);
+  const st = statSync(file);
+  if (!st.isFile()) throw new HttpError(400, `template ${JSON.stringify(template)} is not a regular file`);
+  if (st.size > TEMPLATE_MAX_BYTES) throw new HttpError(400, `template ${JSON.stringify(template)} is ${st.size} bytes; templates are at most ${TEMPLATE_MAX_BYTES} bytes`);
+  // As given when it names the file directly (messages then show the user's path).
+  return given === file ? template : file;
 }
 
 /** Map library errors onto HTTP statuses with a one-line message. */

@@ -316,3 +316,35 @@ describe("tokens and bind addresses", () => {
     }
   });
 });
+
+describe("POST /api/runs reads only templates under the UI's directory", () => {
+  it("refuses paths outside it, devices, non-template files and huge files — without quoting their content", async () => {
+    const { confinedTemplate } = await import("../../src/ui/api.js");
+    const { mkdtempSync, writeFileSync, symlinkSync, mkdirSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const root = mkdtempSync(join(tmpdir(), "baton-confine-"));
+    mkdirSync(join(root, "t"));
+    writeFileSync(join(root, "t", "ok.yaml"), "baton: 1\n");
+    writeFileSync(join(root, "big.yaml"), "x".repeat(1024 * 1024 + 1));
+    writeFileSync(join(root, "notes.txt"), "secret");
+    symlinkSync("/etc/passwd", join(root, "link.yaml"));
+    expect(confinedTemplate("t/ok.yaml", root)).toBe("t/ok.yaml");
+    const refused = (p: string): string => {
+      try {
+        confinedTemplate(p, root);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return "accepted";
+    };
+    expect(refused("/etc/passwd")).toMatch(/is outside .*: the API only reads templates under the directory baton ui runs in/);
+    expect(refused("../../../../proc/self/environ")).toMatch(/is outside/);
+    expect(refused("/dev/zero")).toMatch(/is outside/);
+    expect(refused("link.yaml")).toMatch(/is outside/); // a symlink out of the directory
+    expect(refused("notes.txt")).toMatch(/is not a \.yaml, \.yml or \.json file/);
+    expect(refused("big.yaml")).toMatch(/templates are at most 1048576 bytes/);
+    expect(refused("../elsewhere/missing.yaml")).toMatch(/is outside/);
+    for (const p of ["/etc/passwd", "link.yaml", "notes.txt"]) expect(refused(p)).not.toMatch(/root:|secret/);
+  });
+});

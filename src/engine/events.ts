@@ -82,6 +82,26 @@ export interface RunStarted extends Base {
   /** `baton rerun`: the run this one forks, and the stage it re-executes from. */
   readonly rerun_of?: string;
   readonly rerun_from?: string;
+  /**
+   * Code pinning: sha256 of every `run:` module the plan references (stages and tools), keyed
+   * like `source.file` (relative to `source.root` when under it, else absolute). Continuing the
+   * run refuses changed or missing files (see runtime/code.ts); absent in older logs and for plans
+   * without `run:` modules.
+   */
+  readonly code?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The run continued although `run:` modules it pinned changed (`--allow-code-change`): their
+ * recorded and new hashes (`to: null`: the file is missing). The new hashes are the run's pin
+ * from here on. Recorded before anything executes with the new code; the engine places it
+ * without a change of state.
+ */
+export interface CodeChanged extends Base {
+  readonly type: "code_changed";
+  readonly files: Readonly<Record<string, { readonly from: string; readonly to: string | null }>>;
+  /** Who continued it: a user name, or the worker's id. */
+  readonly by?: string;
 }
 
 /** An execution (one attempt) began. */
@@ -310,6 +330,7 @@ export type BatonEvent =
   | RunWaiting
   | RunCancelRequested
   | RunResumed
+  | CodeChanged
   | RunFinished;
 
 export type EventType = BatonEvent["type"];

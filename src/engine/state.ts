@@ -550,6 +550,10 @@ export function apply(state: RunState, e: BatonEvent): boolean {
       for (const n of state.nodes) markDirty(state, n);
       return true;
     }
+    case "code_changed":
+      // A note in the log (code pinning): no state, and no effect on the run's timing.
+      state.lastAt = prevAt;
+      return true;
     case "run_finished":
       if (e.status === "cancelled") cutAll(state, "run cancelled", e.at);
       state.status = e.status;

@@ -9,6 +9,7 @@ import type { RunStarted } from "../engine/events.js";
 import { compiledPlanHash } from "../plan/hash.js";
 import type { Plan } from "../plan/types.js";
 import { UserError } from "./errors.js";
+import { recordCode } from "./code.js";
 
 /** What a new run records besides its plan. */
 export interface RunStart {
@@ -54,15 +55,19 @@ export function templatePath(source: RunStarted["source"]): string | undefined {
   return resolve(process.cwd(), file);
 }
 
-/** The `run_started` event of a new run of `plan`: template hash, compiled-plan hash, engine version, source. */
+/** The `run_started` event of a new run of `plan`: template hash, compiled-plan hash, engine version, source, `run:` module hashes. */
 export function runStartedEvent(plan: Plan, o: RunStart): RunStarted {
+  const source = recordedSource(plan);
+  // Code pinning: the `run:` modules as they are now (a fork pins the code it starts with).
+  const code = recordCode(plan, source.root);
   return {
     type: "run_started", at: o.at, run_id: o.runId, pipeline: plan.name, plan_hash: plan.hash,
     engine: ENGINE_VERSION, compiled_hash: compiledPlanHash(plan),
-    source: recordedSource(plan),
+    source,
     inputs: o.inputs, seed: o.seed,
     ...(o.parentId ? { parent_id: o.parentId } : {}),
     ...(o.rerun ? { rerun_of: o.rerun.of, rerun_from: o.rerun.from } : {}),
+    ...(code ? { code } : {}),
   };
 }
 

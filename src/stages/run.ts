@@ -2,13 +2,21 @@
  * `run:` stages: a TypeScript or JavaScript function. Modules are loaded without a build step
  * (TypeScript through tsx) relative to the template's directory, once per process.
  */
-import { existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { NonRetryableError } from "../base/errors.js";
 import type { ExecuteArgs } from "./types.js";
 
 const modules = new Map<string, Promise<Record<string, unknown>>>();
+/** sha256 of each module file's content as this process loaded it (code pinning: what runs here). */
+const loadedHashes = new Map<string, string>();
+
+/** sha256 (hex) of the content of `file` this process loaded, if it loaded it (see runtime/code.ts). */
+export function loadedModuleHash(file: string): string | undefined {
+  return loadedHashes.get(file);
+}
 
 async function importModule(file: string): Promise<Record<string, unknown>> {
   const url = pathToFileURL(file).href;
@@ -27,9 +35,17 @@ export async function loadHandler(module: string, exportName: string, baseDir: s
     if (!existsSync(file)) {
       throw new NonRetryableError(`stage '${stageId}': run module ${module} not found (looked for ${file}); paths are relative to the template's directory`, { kind: "template" });
     }
+    try {
+      loadedHashes.set(file, createHash("sha256").update(readFileSync(file)).digest("hex"));
+    } catch {
+      // unreadable: the import below reports it
+    }
     loading = importModule(file);
     modules.set(file, loading);
-    loading.catch(() => modules.delete(file));
+    loading.catch(() => {
+      modules.delete(file);
+      loadedHashes.delete(file);
+    });
   }
   let mod: Record<string, unknown>;
   try {

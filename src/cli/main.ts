@@ -132,6 +132,12 @@ async function makeRuntime(store: Store, concurrency: string | undefined, progre
   });
 }
 
+/** `--allow-code-change` (code pinning) and who continues the run. */
+function codeChangeOf(o: { allowCodeChange?: boolean }): { allowCodeChange?: boolean; by?: string } {
+  const by = process.env.USER ?? process.env.USERNAME;
+  return { ...(o.allowCodeChange ? { allowCodeChange: true } : {}), ...(by ? { by } : {}) };
+}
+
 /** Distributed `run`: submit to the workers, then (unless detached) follow the run in the store. */
 async function submitAndFollow(store: Store, queue: string, prefix: string, plan: Plan, inputs: Record<string, unknown>, o: { json: boolean; detach: boolean; progress: Progress }): Promise<number> {
   const { submitRun } = await import("../distributed/submit.js");
@@ -269,7 +275,9 @@ export function program(): Command {
     .option("--json", "print one JSON result document on stdout")
     .option("--concurrency <n>", "stage executions in flight in this process")
     .option("--queue <url>", "hand the run to `baton worker`s through this Redis (default: $BATON_QUEUE when --store is postgres://)")
-    .action(async (run: string, o: { json?: boolean; concurrency?: string; queue?: string }) => {
+    .option("--allow-code-change", "continue although run: modules changed since the run started (recorded in its log as code_changed)")
+    .action(async (run: string, o: { json?: boolean; concurrency?: string; queue?: string; allowCodeChange?: boolean }) => {
+      const code = codeChangeOf(o);
       const store = await storeOf(g());
       const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
       const workers = await workersOf(g(), store, o.queue);
@@ -277,7 +285,7 @@ export function program(): Command {
         try {
           const id = await store.resolveId(run);
           const { resumeOnWorkers } = await import("../distributed/submit.js");
-          await resumeOnWorkers(store, workers, id, planFromSource);
+          await resumeOnWorkers(store, workers, id, planFromSource, code);
           set(await followOnWorkers(store, id, o.json === true, progress));
         } finally {
           await store.close();
@@ -287,13 +295,14 @@ export function program(): Command {
       const runtime = await makeRuntime(store, o.concurrency, progress);
       try {
         const id = await store.resolveId(run);
-        set(await follow(runtime, () => runtime.resume(id), o.json === true, progress));
+        set(await follow(runtime, () => runtime.resume(id, code), o.json === true, progress));
       } finally {
         await store.close();
       }
     });
 
-  const answer = (approved: boolean) => async (run: string, stage: string, o: { data?: string; comment?: string; item?: string; call?: string; json?: boolean; queue?: string }) => {
+  const answer = (approved: boolean) => async (run: string, stage: string, o: { data?: string; comment?: string; item?: string; call?: string; json?: boolean; queue?: string; allowCodeChange?: boolean }) => {
+    const code = codeChangeOf(o);
     let data: unknown;
     if (o.data !== undefined) {
       try {
@@ -312,7 +321,7 @@ export function program(): Command {
       try {
         const id = await store.resolveId(run);
         const { answerOnWorkers } = await import("../distributed/submit.js");
-        const n = await answerOnWorkers(store, workers, id, stage, { approved, ...(data !== undefined ? { data } : {}), ...(item !== undefined ? { item } : {}), ...(by ? { by } : {}), ...(o.comment ? { comment: o.comment } : {}), ...(o.call ? { call: o.call } : {}) }, planFromSource);
+        const n = await answerOnWorkers(store, workers, id, stage, { approved, ...(data !== undefined ? { data } : {}), ...(item !== undefined ? { item } : {}), ...(by ? { by } : {}), ...(o.comment ? { comment: o.comment } : {}), ...(o.call ? { call: o.call } : {}) }, planFromSource, code);
         process.stderr.write(`${approved ? "approved" : "rejected"} '${stage}' in run ${id}${n > 1 ? ` (${n} items)` : ""}; the workers continue it\n`);
         await followOnWorkers(store, id, o.json === true, progress);
         set(0);
@@ -324,7 +333,7 @@ export function program(): Command {
     const runtime = await makeRuntime(store, undefined, progress);
     try {
       const id = await store.resolveId(run);
-      const r = await runtime.answer(id, stage, { approved, ...(data !== undefined ? { data } : {}), ...(item !== undefined ? { item } : {}), ...(by ? { by } : {}), ...(o.comment ? { comment: o.comment } : {}), ...(o.call ? { call: o.call } : {}) });
+      const r = await runtime.answer(id, stage, { approved, ...(data !== undefined ? { data } : {}), ...(item !== undefined ? { item } : {}), ...(by ? { by } : {}), ...(o.comment ? { comment: o.comment } : {}), ...(o.call ? { call: o.call } : {}) }, code);
       process.stderr.write(`${approved ? "approved" : "rejected"} '${stage}' in run ${id}${r.recorded > 1 ? ` (${r.recorded} items)` : ""}\n`);
       if (r.signalled) {
         process.stdout.write(`the answer was sent to the process running ${id}\n`);
@@ -341,10 +350,12 @@ export function program(): Command {
   cmd.command("approve <run> <stage>").description("approve a waiting stage (its output is --data, or { approved: true }) and continue the run")
     .option("--data <json>", "the stage's output, as JSON").option("--item <n>", "only this for_each item").option("--call <id>", "a tool call waiting for approval (needed when several wait)").option("--comment <text>", "recorded with the decision").option("--json", "print one JSON result document on stdout")
     .option("--queue <url>", "the run is on `baton worker`s behind this Redis (default: $BATON_QUEUE when --store is postgres://)")
+    .option("--allow-code-change", "continue although run: modules changed since the run started (recorded in its log as code_changed)")
     .action(answer(true));
   cmd.command("reject <run> <stage>").description("reject a waiting stage (it fails) and continue the run")
     .option("--item <n>", "only this for_each item").option("--call <id>", "a tool call waiting for approval (needed when several wait)").option("--comment <text>", "the reason, recorded with the decision").option("--json", "print one JSON result document on stdout")
     .option("--queue <url>", "the run is on `baton worker`s behind this Redis (default: $BATON_QUEUE when --store is postgres://)")
+    .option("--allow-code-change", "continue although run: modules changed since the run started (recorded in its log as code_changed)")
     .action(answer(false));
 
   cmd
@@ -398,14 +409,15 @@ export function program(): Command {
     .option("--lock-ms <ms>", "how long a job's lock lasts: a dead worker's stages move to another worker after about this long", "10000")
     .option("--sweep-ms <ms>", "how often to re-enqueue steps of running runs (recovers jobs a restarted Redis lost)", "5000")
     .addOption(new Option("--durability <mode>", "normal: commits do not wait for the disk (a database crash may re-run the last transitions); full: every transition on disk first").choices(["normal", "full"]).default("normal"))
-    .action(async (o: { queue?: string; concurrency: string; lockMs: string; sweepMs: string; durability: string }) => {
+    .option("--allow-code-change", "continue runs whose run: modules differ from the code they started with (recorded as code_changed); without it such runs are refused")
+    .action(async (o: { queue?: string; concurrency: string; lockMs: string; sweepMs: string; durability: string; allowCodeChange?: boolean }) => {
       const queue = o.queue ?? process.env.BATON_QUEUE;
       if (!queue) throw new UserError("baton worker needs --queue redis://HOST:6379 (or BATON_QUEUE)", 2);
       const n = Number(o.concurrency);
       if (!(Number.isInteger(n) && n >= 1)) throw new UserError(`--concurrency must be a whole number from 1 up, got '${o.concurrency}'`, 2);
       const store = await storeOf(g(), o.durability);
       const { BatonWorker, redisConnection } = await import("../distributed/worker.js");
-      const worker = new BatonWorker({ store, connection: redisConnection(queue), prefix: prefixOf(g()), concurrency: n, lockMs: Math.max(500, Number(o.lockMs) || 10000), sweepMs: Math.max(100, Number(o.sweepMs) || 5000), loadPlan: planFromSource, config: await loadConfig(), log: (l) => process.stderr.write(l + "\n") });
+      const worker = new BatonWorker({ store, connection: redisConnection(queue), prefix: prefixOf(g()), concurrency: n, lockMs: Math.max(500, Number(o.lockMs) || 10000), sweepMs: Math.max(100, Number(o.sweepMs) || 5000), loadPlan: planFromSource, config: await loadConfig(), log: (l) => process.stderr.write(l + "\n"), ...(o.allowCodeChange ? { allowCodeChange: true } : {}) });
       worker.start();
       process.stderr.write(`baton worker ${worker.id} ready (concurrency ${n})\n`);
       await new Promise<void>((res) => {

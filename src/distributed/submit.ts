@@ -11,6 +11,8 @@ import type { Plan } from "../plan/types.js";
 import { newRunId, resultOf, type RunResult } from "../runtime/runtime.js";
 import { Redactor } from "../runtime/redact.js";
 import { checkCompiledPlan, runStartedEvent } from "../runtime/started.js";
+import { checkCode } from "../runtime/code.js";
+import type { CodeChangeOptions } from "../runtime/runtime.js";
 import type { Store } from "../store/port.js";
 import { ADVANCE, DEFAULT_PREFIX, enqueueAdvance, requestCancel } from "./worker.js";
 
@@ -77,7 +79,7 @@ export async function followRun(store: Store, id: string, onEvents: (events: rea
  */
 export async function appendToWorkerRun(
   store: Store, run: string, loadPlan: (source: RunStarted["source"]) => Plan | Promise<Plan>,
-  build: (state: RunState, plan: Plan) => BatonEvent[] | undefined,
+  build: (state: RunState, plan: Plan, events: readonly BatonEvent[]) => BatonEvent[] | undefined,
 ): Promise<{ seq: number; events: BatonEvent[] }> {
   let plan: Plan | undefined;
   return retryConflicts(run, async () => {
@@ -87,32 +89,45 @@ export async function appendToWorkerRun(
       plan = await loadPlan(first.source);
       checkCompiledPlan(first, plan);
     }
-    const out = build(fold(plan, events), plan);
+    const out = build(fold(plan, events), plan, events);
     if (!out || out.length === 0) return { seq: rec.seq, events: [] };
     return { seq: await store.append(run, out, rec.seq), events: out };
   });
 }
 
 /** `baton resume` of a run on the workers: a paused or cancelled run is resumed; every running attempt gets its job again. */
-export async function resumeOnWorkers(store: Store, target: QueueTarget, run: string, loadPlan: (source: RunStarted["source"]) => Plan | Promise<Plan>): Promise<void> {
-  const { seq } = await appendToWorkerRun(store, run, loadPlan, (state) =>
-    state.status === "waiting" || state.status === "cancelled" ? [{ type: "run_resumed", at: Date.now() }] : undefined);
+export async function resumeOnWorkers(store: Store, target: QueueTarget, run: string, loadPlan: (source: RunStarted["source"]) => Plan | Promise<Plan>, code: CodeChangeOptions = {}): Promise<void> {
+  const { seq } = await appendToWorkerRun(store, run, loadPlan, (state, plan, events) => {
+    if (state.status === "succeeded" || state.status === "failed") return undefined;
+    // Code pinning, checked against this machine's code too (the workers check theirs when they load the run).
+    const changed = codeChangedEvent(run, events, plan, code);
+    const resumed: BatonEvent[] = state.status === "waiting" || state.status === "cancelled" ? [{ type: "run_resumed", at: Date.now() }] : [];
+    return [...(changed ? [changed] : []), ...resumed];
+  });
   await handOff(target, run, seq, true);
 }
 
 /** `baton approve/reject` of a run on the workers: the answer (and, if the run paused, its resumption) is recorded; the workers continue it. */
 export async function answerOnWorkers(
   store: Store, target: QueueTarget, run: string, stage: string, answer: HumanAnswer, loadPlan: (source: RunStarted["source"]) => Plan | Promise<Plan>,
+  code: CodeChangeOptions = {},
 ): Promise<number> {
   let recorded = 0;
-  const { seq } = await appendToWorkerRun(store, run, loadPlan, (state) => {
+  const { seq } = await appendToWorkerRun(store, run, loadPlan, (state, plan, events) => {
     if (state.status === "succeeded" || state.status === "failed") throw new UserError(`run ${run} already ${state.status}`);
     const answers = answerEvents(state, stage, answer, Date.now()); // throws when nothing waits there
     recorded = answers.length;
-    return state.status === "running" ? answers : [...answers, { type: "run_resumed", at: Date.now() }];
+    const changed = codeChangedEvent(run, events, plan, code);
+    const all = changed ? [changed, ...answers] : answers;
+    return state.status === "running" ? all : [...all, { type: "run_resumed", at: Date.now() }];
   });
   await handOff(target, run, seq);
   return recorded;
+}
+
+/** Code pinning for a command handing a run to the workers: refuse changed `run:` modules, or (allowed) the `code_changed` event. */
+function codeChangedEvent(run: string, events: readonly BatonEvent[], plan: Plan, code: CodeChangeOptions): BatonEvent | undefined {
+  return checkCode(run, events, plan, { allow: code.allowCodeChange === true, flag: "--allow-code-change", at: Date.now(), ...(code.by ? { by: code.by } : {}) });
 }
 
 /** `baton cancel` of a run on the workers: the request is recorded; the workers cancel it and abort its attempts where they run. */

@@ -38,6 +38,7 @@ import { RunLoop, type HostPort } from "../runtime/loop.js";
 import { closeMcp, mcpToolsFor, mcpToolsReady } from "../runtime/mcp-tools.js";
 import { childRunId } from "../runtime/children.js";
 import { checkCompiledPlan, runStartedEvent } from "../runtime/started.js";
+import { checkCode } from "../runtime/code.js";
 import { resultOf } from "../runtime/runtime.js";
 import { Detached } from "../stages/approval.js";
 import type { ChildRuns } from "../stages/types.js";
@@ -120,6 +121,12 @@ export interface WorkerOptions {
    */
   readonly sweepMs?: number;
   readonly log?: (line: string) => void;
+  /**
+   * Code pinning: continue runs whose pinned `run:` modules differ from this worker's code
+   * (recorded as `code_changed`). Without it such a run is refused, with a log line, before any
+   * of its stages runs here. @default false
+   */
+  readonly allowCodeChange?: boolean;
 }
 
 /** A `baton worker`: runs `advance` and `exec` jobs until closed. */
@@ -280,6 +287,11 @@ export class BatonWorker {
     const loop = this.runs.get(run);
     if (!loop) return this.load(run);
     const more = await this.o.store.eventsAfter(run, loop.seq);
+    if (more.some((e) => e.type === "code_changed")) {
+      // Someone continued it with changed code: check this worker's code against the new pin.
+      this.forget(run);
+      return this.load(run);
+    }
     const log = this.logs.get(run)!;
     for (const e of more) {
       apply(loop.state, e);
@@ -289,11 +301,42 @@ export class BatonWorker {
     return loop;
   }
 
+  /** Runs refused for changed code, and the reason last logged (one log line per run and reason). */
+  private readonly refused = new Map<string, string>();
+
+  /** Code pinning (runtime/code.ts): refuse a run whose pinned `run:` modules differ from this worker's, or (allowed) the `code_changed` to record. */
+  private checkCode(run: string, events: readonly BatonEvent[], plan: Plan): import("../engine/index.js").CodeChanged | undefined {
+    try {
+      const changed = checkCode(run, events, plan, { allow: this.o.allowCodeChange === true, flag: "`baton worker --allow-code-change`", at: Date.now(), by: `worker ${this.id}` });
+      this.refused.delete(run);
+      return changed;
+    } catch (err) {
+      const msg = (err as Error).message;
+      if (this.refused.get(run) !== msg) {
+        this.refused.set(run, msg);
+        if (this.refused.size > 10_000) this.refused.delete(this.refused.keys().next().value!);
+        this.o.log?.(`refusing to continue ${msg}`);
+      }
+      throw err;
+    }
+  }
+
   private async load(run: string): Promise<RunLoop> {
-    const { events } = await this.o.store.load(run);
+    let { events } = await this.o.store.load(run);
     const first = events[0] as RunStarted;
     const plan = await this.planFor(first);
     checkCompiledPlan(first, plan); // a run this version compiles differently is not continued (the job fails, loudly)
+    const changed = this.checkCode(run, events, plan); // nor one whose run: modules differ here (unless allowed)
+    if (changed) {
+      try {
+        await this.o.store.append(run, [changed], events.length);
+      } catch (err) {
+        if (err instanceof ConflictError) return this.load(run);
+        throw err;
+      }
+      this.o.log?.(`run ${run}: continuing with changed run: modules (${Object.keys(changed.files).join(", ")}), recorded as code_changed`);
+      events = [...events, changed];
+    }
     if (Object.keys(plan.mcp).length > 0) await mcpToolsFor(plan); // MCP tool lists, once per plan
     // fold marks every node for decide's first look; later events mark what they change.
     const loop = new RunLoop(this.host, plan, fold(plan, events), run, events.length);

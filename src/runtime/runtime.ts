@@ -17,11 +17,20 @@ import { Pools, type PoolLease } from "./pools.js";
 import { StageHistory } from "./history.js";
 import { childRunId, parentOf } from "./children.js";
 import { checkCompiledPlan, runStartedEvent } from "./started.js";
+import { checkCode } from "./code.js";
 import { RunDriver, sliceUsed, type DriverHost, type RunResult } from "./driver.js";
 import { LiveWriter } from "../store/live.js";
 import { liveKey, type LiveExec } from "../store/port.js";
 
 export type { RunResult } from "./driver.js";
+
+/** Continuing a recorded run whose pinned `run:` modules changed (code pinning, see ./code.ts). */
+export interface CodeChangeOptions {
+  /** Continue anyway with the code as it is now; recorded as a `code_changed` event. */
+  readonly allowCodeChange?: boolean;
+  /** Who continues it (recorded with `code_changed`). */
+  readonly by?: string;
+}
 
 /** Options of a {@link Runtime}. Compiled once; the CLI only maps flags onto them. */
 export interface RuntimeOptions {
@@ -178,7 +187,7 @@ export class Runtime {
    * Resume a run: after a crash, a cancel, or (later) a human decision. A run that already
    * succeeded or failed is not run again; its result is returned.
    */
-  async resume(runId: string, o: { plan?: Plan } = {}): Promise<RunHandle> {
+  async resume(runId: string, o: { plan?: Plan } & CodeChangeOptions = {}): Promise<RunHandle> {
     if (this.drivers.has(runId)) return { id: runId, done: this.drivers.get(runId)!.done };
     const { run, events } = await this.store.load(runId);
     const first = events[0];
@@ -192,6 +201,7 @@ export class Runtime {
     if (state.status === "succeeded" || state.status === "failed") {
       return { id: runId, done: Promise.resolve(resultOf(plan, runId, events)) };
     }
+    const codeChanged = this.checkCode(runId, events, plan, o); // before anything runs: a changed run: module refuses
     await this.prepare(plan);
     if (!(await this.claimOrTakeOver(runId))) {
       const holder = await this.store.leaseHolder(runId);
@@ -200,6 +210,7 @@ export class Runtime {
     // Attempts that were in flight when the process died are recorded as interrupted; they run again.
     const now = this.clock();
     const batch: BatonEvent[] = [];
+    if (codeChanged) batch.push(codeChanged);
     for (const k of runningAttempts(state)) batch.push({ type: "stage_cancelled", at: now, ...k, reason: "interrupted: the process running it stopped" });
     batch.push({ type: "run_resumed", at: now });
     const seq = await this.store.append(runId, batch, run.seq);
@@ -283,7 +294,7 @@ export class Runtime {
    * running): a signal it picks up. Paused: recorded, then the run continues in this process
    * (`handle` is returned).
    */
-  async answer(runId: string, stage: string, answer: HumanAnswer, o: { plan?: Plan } = {}): Promise<{ recorded: number; handle?: RunHandle; signalled?: boolean }> {
+  async answer(runId: string, stage: string, answer: HumanAnswer, o: { plan?: Plan } & CodeChangeOptions = {}): Promise<{ recorded: number; handle?: RunHandle; signalled?: boolean }> {
     const d = this.drivers.get(runId);
     if (d) {
       const events = answerEvents(d.state, stage, answer, this.clock());
@@ -301,12 +312,24 @@ export class Runtime {
       return { recorded: answers.length, signalled: true };
     }
     if (state.status === "succeeded" || state.status === "failed") throw new UserError(`run ${runId} already ${state.status}`);
+    const codeChanged = this.checkCode(runId, events, plan, o); // the run continues here: a changed run: module refuses first
     if (!(await this.claimOrTakeOver(runId))) throw new UserError(`run ${runId} is being executed by another process; try again in a moment`);
-    const batch: BatonEvent[] = [...answers, { type: "run_resumed", at: this.clock() }];
+    const batch: BatonEvent[] = [...(codeChanged ? [codeChanged] : []), ...answers, { type: "run_resumed", at: this.clock() }];
     const seq = await this.store.append(runId, batch, run.seq);
     this.opts.onEvents?.(runId, batch, plan);
     for (const e of batch) apply(state, e);
     return { recorded: answers.length, handle: this.drive(plan, state, runId, seq) };
+  }
+
+  /** Runs continued here with `allowCodeChange`: their sub-pipeline runs continue likewise. */
+  private readonly codeAllowed = new Set<string>();
+
+  /** Code pinning (see ./code.ts): refuse a run whose `run:` modules changed, or, allowed, the `code_changed` event to record. */
+  private checkCode(runId: string, events: readonly BatonEvent[], plan: Plan, o: CodeChangeOptions): BatonEvent | undefined {
+    const allow = o.allowCodeChange === true || (runId.includes("~") && this.codeAllowed.has(parentOf(runId)));
+    const changed = checkCode(runId, events, plan, { allow, flag: "--allow-code-change", at: this.clock(), ...(o.by ? { by: o.by } : {}) });
+    if (allow) this.codeAllowed.add(runId);
+    return changed;
   }
 
   /** Define the plan's pools and learn its stage durations (critical-path priority) from earlier runs. */

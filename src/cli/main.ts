@@ -96,7 +96,7 @@ async function follow(runtime: Runtime, start: () => Promise<{ id: string; done:
       if (result.status === "succeeded") process.stdout.write(JSON.stringify(result.output, null, 2) + "\n");
     }
     if (result.status === "cancelled") process.stderr.write(`resume it with: baton resume ${result.id}\n`);
-    if (result.status === "waiting") {
+    if (result.status === "waiting" && !/ waits for signal '/.test(result.error?.message ?? "")) {
       const stage = result.error?.stage ?? "STAGE";
       process.stderr.write(`answer it with: baton approve ${result.id} ${stage} [--data JSON]  or  baton reject ${result.id} ${stage} [--comment TEXT]\n`);
     }
@@ -357,6 +357,51 @@ export function program(): Command {
     .option("--queue <url>", "the run is on `baton worker`s behind this Redis (default: $BATON_QUEUE when --store is postgres://)")
     .option("--allow-code-change", "continue although run: modules changed since the run started (recorded in its log as code_changed)")
     .action(answer(false));
+  cmd.command("signal <run> <name>").description("send a named signal to a run: a wait: stage for it takes it (its output is --data); sent early, it is kept until one waits")
+    .option("--data <json>", "the signal's data, as JSON (the waiting stage's output)").option("--json", "print one JSON result document on stdout")
+    .option("--queue <url>", "the run is on `baton worker`s behind this Redis (default: $BATON_QUEUE when --store is postgres://)")
+    .action(async (run: string, name: string, o: { data?: string; json?: boolean; queue?: string }) => {
+      let data: unknown;
+      if (o.data !== undefined) {
+        try {
+          data = JSON.parse(o.data);
+        } catch (err) {
+          throw new UserError(`--data must be JSON (e.g. '{"ok": true}'): ${(err as Error).message}`, 2);
+        }
+      }
+      const sig = { ...(data !== undefined ? { data } : {}), ...((process.env.USER ?? process.env.USERNAME) ? { by: (process.env.USER ?? process.env.USERNAME)! } : {}) };
+      const store = await storeOf(g());
+      const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
+      const workers = await workersOf(g(), store, o.queue);
+      if (workers) {
+        try {
+          const id = await store.resolveId(run);
+          const { signalOnWorkers } = await import("../distributed/submit.js");
+          await signalOnWorkers(store, workers, id, name, sig, planFromSource);
+          process.stderr.write(`signal '${name}' sent to run ${id}; the workers continue it\n`);
+          await followOnWorkers(store, id, o.json === true, progress);
+          set(0);
+        } finally {
+          await store.close();
+        }
+        return;
+      }
+      const runtime = await makeRuntime(store, undefined, progress);
+      try {
+        const id = await store.resolveId(run);
+        const r = await runtime.signal(id, name, sig);
+        process.stderr.write(`signal '${name}' sent to run ${id}\n`);
+        if (r.signalled) {
+          process.stdout.write(`the signal was sent to the process running ${id}\n`);
+          return;
+        }
+        await follow(runtime, async () => r.handle!, o.json === true, progress);
+        set(0);
+      } finally {
+        await runtime.close();
+        await store.close();
+      }
+    });
 
   cmd
     .command("rerun <run>")

@@ -4,7 +4,7 @@
  */
 import { Queue, type ConnectionOptions } from "bullmq";
 import { fold, type BatonEvent, type RunStarted, type RunState } from "../engine/index.js";
-import { answerEvents, type HumanAnswer } from "../runtime/runtime.js";
+import { answerEvents, checkSignal, signalEvent, type HumanAnswer } from "../runtime/runtime.js";
 import { UserError } from "../runtime/errors.js";
 import { retryConflicts } from "../store/port.js";
 import type { Plan } from "../plan/types.js";
@@ -128,6 +128,18 @@ export async function answerOnWorkers(
 /** Code pinning for a command handing a run to the workers: refuse changed `run:` modules, or (allowed) the `code_changed` event. */
 function codeChangedEvent(run: string, events: readonly BatonEvent[], plan: Plan, code: CodeChangeOptions): BatonEvent | undefined {
   return checkCode(run, events, plan, { allow: code.allowCodeChange === true, flag: "--allow-code-change", at: Date.now(), ...(code.by ? { by: code.by } : {}) });
+}
+
+/** `baton signal` of a run on the workers: the signal (and, if the run paused, its resumption) is recorded; the workers continue it. */
+export async function signalOnWorkers(
+  store: Store, target: QueueTarget, run: string, name: string, o: { data?: unknown; by?: string }, loadPlan: (source: RunStarted["source"]) => Plan | Promise<Plan>,
+): Promise<void> {
+  const { seq } = await appendToWorkerRun(store, run, loadPlan, (state, plan) => {
+    checkSignal(plan, state, run, name); // throws when the run is over or nothing can wait for it
+    const e = signalEvent(name, o, Date.now());
+    return state.status === "running" ? [e] : [e, { type: "run_resumed", at: Date.now() }];
+  });
+  await handOff(target, run, seq);
 }
 
 /** `baton cancel` of a run on the workers: the request is recorded; the workers cancel it and abort its attempts where they run. */

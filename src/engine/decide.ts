@@ -36,10 +36,72 @@ export function backoffDelay(policy: RetryPolicy, n: number, r: number): number 
 
 /** When `decide` next has something to do by itself (a retry falls due, the run times out). */
 export function nextWakeAt(state: RunState): number | undefined {
+  // A paused run wakes by itself only for a wait's deadline (approval/wait `timeout`, sleep).
+  if (state.status === "waiting") return state.cancelRequested ? undefined : waitDue(state);
   if (state.status !== "running") return undefined;
   let at = deadline(state);
   for (const x of state.timers) if (x.status === "retry_wait" && (at === undefined || x.dueAt < at)) at = x.dueAt;
+  const w = waitDue(state);
+  if (w !== undefined && (at === undefined || w < at)) at = w;
   return at;
+}
+
+/** The earliest deadline of a waiting stage (visits and items), if any. */
+function waitDue(state: RunState): number | undefined {
+  let at: number | undefined;
+  for (const w of state.waitingOn.values()) if (w.dueAt !== undefined && (at === undefined || w.dueAt < at)) at = w.dueAt;
+  return at;
+}
+
+/** A duration as written in messages: 1500 → "1.5s", 7200000 → "2h". */
+function humanMs(ms: number): string {
+  for (const [u, n] of [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000]] as const) if (ms >= n && ms % (n / 10) === 0) return `${ms / n}${u}`;
+  return `${ms}ms`;
+}
+
+/**
+ * Waits that end now: a `wait:` stage whose signal was sent, a deadline that passed (an
+ * approval's or wait's `on_timeout`, a sleep's wake-up). Each is recorded as an `approval` (by
+ * "signal", "timeout" or "timer"); a paused run is resumed first (`run_resumed`), so the log
+ * says why it went on. Only plans with `wait:`, `sleep:`/`until:` or an approval `timeout` have
+ * such waits, so older logs decide exactly as before.
+ */
+function endWaits(state: RunState, now: number, emit: Emit): void {
+  if (state.waitingOn.size === 0) return;
+  const checkSignals = state.signalsDirty;
+  state.signalsDirty = false;
+  const out: BatonEvent[] = [];
+  const taken = new Map<string, number>();
+  for (const w of state.waitingOn.values()) {
+    const base = { type: "approval" as const, at: now, stage: w.stage, visit: w.visit, ...(w.item !== undefined ? { item: w.item } : {}) };
+    if (checkSignals && w.kind === "signal") {
+      const q = state.signals.get(w.signal!);
+      const n = taken.get(w.signal!) ?? 0;
+      if (q && q.length > n) {
+        taken.set(w.signal!, n + 1);
+        out.push({ ...base, approved: true, data: q[n], by: "signal", comment: `signal '${w.signal}'` });
+        continue;
+      }
+    }
+    if (w.dueAt === undefined || now < w.dueAt) continue;
+    const spec = state.plan.stages[w.node.idx]!.spec;
+    if (w.kind === "sleep") {
+      out.push({ ...base, approved: true, data: { woke_at: new Date(w.dueAt).toISOString() }, by: "timer", comment: "sleep ended" });
+    } else if (spec.kind === "approval" && spec.timeoutMs !== undefined) {
+      const comment = `no answer within ${humanMs(spec.timeoutMs)}`;
+      const on = spec.onTimeout ?? "reject";
+      if (on === "approve") out.push({ ...base, approved: true, by: "timeout", comment });
+      else if (on === "reject") out.push({ ...base, approved: false, by: "timeout", comment });
+      else out.push({ ...base, approved: false, by: "timeout", comment, error: { kind: "timeout", message: `stage '${w.stage}': ${comment}`, retryable: false } });
+    } else if (spec.kind === "wait" && spec.timeoutMs !== undefined) {
+      const comment = `no signal '${spec.signal}' within ${humanMs(spec.timeoutMs)}`;
+      if (spec.onTimeout === "continue") out.push({ ...base, approved: true, data: null, by: "timeout", comment });
+      else out.push({ ...base, approved: false, by: "timeout", comment, error: { kind: "timeout", message: `stage '${w.stage}': ${comment}`, retryable: false } });
+    }
+  }
+  if (out.length === 0) return;
+  if (state.status === "waiting") emit({ type: "run_resumed", at: now });
+  for (const e of out) emit(e);
 }
 
 function deadline(state: RunState): number | undefined {
@@ -62,6 +124,7 @@ export function decide(state: RunState, now: number, opts: DecideOptions = {}): 
     emit({ type: "run_finished", at: now, status: "cancelled", error: { kind: "cancelled", message: "run cancelled" } });
     return step;
   }
+  endWaits(state, now, emit);
   const dl = deadline(state);
   if (dl !== undefined && now >= dl && !state.failure) {
     state.failure = { kind: "timeout", message: `run exceeded its timeout of ${state.plan.timeoutMs} ms` };
@@ -80,7 +143,7 @@ export function decide(state: RunState, now: number, opts: DecideOptions = {}): 
   startReady(state, now, opts.slots ?? Infinity, emit, step);
   // Pause when nothing can progress without a human: no work in flight, ready or scheduled.
   // (Engine ≥ 2: not while this step asked for evaluations — a route, `if` or for_each may still let work go on.)
-  if (state.waitingOn.size > 0 && state.inflight === 0 && state.ready.length === 0 && (state.engine < 2 || step.effects.length === 0) && !state.timers.some((x) => x.status === "retry_wait")) {
+  if (state.waitingOn.size > 0 && state.inflight === 0 && state.ready.length === 0 && (state.engine < 2 || step.effects.length === 0) && !state.timers.some((x) => x.status === "retry_wait") && !sleeping(state)) {
     const all = [...state.waitingOn.values()];
     const first = all[0]!;
     emit({
@@ -97,6 +160,12 @@ export function decide(state: RunState, now: number, opts: DecideOptions = {}): 
 }
 
 type Emit = (e: BatonEvent) => void;
+
+/** A sleep is pending: like a retry's wait, it keeps the run going (its timer wakes it). */
+function sleeping(state: RunState): boolean {
+  for (const w of state.waitingOn.values()) if (w.kind === "sleep") return true;
+  return false;
+}
 
 function drainCut(state: RunState, now: number, emit: Emit, step: Step): void {
   if (state.cut.length === 0) return;

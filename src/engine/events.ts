@@ -231,6 +231,25 @@ export interface StageWaiting extends Base, ExecKey, AttemptUsage {
   readonly message: string;
   readonly calls?: readonly WaitingCall[];
   readonly replayed?: readonly string[];
+  /** A deadline (ms since epoch): when it passes, `decide` records the stage's `on_timeout` (a sleep: its wake-up). */
+  readonly due_at?: number;
+  /** A `wait:` stage: the named signal it waits for. */
+  readonly signal?: string;
+  /** A `sleep:`/`until:` stage: no human answers it; it succeeds at `due_at`. */
+  readonly sleep?: true;
+}
+
+/**
+ * A named signal sent to a run (`baton signal RUN NAME --data JSON`). A `wait:` stage waiting
+ * for it takes it (its data is the stage's output, recorded as an `approval` by "signal"); a
+ * signal nothing waits for yet is kept, and the next stage to wait for that name takes it.
+ * Each signal is taken by one wait, in the order sent.
+ */
+export interface SignalSent extends Base {
+  readonly type: "signal";
+  readonly name: string;
+  readonly data?: unknown;
+  readonly by?: string;
 }
 
 /**
@@ -280,6 +299,8 @@ export interface Approval extends Base {
   readonly comment?: string;
   /** Answers one tool call waiting for approval (its id), not the stage. */
   readonly call?: string;
+  /** Rejected: the error the stage fails with instead of "rejected by …" (a deadline's `on_timeout: fail`). */
+  readonly error?: StageError;
 }
 
 /** Nothing can progress until a human answers: the run pauses (status `waiting`). */
@@ -327,6 +348,7 @@ export type BatonEvent =
   | StepRecorded
   | StageEscalated
   | Approval
+  | SignalSent
   | RunWaiting
   | RunCancelRequested
   | RunResumed

@@ -139,7 +139,8 @@ export type { RunStatus };
 
 /** Something a human must answer: an approval stage, an escalating route or an on_error escalate. */
 export interface WaitEntry {
-  readonly kind: "approval" | "route" | "on_error";
+  /** signal: a `wait:` stage (answered by a signal); sleep: a `sleep:`/`until:` stage (answered by its timer, never pauses the run). */
+  readonly kind: "approval" | "route" | "on_error" | "signal" | "sleep";
   readonly stage: string;
   readonly visit: number;
   readonly item: number | undefined;
@@ -148,6 +149,10 @@ export interface WaitEntry {
   readonly exec: Exec | undefined;
   /** Tool calls still waiting for an answer (an agent's attempt stopped before them), by id. */
   readonly calls?: Map<string, import("./events.js").WaitingCall>;
+  /** The wait's deadline (stage_waiting `due_at`). */
+  readonly dueAt?: number;
+  /** The signal a `wait:` stage waits for. */
+  readonly signal?: string;
 }
 
 /** Whether a route may still be taken (its `max` not used up). */
@@ -194,7 +199,11 @@ export interface RunState {
   waiting: { stage: string; message: string } | undefined;
   /** Stages (visits, items) waiting for a human, keyed `stage#visit[item]`. */
   waitingOn: Map<string, WaitEntry>;
+  /** Signals sent that no wait has taken yet, by name, oldest first. */
+  signals: Map<string, unknown[]>;
   // transient:
+  /** A signal arrived or a stage started waiting for one: decide matches them. */
+  signalsDirty: boolean;
   dirty: Node[];
   ready: Node[];
   /** Executions cut off by a route/failure/cancel whose handlers must be aborted. */
@@ -226,7 +235,7 @@ export function createState(plan: Plan): RunState {
     plan, runId: "", status: "running", inputs: {}, seed: 0, engine: 1, startedAt: 0, activeStart: 0, activeBefore: 0,
     lastAt: 0, nodes, unsettled: plan.stages.filter((s) => !s.isFallback).length, inflight: 0,
     running: new Set(), routeTaken: new Map(), timers: [], failedQ: [], readyFallbacks: [], failure: undefined, cancelRequested: false, usage: { input: 0, output: 0, usd: 0 },
-    waiting: undefined, waitingOn: new Map(), dirty: [], ready: [], cut: [], assemblePending: false,
+    waiting: undefined, waitingOn: new Map(), signals: new Map(), signalsDirty: false, dirty: [], ready: [], cut: [], assemblePending: false,
   };
 }
 
@@ -503,7 +512,12 @@ export function apply(state: RunState, e: BatonEvent): boolean {
       stopRunning(state, exec);
       transition(exec, "waiting");
       const calls = e.calls && e.calls.length > 0 ? new Map(e.calls.map((c) => [c.id, c])) : undefined;
-      state.waitingOn.set(waitKey(e.stage, e.visit, e.item), { kind: "approval", stage: e.stage, visit: e.visit, item: e.item, message: e.message, node: exec.node, exec, ...(calls ? { calls } : {}) });
+      const kind = e.signal !== undefined ? "signal" : e.sleep ? "sleep" : "approval";
+      state.waitingOn.set(waitKey(e.stage, e.visit, e.item), {
+        kind, stage: e.stage, visit: e.visit, item: e.item, message: e.message, node: exec.node, exec, ...(calls ? { calls } : {}),
+        ...(e.due_at !== undefined ? { dueAt: e.due_at } : {}), ...(e.signal !== undefined ? { signal: e.signal } : {}),
+      });
+      if (e.signal !== undefined) state.signalsDirty = true;
       markDirty(state, exec.node);
       return true;
     }
@@ -525,6 +539,14 @@ export function apply(state: RunState, e: BatonEvent): boolean {
     }
     case "approval":
       return applyApproval(state, e);
+    case "signal": {
+      if (state.status !== "running" && state.status !== "waiting") return false;
+      const q = state.signals.get(e.name);
+      if (q) q.push(e.data ?? null);
+      else state.signals.set(e.name, [e.data ?? null]);
+      state.signalsDirty = true;
+      return true;
+    }
     case "run_waiting":
       state.status = "waiting";
       state.waiting = { stage: e.stage, message: e.message };
@@ -650,13 +672,19 @@ function applyApproval(state: RunState, e: Extract<BatonEvent, { type: "approval
     } else requeue(state, exec, e.at, true);
     return true;
   }
-  if (w.kind === "approval") {
+  if (w.kind === "signal" && e.by === "signal") {
+    // The signal this wait takes (decide records the answer only when one was kept).
+    const q = state.signals.get(w.signal!);
+    q?.shift();
+    if (q && q.length === 0) state.signals.delete(w.signal!);
+  }
+  if (w.kind === "approval" || w.kind === "signal" || w.kind === "sleep") {
     if (e.approved) {
       settleExec(state, exec, "succeeded", e.data === undefined ? { approved: true, ...(e.by ? { by: e.by } : {}), ...(e.comment ? { comment: e.comment } : {}) } : e.data);
       return true;
     }
     transition(exec, "failed");
-    exec.lastError = { kind: "handler", message: why, retryable: false };
+    exec.lastError = e.error ?? { kind: "handler", message: why, retryable: false };
     state.failedQ.push(exec);
     markDirty(state, exec.node);
     return true;

@@ -58,7 +58,15 @@ export type StageSpec =
   | { readonly kind: "agent"; readonly agent: string; readonly prompt: ValueTemplate; readonly output?: unknown }
   | { readonly kind: "http"; readonly http: ValueTemplate }
   | { readonly kind: "pipeline"; readonly path: string; readonly inputs?: ValueTemplate }
-  | { readonly kind: "approval"; readonly message?: ValueTemplate };
+  | {
+    readonly kind: "approval"; readonly message?: ValueTemplate;
+    /** `approval.timeout` (ms): the deadline from when the stage waits; `onTimeout` decides then (default reject). */
+    readonly timeoutMs?: number; readonly onTimeout?: "reject" | "approve" | "fail";
+  }
+  /** `wait:` a named signal (`baton signal RUN NAME`); its data is the output. `onTimeout` default fail. */
+  | { readonly kind: "wait"; readonly signal: string; readonly timeoutMs?: number; readonly onTimeout?: "fail" | "continue" }
+  /** `sleep: DURATION` (`ms`) or `until: EXPR` (an ISO time or epoch ms): a durable timer. */
+  | { readonly kind: "sleep"; readonly ms?: number; readonly until?: Expr };
 
 export type StageKind = StageSpec["kind"];
 

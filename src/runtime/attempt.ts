@@ -282,6 +282,13 @@ export class Attempt {
       const w = this.event("stage_waiting");
       w.message = err.prompt;
       if (err.calls && err.calls.length > 0) w.calls = err.calls;
+      const wait = err.wait;
+      if (wait) {
+        const due = wait.at ?? (wait.inMs !== undefined ? (w.at as number) + wait.inMs : undefined);
+        if (due !== undefined) w.due_at = due;
+        if (wait.signal !== undefined) w.signal = wait.signal;
+        if (wait.sleep) w.sleep = true;
+      }
       delete w.input;
       this.finish(w as unknown as BatonEvent);
       return;

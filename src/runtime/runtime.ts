@@ -332,6 +332,38 @@ export class Runtime {
     return changed;
   }
 
+  /**
+   * Send a named signal to a run (`baton signal RUN NAME`): a `wait:` stage waiting for it takes
+   * it (its data is the stage's output); one that waits later takes a signal kept until then.
+   * Like `answer`: driven here, at once; driven by another live process, a signal it picks up;
+   * paused, recorded and the run continues in this process (`handle`).
+   */
+  async signal(runId: string, name: string, o: { data?: unknown; by?: string } = {}, opts: { plan?: Plan } = {}): Promise<{ handle?: RunHandle; signalled?: boolean }> {
+    const d = this.drivers.get(runId);
+    if (d) {
+      checkSignal(d.plan, d.state, runId, name);
+      d.push(signalEvent(name, o, this.clock()));
+      return { handle: { id: runId, done: d.done } };
+    }
+    const { run, events } = await this.store.load(runId);
+    const first = events[0] as RunStarted;
+    const plan = opts.plan ?? (await this.loadPlan(first.source, runId));
+    checkCompiledPlan(first, plan);
+    const state = fold(plan, events);
+    checkSignal(plan, state, runId, name);
+    if (run.status === "running" && !(await this.claimOrTakeOver(runId))) {
+      await this.store.signal(runId, "signal", { name, ...o });
+      return { signalled: true };
+    }
+    if (!(await this.claimOrTakeOver(runId))) throw new UserError(`run ${runId} is being executed by another process; try again in a moment`);
+    const batch: BatonEvent[] = [signalEvent(name, o, this.clock())];
+    if (state.status !== "running") batch.push({ type: "run_resumed", at: this.clock() });
+    const seq = await this.store.append(runId, batch, run.seq);
+    this.opts.onEvents?.(runId, batch, plan);
+    for (const e of batch) apply(state, e);
+    return { handle: this.drive(plan, state, runId, seq) };
+  }
+
   /** Define the plan's pools and learn its stage durations (critical-path priority) from earlier runs. */
   private async prepare(plan: Plan): Promise<void> {
     if (Object.keys(plan.limits).length > 0) this.pools.define(plan.limits);
@@ -424,6 +456,9 @@ export class Runtime {
           if (s.kind === "cancel") {
             const reason = (s.data as { reason?: string } | undefined)?.reason ?? "cancelled by signal";
             d.push({ type: "run_cancel_requested", at: this.clock(), reason });
+          } else if (s.kind === "signal") {
+            const x = s.data as { name: string; data?: unknown; by?: string };
+            d.push(signalEvent(x.name, x, this.clock()));
           } else if (s.kind === "answer") {
             const a = s.data as HumanAnswer & { stage: string };
             try {
@@ -467,6 +502,20 @@ export interface HumanAnswer {
   readonly call?: string;
 }
 
+/** The `signal` event of `baton signal` (`o`: its data and sender). */
+export function signalEvent(name: string, o: { data?: unknown; by?: string }, at: number): BatonEvent {
+  return { type: "signal", at, name, ...(o.data !== undefined ? { data: o.data } : {}), ...(o.by !== undefined ? { by: o.by } : {}) };
+}
+
+/** Throws a clear error when a run cannot take signal `name`: it is over, or no `wait:` stage of its pipeline waits for that name. */
+export function checkSignal(plan: Plan, state: ReturnType<typeof createState>, runId: string, name: string): void {
+  if (state.status === "succeeded" || state.status === "failed" || state.status === "cancelled") throw new UserError(`run ${runId} already ${state.status}: it takes no signals`);
+  const names = [...new Set(plan.stages.flatMap((s) => (s.spec.kind === "wait" ? [s.spec.signal] : [])))];
+  if (!names.includes(name)) {
+    throw new UserError(`pipeline '${plan.name}' has no wait: stage for signal '${name}'` + (names.length ? ` (its signals: ${names.join(", ")})` : " (it has no wait: stages)"), 2);
+  }
+}
+
 /** The approval events answering `stage` (every waiting item unless one is named); throws when nothing waits there. */
 export function answerEvents(state: ReturnType<typeof createState>, stage: string, a: HumanAnswer, at: number): BatonEvent[] {
   const out: BatonEvent[] = [];
@@ -477,6 +526,12 @@ export function answerEvents(state: ReturnType<typeof createState>, stage: strin
   });
   for (const w of state.waitingOn.values()) {
     if (w.stage !== stage || (a.item !== undefined && w.item !== a.item)) continue;
+    if (w.kind === "signal") throw new UserError(`stage '${stage}' waits for signal '${w.signal}', not for an approval: send it with baton signal RUN ${w.signal} [--data JSON]`, 2);
+    if (w.kind === "sleep") throw new UserError(`stage '${stage}' sleeps until ${new Date(w.dueAt ?? 0).toISOString()}: there is nothing to answer`, 2);
+    if (w.dueAt !== undefined && at >= w.dueAt) {
+      // The deadline passed: its on_timeout decides, not a late answer (the run records it when it next advances).
+      throw new UserError(`stage '${stage}'${w.item !== undefined ? ` item ${w.item}` : ""} stopped waiting for an answer at ${new Date(w.dueAt).toISOString()} (its approval timeout passed): this answer is too late and is not recorded; the stage's on_timeout applies (baton resume RUN records it if no worker has)`);
+    }
     if (w.calls) {
       // Tool calls waiting for approval: one answer per call (the id is needed when several wait).
       const ids = [...w.calls.keys()];

@@ -1,7 +1,7 @@
 /** The stage-kind registry. */
 import type { StageKind } from "../plan/types.js";
 import { NonRetryableError } from "../base/errors.js";
-import { executeApproval } from "./approval.js";
+import { executeApproval, executeSleep, executeWait } from "./approval.js";
 import { executeHttp } from "./http.js";
 import { executePipeline } from "./pipeline.js";
 import { executeRun } from "./run.js";
@@ -18,6 +18,8 @@ const registry = new Map<StageKind, StageKindExecutor>([
   // The AI SDK is loaded on first use, so commands that run no agent start fast.
   ["agent", (args) => import("./agent.js").then((m) => m.executeAgent(args))],
   ["approval", executeApproval],
+  ["wait", executeWait],
+  ["sleep", executeSleep],
   ["pipeline", executePipeline],
 ]);
 

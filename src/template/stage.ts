@@ -12,7 +12,7 @@ import type { DocPath, Reporter } from "./source.js";
 import { didYouMean } from "./suggest.js";
 
 /** The stage kinds; a stage has exactly one of these fields. */
-export const KINDS = ["agent", "run", "value", "http", "pipeline", "approval"] as const;
+export const KINDS = ["agent", "run", "value", "http", "pipeline", "approval", "wait", "sleep", "until"] as const;
 const ID = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const JSONATA_WORDS = new Set(["and", "or", "in", "true", "false", "null", "function"]);
 
@@ -106,7 +106,9 @@ export function analyzeStage(id: string, idx: number, raw: unknown, ctx: StageCo
   const kinds = KINDS.filter(has);
   if (isRec(raw) && kinds.length === 0) report.key(path, `stage '${id}' has no kind: give it one of ${KINDS.join(", ")}`);
   if (kinds.length > 1) report.key(path, `stage '${id}' has ${kinds.length} kinds (${kinds.join(", ")}): keep exactly one`);
-  const kind = kinds.length === 1 ? kinds[0] : undefined;
+  const kindField = kinds.length === 1 ? kinds[0] : undefined;
+  // `until:` is a sleep whose end an expression gives.
+  const kind: StageKind | undefined = kindField === "until" ? "sleep" : kindField;
   if (kind === "agent" && !has("prompt")) report.key(at("agent"), `stage '${id}': agent stages need a 'prompt'`);
   if (has("prompt") && !kinds.includes("agent")) report.key(at("prompt"), `stage '${id}': 'prompt' is only for agent stages`);
   if (has("inputs") && !kinds.includes("pipeline")) report.key(at("inputs"), `stage '${id}': 'inputs' is only for pipeline stages (did you mean 'input'?)`);
@@ -163,7 +165,36 @@ export function analyzeStage(id: string, idx: number, raw: unknown, ctx: StageCo
     case "approval": {
       const a = isRec(s.approval) ? s.approval : {};
       const message = a.message === undefined ? undefined : exprs.template(at("approval", "message"), a.message, w("approval", true));
-      spec = { kind: "approval", ...(message ? { message } : {}) };
+      const timeoutMs = a.timeout === undefined ? undefined : durationOf(a.timeout);
+      const on = a.on_timeout;
+      if (on !== undefined && a.timeout === undefined) report.key(at("approval", "on_timeout"), `stage '${id}': on_timeout needs a timeout`);
+      spec = {
+        kind: "approval", ...(message ? { message } : {}), ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        ...(timeoutMs !== undefined && (on === "reject" || on === "approve" || on === "fail") ? { onTimeout: on } : {}),
+      };
+      break;
+    }
+    case "wait": {
+      const a = isRec(s.wait) ? s.wait : {};
+      const timeoutMs = a.timeout === undefined ? undefined : durationOf(a.timeout);
+      const on = a.on_timeout;
+      if (on !== undefined && a.timeout === undefined) report.key(at("wait", "on_timeout"), `stage '${id}': on_timeout needs a timeout`);
+      if (typeof a.signal === "string") {
+        spec = {
+          kind: "wait", signal: a.signal, ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+          ...(timeoutMs !== undefined && (on === "fail" || on === "continue") ? { onTimeout: on } : {}),
+        };
+      }
+      break;
+    }
+    case "sleep": {
+      if (kindField === "until") {
+        const e = exprs.expr(at("until"), s.until, w("until", true));
+        if (e !== undefined) spec = { kind: "sleep", until: e };
+      } else {
+        const ms = durationOf(s.sleep);
+        if (ms !== undefined) spec = { kind: "sleep", ms };
+      }
       break;
     }
     default:

@@ -48,7 +48,7 @@ describe("validateFile reports every error, positioned at the offending key or v
 
   it("stage kinds and kind-specific fields", () => {
     expect(diagnostics("kinds.yaml")).toEqual([
-      "kinds.yaml:6:3: stage 'empty' has no kind: give it one of agent, run, value, http, pipeline, approval",
+      "kinds.yaml:6:3: stage 'empty' has no kind: give it one of agent, run, value, http, pipeline, approval, wait, sleep, until",
       "kinds.yaml:8:3: stage 'double' has 2 kinds (run, value): keep exactly one",
       "kinds.yaml:12:5: stage 'chatty': agent stages need a 'prompt'",
       "kinds.yaml:15:5: stage 'prompted': 'prompt' is only for agent stages",

@@ -68,6 +68,7 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
   let endedAt: number | undefined;
   let finished: RunFinished | undefined;
   let waiting: { at: number; stage: string; message: string } | undefined;
+  const codeChanged: { at: string; files: Record<string, { from: string; to: string | null }>; by?: string }[] = [];
 
   const entry = (stage: string, visit: number, item: number | undefined, fallbackFor: string | undefined, at: number, whole = false): Entry => {
     const id = executionId(stage, visit, item, fallbackFor);
@@ -346,6 +347,9 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
         break;
       case "run_cancel_requested":
         break;
+      case "code_changed":
+        codeChanged.push({ at: iso(e.at), files: { ...e.files }, ...(e.by !== undefined ? { by: e.by } : {}) });
+        break;
       case "run_resumed":
         status = "running";
         endedAt = undefined;
@@ -397,6 +401,7 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
       ...(waiting && status === "waiting" ? { waiting: { at: iso(waiting.at), stage: waiting.stage, message: waiting.message } } : {}),
       ...(started.parent_id !== undefined ? { parent_id: started.parent_id } : {}),
       ...(started.rerun_of !== undefined ? { rerun_of: started.rerun_of, rerun_from: started.rerun_from } : {}),
+      ...(codeChanged.length > 0 ? { code_changed: codeChanged } : {}),
     },
     stages: order.map((x) => toStage(x, x.durable ? shapeSteps(x.durable, x.status, messages) : undefined)),
     decisions,

@@ -97,6 +97,10 @@ class Renderer {
       this.line(0, ["error ", "red"], [`${where}${run.error.kind}: ${run.error.message}`]);
     }
     if (run.waiting) this.line(0, ["waiting ", "yellow"], [`on '${run.waiting.stage}': ${run.waiting.message}`]);
+    for (const c of run.code_changed ?? []) {
+      const files = Object.entries(c.files).map(([f, h]) => `${f} ${h.from.slice(0, 12)} → ${h.to === null ? "missing" : h.to.slice(0, 12)}`).join(", ");
+      this.line(0, ["code changed: ", "yellow"], [`${files} (${c.at}${c.by ? `, by ${c.by}` : ""})`]);
+    }
   }
 
   private timeline(): void {

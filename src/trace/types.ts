@@ -299,6 +299,8 @@ export interface TraceRun {
   /** `baton rerun`: the run this one forks and the stage it re-executed from. */
   readonly rerun_of?: string;
   readonly rerun_from?: string;
+  /** Code pinning: each time the run continued although its `run:` modules changed (`--allow-code-change`), their old and new sha256 (`to: null`: missing). */
+  readonly code_changed?: readonly { readonly at: string; readonly files: Readonly<Record<string, { readonly from: string; readonly to: string | null }>>; readonly by?: string }[];
 }
 
 /** How the final output was assembled. */

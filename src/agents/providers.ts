@@ -18,7 +18,8 @@ export interface AgentSpec {
   readonly system?: string;
   readonly temperature?: number;
   readonly max_tokens?: number;
-  readonly limit?: string;
+  /** Its pool: a name, or `{ pool, key }` (a pool instance per key). */
+  readonly limit?: string | { readonly pool: string; readonly key?: string };
   readonly base_url?: string;
   readonly api_key_env?: string;
   readonly output?: unknown;

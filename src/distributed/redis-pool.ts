@@ -12,6 +12,11 @@
  *   comes back. Releasing removes the lease at once.
  * - `PREFIX:NAME:sent` — the sliding window: members `id|tokens` scored by time.
  * - `PREFIX:NAME:paused` — ms until which the provider said no.
+ * Keyed pools (`limit: { pool, key }`): each key has its own three keys,
+ * `PREFIX:NAME:key:K:…` (K the key when it is short and plain, else a digest of it), with the
+ * pool's limits. Every pool key expires a window + TTL after its last use (each acquire, release
+ * and renewal pushes it), so a key no run uses any more leaves nothing behind: the live keys are
+ * bounded by the keys used in the last ~71 s.
  * Every time in the scripts is the Redis server's clock (TIME), so workers on machines whose
  * clocks disagree still agree on expiries, windows and pauses.
  *
@@ -35,9 +40,15 @@
  * 3. Else a definition registered with the deprecated `define(limits)` (the latest one wins), for
  *    callers that do not pass their plan's limits.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
 import type { PoolLease, PoolOutcome, PoolSpec } from "../runtime/pools.js";
+import { showPoolKey } from "../plan/limit.js";
+
+/** A key as part of a Redis key: as written when short and plain, else a digest (no separators, bounded length). */
+function redisKeyPart(key: string): string {
+  return /^[A-Za-z0-9_.@-]{1,64}$/.test(key) ? `k.${key}` : `h.${createHash("sha256").update(key).digest("hex").slice(0, 40)}`;
+}
 
 const WINDOW_MS = 61_000;
 /** Lease lifetime without a renewal. */
@@ -90,12 +101,15 @@ if tpm > 0 and n > 0 then
 end
 redis.call('ZADD', KEYS[1], now + ttl, id)
 redis.call('ZADD', KEYS[2], now, id .. '|' .. tokens)
+redis.call('PEXPIRE', KEYS[1], window + ttl)
+redis.call('PEXPIRE', KEYS[2], window + ttl)
 return {0, ''}
 `;
 
 const RELEASE = `${NOW}
-local id = ARGV[1]; local tokens = ARGV[2]; local pauseMs = tonumber(ARGV[3])
+local id = ARGV[1]; local tokens = ARGV[2]; local pauseMs = tonumber(ARGV[3]); local keep = tonumber(ARGV[4] or '0')
 redis.call('ZREM', KEYS[1], id)
+if keep > 0 and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], keep) end
 if tokens ~= '' then
   local members = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
   for i = 1, #members, 2 do
@@ -125,6 +139,7 @@ for k = 1, #KEYS do
   for j = 1, n do
     if redis.call('ZSCORE', KEYS[k], ARGV[i]) then
       redis.call('ZADD', KEYS[k], 'XX', exp, ARGV[i]); renewed = renewed + 1
+      if redis.call('PTTL', KEYS[k]) >= 0 and redis.call('PTTL', KEYS[k]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[k], tonumber(ARGV[1])) end
     end
     i = i + 1
   end
@@ -191,19 +206,21 @@ export class RedisPools {
     return this.spec(name, planLimits) !== undefined;
   }
 
-  private keys(name: string): [string, string, string] {
-    return [`${this.prefix}:${name}:inflight`, `${this.prefix}:${name}:sent`, `${this.prefix}:${name}:paused`];
+  private keys(name: string, key?: string): [string, string, string] {
+    const base = key === undefined ? `${this.prefix}:${name}` : `${this.prefix}:${name}:key:${redisKeyPart(key)}`;
+    return [`${base}:inflight`, `${base}:sent`, `${base}:paused`];
   }
 
   /**
    * Wait for capacity in pool `name`, admitted against {@link spec}(name, planLimits); rejects
    * with the signal's reason if it aborts first, and if `name` is defined nowhere.
    */
-  async acquire(name: string, tokens: number, signal?: AbortSignal, planLimits?: PoolLimits): Promise<PoolLease> {
+  async acquire(name: string, tokens: number, signal?: AbortSignal, planLimits?: PoolLimits, key?: string): Promise<PoolLease> {
     const spec = this.spec(name, planLimits);
     if (!spec) throw new Error(`pool '${name}' is not defined: declare it under limits: in the template or in baton.config`);
     if (this.closed) throw new Error("RedisPools is closed");
-    const keys = this.keys(name);
+    const keys = this.keys(name, key);
+    const label = key === undefined ? `pool '${name}'` : `pool '${name}' (key '${showPoolKey(key)}')`;
     const id = randomUUID();
     const since = Date.now();
     let reason: string | undefined;
@@ -211,7 +228,7 @@ export class RedisPools {
       if (signal?.aborted) throw signal.reason;
       const [wait, why] = await this.redis.batonPoolAcquire(...keys, id, Math.round(tokens), spec.concurrency ?? 0, spec.rpm ?? 0, spec.tpm ?? 0, WINDOW_MS, this.ttl);
       if (Number(wait) === 0) break;
-      reason ??= `pool '${name}' ${why}`;
+      reason ??= `${label} ${why}`;
       await new Promise<void>((res, rej) => {
         const onAbort = (): void => {
           clearTimeout(t);
@@ -228,6 +245,7 @@ export class RedisPools {
     let done = false;
     const lease: PoolLease = {
       pool: name,
+      ...(key !== undefined ? { key } : {}),
       waitedMs: Date.now() - since,
       reason,
       release: (outcome: PoolOutcome = {}) => {
@@ -235,7 +253,7 @@ export class RedisPools {
         done = true;
         this.held.delete(id);
         const pauseMs = outcome.rejected ? Math.max(1, Math.round(outcome.retryAfterMs ?? 1000)) : 0;
-        void this.redis.batonPoolRelease(...keys, id, outcome.tokens === undefined ? "" : Math.round(outcome.tokens), pauseMs).catch(() => undefined);
+        void this.redis.batonPoolRelease(...keys, id, outcome.tokens === undefined ? "" : Math.round(outcome.tokens), pauseMs, WINDOW_MS + this.ttl).catch(() => undefined);
       },
     };
     // Aborted while the grant was on its way: give the slot back rather than hand it out.

@@ -503,9 +503,9 @@ export class BatonWorker {
       const host: AttemptHost = {
         plan, now: Date.now,
         budget: plan.budget ? new RedisBudget(this.redis, this.prefix, plan, loop.runId, () => usageOf(loop.state)) : NO_BUDGET,
-        acquire: async (stage, tokens, signal, pool) => {
+        acquire: async (stage, tokens, signal, pool, key) => {
           const name = pool ?? stage.limit;
-          return name !== undefined && this.pools.has(name, plan.limits) ? this.pools.acquire(name, tokens, signal, plan.limits) : undefined;
+          return name !== undefined && this.pools.has(name, plan.limits) ? this.pools.acquire(name, tokens, signal, plan.limits, key) : undefined;
         },
         record: (_a, e) => this.recordStep(loop.runId, e).then(() => this.live?.observe(loop.runId, [e])),
         // Live turn text, coalesced into the store for other processes (the UI).

@@ -32,6 +32,8 @@ export interface AttemptUsage {
   readonly child_run?: string;
   /** The resource pool the attempt drew from, how long it waited for it, and why. */
   readonly pool?: string;
+  /** The key of its pool instance (`limit: { pool, key }`). */
+  readonly pool_key?: string;
   readonly pool_wait_ms?: number;
   readonly pool_wait_reason?: string;
   /**

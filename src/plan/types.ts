@@ -99,6 +99,8 @@ export interface StagePlan {
   readonly isFallback: boolean;
   /** Resource pool the stage draws from (issue 4). */
   readonly limit?: string;
+  /** `limit: { pool, key }`: evaluated per execution, a pool instance per key (issue 12). */
+  readonly limitKey?: ValueTemplate;
 }
 
 /** A tool agents may call (SPEC §8): a small stage run per call, with `args` in scope. */
@@ -113,6 +115,8 @@ export interface ToolPlan {
   /** Per call attempt, ms. */
   readonly timeoutMs?: number;
   readonly limit?: string;
+  /** `limit: { pool, key }`: evaluated per call (`args`, `inputs` in scope), a pool instance per key. */
+  readonly limitKey?: ValueTemplate;
   /** `return` (default): a failed call is an error result for the model; `fail`: it fails the stage's attempt. */
   readonly onError: "return" | "fail";
   /** A human approves each call first: the message shown ({{ args }} allowed). */

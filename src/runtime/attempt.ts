@@ -9,6 +9,7 @@ import type { Plan, StagePlan } from "../plan/types.js";
 import { executorFor, type StageContext } from "../stages/index.js";
 import type { RunServices } from "../stages/types.js";
 import type { PoolLease } from "./pools.js";
+import { evaluatePoolKey } from "../plan/limit.js";
 import type { AttemptUsage } from "../engine/events.js";
 import { toStageError } from "./errors.js";
 import { toJsonValue } from "./json.js";
@@ -24,7 +25,7 @@ export interface AttemptHost {
   now(): number;
   readonly services: RunServices;
   /** Wait for a pool (`pool`, else the stage's `limit:`); undefined when there is none. */
-  acquire(stage: StagePlan, tokens: number, signal: AbortSignal, pool?: string): Promise<PoolLease | undefined>;
+  acquire(stage: StagePlan, tokens: number, signal: AbortSignal, pool?: string, key?: string): Promise<PoolLease | undefined>;
   /** Append a completed durable step to the run's log; resolves once it is stored. */
   record(a: Attempt, e: StepRecorded): Promise<void>;
   /** Streamed text of a model turn (live views); optional. */
@@ -192,10 +193,13 @@ export class Attempt {
         ...(host.delta ? { delta: (text: string, turn: number) => host.delta!(this, text, turn) } : {}),
         report: (u: AttemptUsage) => void (this.usage = mergeUsage(this.usage, u)),
         callTool: (req) => callTool(args, req),
-        acquire: async (tokens: number, pool?: string) => {
-          const lease = await host.acquire(stage, tokens, ctx.signal, pool);
-          if (lease && (pool === undefined || pool === stage.limit)) {
-            this.report({ pool: lease.pool, pool_wait_ms: lease.waitedMs, ...(lease.reason ? { pool_wait_reason: lease.reason } : {}) });
+        acquire: async (tokens: number, pool?: string, key?: string) => {
+          const own = pool === undefined || pool === stage.limit;
+          // The stage's own keyed limit: a pool instance per key, the key evaluated in the stage's scope.
+          if (key === undefined && own && stage.limitKey !== undefined) key = await evaluatePoolKey(stage.limitKey, scope, `stage '${stage.id}'`);
+          const lease = await host.acquire(stage, tokens, ctx.signal, pool, key);
+          if (lease && own) {
+            this.report({ pool: lease.pool, ...(lease.key !== undefined ? { pool_key: lease.key } : {}), pool_wait_ms: lease.waitedMs, ...(lease.reason ? { pool_wait_reason: lease.reason } : {}) });
             // The per-attempt timeout bounds the call, not the wait for the pool: start it anew.
             if (lease.waitedMs > 0) this.armTimeout();
           }
@@ -251,6 +255,7 @@ export class Attempt {
       if (u.cost_usd !== undefined) e.cost_usd = u.cost_usd;
       if (u.child_run !== undefined) e.child_run = u.child_run;
       if (u.pool !== undefined) e.pool = u.pool;
+      if (u.pool_key !== undefined) e.pool_key = u.pool_key;
       if (u.pool_wait_ms !== undefined) e.pool_wait_ms = u.pool_wait_ms;
       if (u.pool_wait_reason !== undefined) e.pool_wait_reason = u.pool_wait_reason;
       if (u.recorded_tokens !== undefined) e.recorded_tokens = u.recorded_tokens;

@@ -29,7 +29,7 @@ export interface DriverHost {
   readonly config: BatonConfig;
   readonly children: ChildRuns;
   /** Wait for a stage's resource pool (undefined when it has none). */
-  acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal, pool?: string): Promise<PoolLease | undefined>;
+  acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal, pool?: string, key?: string): Promise<PoolLease | undefined>;
   /** Streamed text of a model turn (live views); optional. */
   delta?(driver: RunDriver, stage: StagePlan, key: ExecuteCommand["key"], text: string, turn: number): void;
   /** Removes secrets from events before they are stored. */
@@ -91,7 +91,7 @@ export class RunDriver implements HostPort {
     this.loop = new RunLoop(this, plan, state, runId, seq);
     this.attemptHost = {
       plan, budget,
-      acquire: (stage, tokens, signal, pool) => host.acquire(plan, stage, tokens, signal, pool),
+      acquire: (stage, tokens, signal, pool, key) => host.acquire(plan, stage, tokens, signal, pool, key),
       record: (_a, e) => {
         const stored = this.loop.pushDurable(e);
         this.schedule();

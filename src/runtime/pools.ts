@@ -12,6 +12,7 @@
  *   plus the time it has waited (so no run starves) — ties first come, first served.
  */
 import type { PoolLease, PoolOutcome } from "../stages/types.js";
+import { showPoolKey } from "../plan/limit.js";
 
 /** A pool's limits. */
 export interface PoolSpec {
@@ -109,7 +110,21 @@ export class Pool {
     private readonly clock: PoolClock = realClock,
     /** "critical-path" (default): longest remaining path first, aged by waiting time; "fifo": arrival order. */
     private readonly order: PoolOrder = "critical-path",
-  ) {}
+    /** The key of a keyed instance (`limit: { pool, key }`): one instance per key, each with the pool's limits. */
+    readonly key?: string,
+  ) {
+    this.label = key === undefined ? `pool '${name}'` : `pool '${name}' (key '${showPoolKey(key)}')`;
+  }
+
+  /** How the pool shows in wait reasons. */
+  private readonly label: string;
+
+  /** Nothing in flight, waiting, in its windows or paused: forgetting it loses nothing. */
+  idle(): boolean {
+    const now = this.clock.now();
+    this.expire(now);
+    return this.inflight === 0 && this.waiters.length === 0 && this.sent.length === 0 && this.tokens.length === 0 && now >= this.pausedUntil;
+  }
 
   /** Wait for capacity; rejects with the signal's reason if it aborts first. */
   acquire(req: PoolRequest): Promise<PoolLease> {
@@ -161,13 +176,13 @@ export class Pool {
   /** Why `w` cannot start now (undefined: it can), and when to look again. */
   private blocked(w: Waiter, now: number): { reason: string; retryAt: number | undefined } | undefined {
     const { concurrency, rpm, tpm } = this.spec;
-    if (now < this.pausedUntil) return { reason: `pool '${this.name}' paused by the provider until ${new Date(this.pausedUntil).toISOString()}`, retryAt: this.pausedUntil };
+    if (now < this.pausedUntil) return { reason: `${this.label} paused by the provider until ${new Date(this.pausedUntil).toISOString()}`, retryAt: this.pausedUntil };
     if (concurrency !== undefined && this.inflight >= Math.max(1, Math.floor(concurrency * this.factor))) {
-      return { reason: `pool '${this.name}' at its concurrency of ${Math.max(1, Math.floor(concurrency * this.factor))}`, retryAt: undefined };
+      return { reason: `${this.label} at its concurrency of ${Math.max(1, Math.floor(concurrency * this.factor))}`, retryAt: undefined };
     }
     if (rpm !== undefined) {
       const cap = Math.max(1, Math.floor(rpm * this.factor));
-      if (this.sent.length >= cap) return { reason: `pool '${this.name}' at its ${cap} requests per minute`, retryAt: this.sent[this.sent.length - cap]!.at + WINDOW_MS };
+      if (this.sent.length >= cap) return { reason: `${this.label} at its ${cap} requests per minute`, retryAt: this.sent[this.sent.length - cap]!.at + WINDOW_MS };
     }
     if (tpm !== undefined && this.tokens.length > 0) {
       const cap = Math.max(1, Math.floor(tpm * this.factor));
@@ -185,7 +200,7 @@ export class Pool {
             break;
           }
         }
-        return { reason: `pool '${this.name}' at its ${cap} tokens per minute`, retryAt: at ?? byAge[byAge.length - 1]!.at + WINDOW_MS };
+        return { reason: `${this.label} at its ${cap} tokens per minute`, retryAt: at ?? byAge[byAge.length - 1]!.at + WINDOW_MS };
       }
     }
     return undefined;
@@ -247,6 +262,7 @@ export class Pool {
     let done = false;
     return {
       pool: this.name,
+      ...(this.key !== undefined ? { key: this.key } : {}),
       waitedMs: now - w.since,
       reason: w.reason,
       release: (outcome = {}) => {
@@ -282,15 +298,22 @@ export class Pool {
   }
 }
 
+/** Keyed instances a pool keeps at most by default (idle ones are forgotten first). */
+export const DEFAULT_MAX_POOL_KEYS = 10_000;
+
 /** The process's pools, by name. */
 export class Pools {
   private readonly pools = new Map<string, Pool>();
+  /** Keyed instances (`limit: { pool, key }`) by pool name, then key; each has its pool's spec. */
+  private readonly keyed = new Map<string, Map<string, Pool>>();
   constructor(
     private readonly clock: PoolClock = realClock,
     /** Definitions that win over templates' (from baton.config `limits:`). */
     private readonly fixed: Record<string, PoolSpec> = {},
     /** Waiter order for every pool (FIFO exists to measure what critical-path priority buys). */
     private readonly order: PoolOrder = "critical-path",
+    /** Keyed instances per pool at most: when full, idle ones are forgotten; if none is, acquiring a new key fails (retryably). */
+    private readonly maxKeys: number = DEFAULT_MAX_POOL_KEYS,
   ) {
     for (const [name, spec] of Object.entries(fixed)) this.pools.set(name, new Pool(name, spec, clock, order));
   }
@@ -304,13 +327,36 @@ export class Pools {
   configure(limits: Readonly<Record<string, PoolSpec>>): void {
     for (const [name, spec] of Object.entries(limits)) {
       const cur = this.pools.get(name);
-      if (!cur || JSON.stringify(cur.spec) !== JSON.stringify(spec)) this.pools.set(name, new Pool(name, spec, this.clock, this.order));
+      if (!cur || JSON.stringify(cur.spec) !== JSON.stringify(spec)) {
+        this.pools.set(name, new Pool(name, spec, this.clock, this.order));
+        this.keyed.delete(name);
+      }
       (this.fixed as Record<string, PoolSpec>)[name] = spec;
     }
   }
 
-  get(name: string): Pool | undefined {
-    return this.pools.get(name);
+  /** Pool `name`, or with `key` its instance for that key (made on first use, with the pool's limits). */
+  get(name: string, key?: string): Pool | undefined {
+    const base = this.pools.get(name);
+    if (base === undefined || key === undefined) return base;
+    let byKey = this.keyed.get(name);
+    if (!byKey) this.keyed.set(name, (byKey = new Map()));
+    let p = byKey.get(key);
+    if (p) return p;
+    if (byKey.size >= this.maxKeys) {
+      for (const [k, q] of byKey) if (q.idle()) byKey.delete(k);
+      if (byKey.size >= this.maxKeys) {
+        throw new Error(`pool '${name}': ${byKey.size} keys are in use at once (the most a pool keeps); key '${showPoolKey(key)}' waits for one to go idle`);
+      }
+    }
+    p = new Pool(name, base.spec, this.clock, this.order, key);
+    byKey.set(key, p);
+    return p;
+  }
+
+  /** The live keyed instances of pool `name` (for tests and diagnostics). */
+  keys(name: string): readonly string[] {
+    return [...(this.keyed.get(name)?.keys() ?? [])];
   }
 
   stats(): PoolStats[] {

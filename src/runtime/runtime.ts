@@ -130,7 +130,7 @@ export class Runtime {
         const text = live.delta(d.runId, k, piece);
         opts.onDelta?.(d.runId, k, text);
       } } : {}),
-      acquire: (plan, stage, tokens, signal, pool) => self.acquire(plan, stage, tokens, signal, pool),
+      acquire: (plan, stage, tokens, signal, pool, key) => self.acquire(plan, stage, tokens, signal, pool, key),
       redactor: this.redactor,
       store: this.store,
       config: opts.config ?? {},
@@ -373,10 +373,10 @@ export class Runtime {
   }
 
   /** Wait for a stage's pool, ranked by the stage's remaining critical path. */
-  private async acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal, poolName?: string): Promise<PoolLease | undefined> {
+  private async acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal, poolName?: string, key?: string): Promise<PoolLease | undefined> {
     const name = poolName ?? stage.limit;
     if (name === undefined) return undefined;
-    const pool = this.pools.get(name);
+    const pool = this.pools.get(name, key);
     if (!pool) throw new UserError(`stage '${stage.id}': pool '${name}' is not defined: declare it under limits: in the template or in baton.config`);
     return pool.acquire({ priority: this.history.remaining(plan, stage.idx), tokens, signal, label: stage.id });
   }

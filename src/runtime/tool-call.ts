@@ -11,6 +11,7 @@ import { AwaitHuman, Detached } from "../stages/approval.js";
 import { executorFor } from "../stages/index.js";
 import type { ExecuteArgs, JournalPort, StageContext, StepMeta, ToolCallRequest, ToolOutcome } from "../stages/types.js";
 import { toStageError } from "./errors.js";
+import { evaluatePoolKey } from "../plan/limit.js";
 import { toJsonValue } from "./json.js";
 import { runStep } from "./journal.js";
 
@@ -108,7 +109,11 @@ export async function callTool(args: ExecuteArgs, req: ToolCallRequest): Promise
     let timer: NodeJS.Timeout | undefined;
     let lease: Awaited<ReturnType<ExecuteArgs["acquire"]>>;
     try {
-      if (plan?.limit !== undefined) lease = await args.acquire(0, plan.limit);
+      if (plan?.limit !== undefined) {
+        // A keyed limit: the key is evaluated per call, with the call's args and the run's inputs.
+        const key = plan.limitKey === undefined ? undefined : await evaluatePoolKey(plan.limitKey, { inputs: args.scope.inputs, args: req.args }, label);
+        lease = await args.acquire(0, plan.limit, key);
+      }
       // The timeout bounds the call, not the wait for its pool.
       if (plan?.timeoutMs !== undefined) {
         const ms = plan.timeoutMs;
@@ -162,6 +167,7 @@ async function runOnce(args: ExecuteArgs, req: ToolCallRequest, attempt: number,
   };
   delete (stage as { input?: unknown }).input;
   delete (stage as { limit?: unknown }).limit;
+  delete (stage as { limitKey?: unknown }).limitKey;
   const journal = new PrefixedJournal(args.journal, req.journalPrefix);
   const ctx = new ToolCtx(args.ctx, req.args, attempt, signal, `${args.ctx.idempotencyKey}:call:${req.id}`, journal, label);
   const toolArgs: ExecuteArgs = {

@@ -22,6 +22,9 @@ import { resolveModel, type AgentSpec } from "../agents/providers.js";
 import { countPromptTokens } from "../agents/tokens.js";
 import { NonRetryableError, StageFailure } from "../base/errors.js";
 import type { StagePlan, ToolPlan } from "../plan/types.js";
+import { evaluatePoolKey, poolRefOf } from "../plan/limit.js";
+import { compileValueTemplate } from "../expr/value-template.js";
+import type { ValueTemplate } from "../expr/types.js";
 import { AwaitHuman, Detached } from "./approval.js";
 import type { ExecuteArgs, ToolOutcome } from "./types.js";
 
@@ -192,6 +195,14 @@ function promptTokensOf(system: string, messages: readonly ModelMessage[], token
   return n;
 }
 
+const keyTemplates = new Map<string, ValueTemplate>();
+/** An agent's limit key, compiled once (the template check reported its errors). */
+function keyTemplate(source: string): ValueTemplate {
+  let t = keyTemplates.get(source);
+  if (!t) keyTemplates.set(source, (t = compileValueTemplate(source)));
+  return t;
+}
+
 /**
  * Run an agent's loop inside an attempt: the `agent:` stage itself, or `ctx.agent(name, { prompt })`
  * from a handler (then `namespace` keeps its steps apart from the handler's own).
@@ -216,7 +227,10 @@ export async function runAgent(args: ExecuteArgs, req: { agent: string; prompt: 
   // asks for the stage's own. ctx.agent from a run: stage uses its agent's pool — unless the
   // stage holds that very pool for its whole attempt: then the turns run under that lease
   // (waiting for the pool again could wait for ourselves).
-  const pool = stage.spec.kind === "agent" || agent.limit === stage.limit ? undefined : agent.limit;
+  const agentLimit = poolRefOf(agent.limit);
+  const pool = stage.spec.kind === "agent" || agentLimit?.pool === stage.limit ? undefined : agentLimit?.pool;
+  // Its keyed limit (`{ pool, key }`): the key is evaluated in the calling stage's scope, once per execution.
+  const poolKey = pool !== undefined && typeof agentLimit?.key === "string" ? await evaluatePoolKey(keyTemplate(agentLimit.key), args.scope, where) : undefined;
 
   // The instruction stays with native structured output too (it costs little and helps models that
   // honour the schema loosely); the schema is then also sent natively.
@@ -247,7 +261,7 @@ export async function runAgent(args: ExecuteArgs, req: { agent: string; prompt: 
         sent.push({ role: "user", content: `That reply cannot be used: ${previous.message.replace(/^.*?: the reply /, "")}. Reply again with only the corrected JSON.` });
       }
       const called = await callModel(args, {
-        model, modelName, info, where, system, messages: sent, sdkTools, toolsTokens, maxTokens, pool, turnNo, schema, native,
+        model, modelName, info, where, system, messages: sent, sdkTools, toolsTokens, maxTokens, pool, poolKey, turnNo, schema, native,
         temperature: agent.temperature, agentName: req.agent, stream,
       });
       const { messages: sentMessages, ...record } = called;
@@ -299,6 +313,7 @@ interface CallOpts {
   readonly toolsTokens: number;
   readonly maxTokens: number;
   readonly pool: string | undefined;
+  readonly poolKey: string | undefined;
   readonly turnNo: number;
   readonly schema: object | undefined;
   readonly native: boolean;
@@ -338,7 +353,7 @@ async function callModel(args: ExecuteArgs, o: CallOpts): Promise<TurnRecord & {
     const cached = u?.inputTokenDetails?.cacheReadTokens ?? u?.cachedInputTokens;
     return { input: u?.inputTokens ?? promptTokens, output: u?.outputTokens ?? 0, ...(cached ? { cached } : {}) };
   };
-  const lease = await args.acquire(estimate, o.pool);
+  const lease = await args.acquire(estimate, o.pool, o.poolKey);
   const call = {
     model: o.model, maxRetries: 0, abortSignal: ctx.signal, maxOutputTokens: o.maxTokens,
     ...(o.system ? { system: o.system } : {}),

@@ -64,7 +64,7 @@ export interface ExecuteArgs {
    * Wait for the stage's resource pool (its `limit:` or its agent's); resolves to undefined when
    * it has none. `tokens` is the call's estimate. Release the lease with what the call used.
    */
-  acquire(tokens: number, pool?: string): Promise<PoolLease | undefined>;
+  acquire(tokens: number, pool?: string, key?: string): Promise<PoolLease | undefined>;
   /**
    * Check that an estimate fits what is left of the run's budget and hold it until the attempt is
    * over (atomically: concurrent calls of the run cannot overshoot it). Always ok without a budget.
@@ -176,6 +176,8 @@ export interface PoolOutcome {
 /** Capacity held by one call. */
 export interface PoolLease {
   readonly pool: string;
+  /** The key of a keyed pool instance (`limit: { pool, key }`). */
+  readonly key?: string;
   /** How long the call waited for the pool, and the first reason it had to. */
   readonly waitedMs: number;
   readonly reason: string | undefined;

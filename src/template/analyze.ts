@@ -11,6 +11,7 @@ import { sharedAjv, showValue } from "./schema.js";
 import type { Reporter } from "./source.js";
 import { analyzeStage, type OnErrorDraft, type StageDraft } from "./stage.js";
 import { didYouMean } from "./suggest.js";
+import { analyzeLimit } from "./limit.js";
 
 /** Everything the graph pass and the plan builder need. */
 export interface Analysis {
@@ -75,10 +76,6 @@ export function analyze(data: unknown, report: Reporter, opts: { baseDir: string
   for (const [name, agent] of Object.entries(recOf(data.agents))) {
     if (!isRec(agent)) continue;
     agents[name] = agent;
-    if (typeof agent.limit === "string" && !limitNames.has(agent.limit)) {
-      const hint = limitNames.size === 0 ? ": declare it under limits:" : didYouMean(agent.limit, limitNames);
-      report.value(["agents", name, "limit"], `unknown limit '${agent.limit}'${hint}`);
-    }
     if (agent.output !== undefined) checkJsonSchema(agent.output, ["agents", name, "output"], `agent '${name}': output`, report);
     checkAgentTools(name, agent, toolNames, mcpNames, report);
   }
@@ -97,6 +94,11 @@ export function analyze(data: unknown, report: Reporter, opts: { baseDir: string
     if (isRec(s) && isRec(s.on_error) && typeof s.on_error.fallback === "string") fallbacks.add(s.on_error.fallback);
   }
   const exprs = new ExprChecker(report, { stageIds, inputs: new Set(Object.keys(inputsSchema.properties)) });
+  // An agent's limit key is evaluated in the scope of each stage that runs the agent.
+  for (const [name, agent] of Object.entries(agents)) {
+    const scope = { id: name, itemNames: new Set(["item", "index"]), isFallback: false, reads: new Set<string>() };
+    analyzeLimit(agent.limit, ["agents", name, "limit"], { report, exprs, limits: limitNames }, { stage: scope, field: "limit", perItem: true });
+  }
   const ctx = {
     report,
     exprs,

@@ -101,6 +101,7 @@ export function buildPlan(a: Analysis, g: Graph, source: PlanSource, hash: strin
       onError,
       isFallback: g.isFallback[s.idx] ?? false,
       ...(s.limit !== undefined ? { limit: s.limit } : {}),
+      ...(s.limitKey !== undefined ? { limitKey: s.limitKey } : {}),
     };
   });
   const plan: Plan = {

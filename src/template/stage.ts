@@ -10,6 +10,9 @@ import { checkJsonSchema, durationOf, isRec, retryOf, type Rec } from "./fields.
 import { RESERVED_IDS, type ExprChecker, type StageScope, type Where } from "./refs.js";
 import type { DocPath, Reporter } from "./source.js";
 import { didYouMean } from "./suggest.js";
+import { analyzeLimit } from "./limit.js";
+import { poolRefOf } from "../plan/limit.js";
+import { compileValueTemplateCollect } from "../expr/value-template.js";
 
 /** The stage kinds; a stage has exactly one of these fields. */
 export const KINDS = ["agent", "run", "value", "http", "pipeline", "approval", "wait", "sleep", "until"] as const;
@@ -48,6 +51,8 @@ export interface StageDraft {
   readonly timeoutMs?: number;
   readonly onError: OnErrorDraft;
   readonly limit?: string;
+  /** `limit: { pool, key }`: the key (a pool instance per key). */
+  readonly limitKey?: CompiledValueTemplate;
   readonly needs: readonly string[];
   /** Stage ids read by the stage's expressions (itself included). */
   readonly reads: ReadonlySet<string>;
@@ -205,7 +210,15 @@ export function analyzeStage(id: string, idx: number, raw: unknown, ctx: StageCo
   if (kind !== "pipeline" && has("inputs")) exprs.template(at("inputs"), s.inputs, w("inputs", true));
 
   // References.
-  const limit = ref(ctx, at("limit"), s.limit, ctx.limits, "limit") ?? (kind === "agent" && typeof s.agent === "string" ? (ctx.agents[s.agent]?.limit as string | undefined) : undefined);
+  const own = analyzeLimit(s.limit, at("limit"), ctx, w("limit", true));
+  const agentLimit = s.limit === undefined && kind === "agent" && typeof s.agent === "string" ? poolRefOf(ctx.agents[s.agent]?.limit) : undefined;
+  const limit = own.pool ?? agentLimit?.pool;
+  // An agent's keyed limit: its key is evaluated in this stage's scope (analyze.ts reported its errors).
+  let limitKey = own.key;
+  if (agentLimit && typeof agentLimit.key === "string") {
+    limitKey = compileValueTemplateCollect(agentLimit.key).template;
+    for (const site of limitKey?.sites ?? []) for (const r of site.expr.refs) if (ctx.stageIds.has(r.name)) scope.reads.add(r.name);
+  }
   const needsRaw = typeof s.needs === "string" ? [s.needs] : Array.isArray(s.needs) ? s.needs : [];
   const needs: string[] = [];
   needsRaw.forEach((n, i) => {
@@ -268,6 +281,7 @@ export function analyzeStage(id: string, idx: number, raw: unknown, ctx: StageCo
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     onError,
     ...(limit !== undefined ? { limit } : {}),
+    ...(limit !== undefined && limitKey !== undefined ? { limitKey } : {}),
     needs,
     reads: scope.reads,
   };

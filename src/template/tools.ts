@@ -9,6 +9,7 @@ import { checkJsonSchema, durationOf, isRec, retryOf, type Rec } from "./fields.
 import type { ExprChecker, Where } from "./refs.js";
 import type { DocPath, Reporter } from "./source.js";
 import { didYouMean } from "./suggest.js";
+import { analyzeLimit } from "./limit.js";
 
 const TOOL_KINDS = ["run", "http", "pipeline", "value"] as const;
 
@@ -66,11 +67,7 @@ export function analyzeTools(raw: Rec, ctx: { report: Reporter; exprs: ExprCheck
         break;
     }
     const approval = t.approval !== undefined ? exprs.template(at("approval"), t.approval, w) : undefined;
-    let limit: string | undefined;
-    if (typeof t.limit === "string") {
-      if (ctx.limits.has(t.limit)) limit = t.limit;
-      else report.value(at("limit"), `unknown limit '${t.limit}'${ctx.limits.size === 0 ? ": declare it under limits:" : didYouMean(t.limit, ctx.limits)}`);
-    }
+    const { pool: limit, key: limitKey } = analyzeLimit(t.limit, at("limit"), ctx, w);
     const retry = isRec(t.retry) ? retryOf(t.retry, ctx.retry, at("retry"), `tool '${name}'`, report) : ctx.retry;
     const timeoutMs = durationOf(t.timeout);
     if (!spec || typeof t.description !== "string" || !isRec(t.input)) continue;
@@ -82,6 +79,7 @@ export function analyzeTools(raw: Rec, ctx: { report: Reporter; exprs: ExprCheck
       retry,
       ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       ...(limit !== undefined ? { limit } : {}),
+      ...(limit !== undefined && limitKey !== undefined ? { limitKey } : {}),
       onError: t.on_error === "fail" ? "fail" : "return",
       ...(approval ? { approval } : {}),
     };

@@ -99,10 +99,11 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
     x.reason = "interrupted (the process stopped)";
     open.delete(x);
   };
-  const addPool = (x: Entry, e: { pool?: string; pool_wait_ms?: number; pool_wait_reason?: string; child_run?: string }): void => {
+  const addPool = (x: Entry, e: { pool?: string; pool_key?: string; pool_wait_ms?: number; pool_wait_reason?: string; child_run?: string }): void => {
     if (e.child_run !== undefined) x.child = e.child_run;
     if (e.pool === undefined) return;
     x.pool = e.pool;
+    if (e.pool_key !== undefined) x.poolKey = e.pool_key;
     if (e.pool_wait_ms) x.queuedMs = (x.queuedMs ?? 0) + e.pool_wait_ms;
     if (e.pool_wait_reason !== undefined) x.waitedFor ??= e.pool_wait_reason;
   };

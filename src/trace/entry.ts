@@ -63,6 +63,8 @@ export interface Entry {
   cost: number | undefined;
   /** Resource pool the stage drew from, and why it had to wait for it. */
   pool?: string;
+  /** Its pool instance's key (`limit: { pool, key }`). */
+  poolKey?: string;
   waitedFor?: string;
   child?: string;
   reusedFrom?: string;
@@ -178,6 +180,7 @@ export function toStage(x: Entry, durable?: { readonly turns: readonly TraceTurn
     ...(tokens !== undefined ? { tokens } : {}),
     ...(x.cost !== undefined ? { cost_usd: x.cost } : {}),
     ...(x.pool !== undefined ? { pool: x.pool } : {}),
+    ...(x.poolKey !== undefined ? { pool_key: x.poolKey } : {}),
     ...(x.waitedFor !== undefined ? { waited_for: x.waitedFor } : {}),
     ...(x.child !== undefined ? { child_run: x.child } : {}),
     ...(x.reusedFrom !== undefined ? { reused_from: x.reusedFrom } : {}),

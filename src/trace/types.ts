@@ -108,6 +108,8 @@ export interface TraceStage {
   readonly model?: string;
   /** The resource pool the stage drew from; `queued_ms` includes its wait for it. */
   readonly pool?: string;
+  /** The key of its pool instance, when its limit is `{ pool, key }` (one instance of the pool per key). */
+  readonly pool_key?: string;
   /** Why the stage waited for its pool (its first reason), e.g. "pool 'llm' at its 60 requests per minute". */
   readonly waited_for?: string;
   /** pipeline stages: the child run (its own trace). */

@@ -530,7 +530,7 @@ export function answerEvents(state: ReturnType<typeof createState>, stage: strin
     if (w.kind === "sleep") throw new UserError(`stage '${stage}' sleeps until ${new Date(w.dueAt ?? 0).toISOString()}: there is nothing to answer`, 2);
     if (w.dueAt !== undefined && at >= w.dueAt) {
       // The deadline passed: its on_timeout decides, not a late answer (the run records it when it next advances).
-      throw new UserError(`stage '${stage}'${w.item !== undefined ? ` item ${w.item}` : ""} stopped waiting for an answer at ${new Date(w.dueAt).toISOString()} (its approval timeout passed): this answer is too late and is not recorded; the stage's on_timeout applies (baton resume RUN records it if no worker has)`);
+      throw new UserError(`stage '${stage}'${w.item !== undefined ? ` item ${w.item}` : ""} stopped waiting for an answer at ${new Date(w.dueAt).toISOString()} (its approval timeout passed): this answer is too late and is not recorded; the stage's on_timeout applies (baton resume ${state.runId} records it if no worker has yet)`);
     }
     if (w.calls) {
       // Tool calls waiting for approval: one answer per call (the id is needed when several wait).

@@ -48,6 +48,7 @@ export function nextWakeAt(state: RunState): number | undefined {
 
 /** The earliest deadline of a waiting stage (visits and items), if any. */
 function waitDue(state: RunState): number | undefined {
+  if (state.timedWaits === 0) return undefined;
   let at: number | undefined;
   for (const w of state.waitingOn.values()) if (w.dueAt !== undefined && (at === undefined || w.dueAt < at)) at = w.dueAt;
   return at;
@@ -70,6 +71,7 @@ function endWaits(state: RunState, now: number, emit: Emit): void {
   if (state.waitingOn.size === 0) return;
   const checkSignals = state.signalsDirty;
   state.signalsDirty = false;
+  if (!checkSignals && state.timedWaits === 0) return;
   const out: BatonEvent[] = [];
   const taken = new Map<string, number>();
   for (const w of state.waitingOn.values()) {

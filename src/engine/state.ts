@@ -201,6 +201,8 @@ export interface RunState {
   waitingOn: Map<string, WaitEntry>;
   /** Signals sent that no wait has taken yet, by name, oldest first. */
   signals: Map<string, unknown[]>;
+  /** Waits with a deadline the run has had (0: decide and nextWakeAt skip looking for due waits). */
+  timedWaits: number;
   // transient:
   /** A signal arrived or a stage started waiting for one: decide matches them. */
   signalsDirty: boolean;
@@ -235,7 +237,7 @@ export function createState(plan: Plan): RunState {
     plan, runId: "", status: "running", inputs: {}, seed: 0, engine: 1, startedAt: 0, activeStart: 0, activeBefore: 0,
     lastAt: 0, nodes, unsettled: plan.stages.filter((s) => !s.isFallback).length, inflight: 0,
     running: new Set(), routeTaken: new Map(), timers: [], failedQ: [], readyFallbacks: [], failure: undefined, cancelRequested: false, usage: { input: 0, output: 0, usd: 0 },
-    waiting: undefined, waitingOn: new Map(), signals: new Map(), signalsDirty: false, dirty: [], ready: [], cut: [], assemblePending: false,
+    waiting: undefined, waitingOn: new Map(), signals: new Map(), timedWaits: 0, signalsDirty: false, dirty: [], ready: [], cut: [], assemblePending: false,
   };
 }
 
@@ -518,6 +520,7 @@ export function apply(state: RunState, e: BatonEvent): boolean {
         ...(e.due_at !== undefined ? { dueAt: e.due_at } : {}), ...(e.signal !== undefined ? { signal: e.signal } : {}),
       });
       if (e.signal !== undefined) state.signalsDirty = true;
+      if (e.due_at !== undefined) state.timedWaits++;
       markDirty(state, exec.node);
       return true;
     }

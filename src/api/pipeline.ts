@@ -52,8 +52,11 @@ export interface StageCommon<D extends string> {
   retry?: RetrySpec;
   timeout?: Duration;
   on_error?: "fail" | "continue" | "escalate" | { fallback: string };
-  limit?: string;
+  limit?: LimitRef;
 }
+
+/** A pool (in `limits:`): its name, or `{ pool, key }` — an instance of the pool per key (a value template such as `"{{ inputs.tenant }}"`). */
+export type LimitRef = string | { pool: string; key: string };
 
 /** A stage definition: a typed function, or a JSONata `value`. */
 export type StageDef<In, Outs, D extends string, R> =
@@ -68,7 +71,7 @@ export interface AgentDef {
   system?: string;
   temperature?: number;
   max_tokens?: number;
-  limit?: string;
+  limit?: LimitRef;
   base_url?: string;
   api_key_env?: string;
   output?: Record<string, unknown>;
@@ -93,7 +96,7 @@ export interface ToolDef {
   inputs?: Record<string, unknown>;
   retry?: RetrySpec;
   timeout?: Duration;
-  limit?: string;
+  limit?: LimitRef;
   on_error?: "fail" | "return";
   approval?: string;
 }

@@ -244,3 +244,35 @@ stages:
     expect("limitKey" in plain.stages[0]!).toBe(false);
   });
 });
+
+describe("keyed limits in the TypeScript API", () => {
+  it("definePipeline takes limit: { pool, key } on a stage, and each key has its own instance", async () => {
+    const { definePipeline } = await import("../../src/index.js");
+    const { z } = await import("zod");
+    resetGate();
+    const starts: string[] = [];
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const p = definePipeline({ name: "keyed-api", inputs: z.object({ tenant: z.string() }), limits: { llm: { concurrency: 1 } } })
+      .stage("call", {
+        limit: { pool: "llm", key: "{{ inputs.tenant }}" },
+        run: async (ctx) => {
+          starts.push(ctx.inputs.tenant);
+          await gate;
+          return ctx.inputs.tenant;
+        },
+      })
+      .returns("call");
+    const st = p.plan.stages[0]!;
+    expect(st.limit).toBe("llm");
+    expect(st.limitKey).toBeDefined();
+    const rt = new Runtime({ store: new MemoryStore(), pools: new Pools() });
+    const hs = [await rt.start(p.plan, { tenant: "a" }), await rt.start(p.plan, { tenant: "a" }), await rt.start(p.plan, { tenant: "b" })];
+    await vi.waitFor(() => expect([...starts].sort()).toEqual(["a", "b"])); // the second 'a' waits for a's instance
+    release();
+    const rs = await Promise.all(hs.map((h) => h.done));
+    expect(rs.every((r) => r.status === "succeeded")).toBe(true);
+    expect(starts).toHaveLength(3);
+    await rt.close();
+  });
+});

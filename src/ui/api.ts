@@ -48,6 +48,7 @@ export class Api {
       r("POST", /^\/api\/runs\/([^/]+)\/approve$/, (req, res, _u, id) => this.answer(req, res, id, true)),
       r("POST", /^\/api\/runs\/([^/]+)\/reject$/, (req, res, _u, id) => this.answer(req, res, id, false)),
       r("POST", /^\/api\/runs\/([^/]+)\/cancel$/, (_q, res, _u, id) => this.cancel(res, id)),
+      r("POST", /^\/api\/runs\/([^/]+)\/signals\/([^/]+)$/, (req, res, _u, id, name) => this.signal(req, res, id, name)),
     ];
   }
 
@@ -167,6 +168,21 @@ export class Api {
     });
     r.handle?.done.catch(() => undefined);
     sendJson(res, 200, { ok: true, recorded: r.recorded, ...(r.signalled ? { signalled: true } : {}) });
+  }
+
+  /** POST /api/runs/ID/signals/NAME { data?, by? }: a named signal for the run's `wait:` stages (like `baton signal`). */
+  private async signal(req: IncomingMessage, res: ServerResponse, idText: string, name: string | undefined): Promise<void> {
+    const runtime = this.runtime();
+    const id = await this.resolve(idText);
+    const body = objectBody(await readJson(req));
+    const { by } = body;
+    if (by !== undefined && typeof by !== "string") throw new HttpError(400, "'by' must be a string");
+    if (!name || !/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(name)) throw new HttpError(400, `a signal name is letters, digits, _ . and -, not starting with a digit; got '${name ?? ""}'`);
+    const r = await runtime.signal(id, name, {
+      by: typeof by === "string" && by !== "" ? by : "web ui", ...(body["data"] !== undefined ? { data: body["data"] } : {}),
+    });
+    r.handle?.done.catch(() => undefined);
+    sendJson(res, 200, { ok: true, ...(r.signalled ? { signalled: true } : {}) });
   }
 
   private async cancel(res: ServerResponse, idText: string): Promise<void> {

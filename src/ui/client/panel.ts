@@ -100,6 +100,7 @@ export function stagePanel(ctx: PanelContext, entry: TraceStage): HTMLElement {
   if (entry.tokens) facts.push(...fact("tokens", `${count(entry.tokens.input)} in / ${count(entry.tokens.output)} out`));
   if (entry.cost_usd !== undefined) facts.push(...fact("cost", cost(entry.cost_usd)));
   if (entry.pool) facts.push(...fact("pool", h("code", null, entry.pool)));
+  if (entry.pool_key !== undefined) facts.push(...fact("pool key", h("code", null, entry.pool_key)));
   if (entry.waited_for) facts.push(...fact("waited for", entry.waited_for));
   if (entry.child_run) facts.push(...fact("child run", link(`/runs/${encodeURIComponent(entry.child_run)}`, { class: "mono" }, entry.child_run)));
   parts.push(h("dl", { class: "facts" }, ...facts));

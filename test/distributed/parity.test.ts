@@ -209,7 +209,8 @@ output: "{ 'draft': draft, 'each': each, 'verify': verify }"
     const b = mkdtempSync(join(tmpdir(), "baton-root-b-"));
     for (const root of [a, b]) {
       spawnSync("mkdir", ["-p", join(root, "flows")]);
-      writeFileSync(join(root, "flows", "where.mjs"), `export function where() { return ${JSON.stringify(root === a ? "a" : "b")}; }\n`);
+      // The same code on both machines (code pinning refuses a run whose modules differ), found at another path.
+      writeFileSync(join(root, "flows", "where.mjs"), `export function where() { return import.meta.url.includes("baton-root-b-") ? "b" : "a"; }\n`);
       writeFileSync(join(root, "flows", "where.yaml"), "baton: 1\nname: where\nstages:\n  here: { run: ./where.mjs#where }\noutput: here\n");
     }
     const sub = spawnSync(process.execPath, [CLI, "--store", STORE_B, "--queue-prefix", "machine_b", "run", "flows/where.yaml", "--queue", QUEUE, "--detach", "--json"], { encoding: "utf8", env: env(), cwd: a });

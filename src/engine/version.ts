@@ -10,6 +10,10 @@
  * changes is written `state.engine >= N ? new : old`, so a run in flight across an upgrade
  * behaves exactly as it did (its recorded log replays), and new runs get the new rule.
  *
+ * New behaviour a rule keys on new data instead (data older logs never hold) needs no bump: waits
+ * with deadlines (`stage_waiting.due_at`, `signal`, `sleep`; `signal` events) are decided only
+ * for runs whose log records them.
+ *
  * Versions:
  * 1. the engine as first recorded.
  * 2. a run does not pause for a human while the same step asked for evaluations (a route, `if`

@@ -360,7 +360,9 @@ export function program(): Command {
   cmd.command("signal <run> <name>").description("send a named signal to a run: a wait: stage for it takes it (its output is --data); sent early, it is kept until one waits")
     .option("--data <json>", "the signal's data, as JSON (the waiting stage's output)").option("--json", "print one JSON result document on stdout")
     .option("--queue <url>", "the run is on `baton worker`s behind this Redis (default: $BATON_QUEUE when --store is postgres://)")
-    .action(async (run: string, name: string, o: { data?: string; json?: boolean; queue?: string }) => {
+    .option("--allow-code-change", "continue although run: modules changed since the run started (recorded in its log as code_changed)")
+    .action(async (run: string, name: string, o: { data?: string; json?: boolean; queue?: string; allowCodeChange?: boolean }) => {
+      const code = codeChangeOf(o);
       let data: unknown;
       if (o.data !== undefined) {
         try {
@@ -377,7 +379,7 @@ export function program(): Command {
         try {
           const id = await store.resolveId(run);
           const { signalOnWorkers } = await import("../distributed/submit.js");
-          await signalOnWorkers(store, workers, id, name, sig, planFromSource);
+          await signalOnWorkers(store, workers, id, name, sig, planFromSource, code);
           process.stderr.write(`signal '${name}' sent to run ${id}; the workers continue it\n`);
           await followOnWorkers(store, id, o.json === true, progress);
           set(0);
@@ -389,7 +391,7 @@ export function program(): Command {
       const runtime = await makeRuntime(store, undefined, progress);
       try {
         const id = await store.resolveId(run);
-        const r = await runtime.signal(id, name, sig);
+        const r = await runtime.signal(id, name, sig, code);
         process.stderr.write(`signal '${name}' sent to run ${id}\n`);
         if (r.signalled) {
           process.stdout.write(`the signal was sent to the process running ${id}\n`);

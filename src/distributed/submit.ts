@@ -133,11 +133,14 @@ function codeChangedEvent(run: string, events: readonly BatonEvent[], plan: Plan
 /** `baton signal` of a run on the workers: the signal (and, if the run paused, its resumption) is recorded; the workers continue it. */
 export async function signalOnWorkers(
   store: Store, target: QueueTarget, run: string, name: string, o: { data?: unknown; by?: string }, loadPlan: (source: RunStarted["source"]) => Plan | Promise<Plan>,
+  code: CodeChangeOptions = {},
 ): Promise<void> {
-  const { seq } = await appendToWorkerRun(store, run, loadPlan, (state, plan) => {
+  const { seq } = await appendToWorkerRun(store, run, loadPlan, (state, plan, events) => {
     checkSignal(plan, state, run, name); // throws when the run is over or nothing can wait for it
+    const changed = codeChangedEvent(run, events, plan, code);
     const e = signalEvent(name, o, Date.now());
-    return state.status === "running" ? [e] : [e, { type: "run_resumed", at: Date.now() }];
+    const all = changed ? [changed, e] : [e];
+    return state.status === "running" ? all : [...all, { type: "run_resumed", at: Date.now() }];
   });
   await handOff(target, run, seq);
 }

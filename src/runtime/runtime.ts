@@ -338,7 +338,7 @@ export class Runtime {
    * Like `answer`: driven here, at once; driven by another live process, a signal it picks up;
    * paused, recorded and the run continues in this process (`handle`).
    */
-  async signal(runId: string, name: string, o: { data?: unknown; by?: string } = {}, opts: { plan?: Plan } = {}): Promise<{ handle?: RunHandle; signalled?: boolean }> {
+  async signal(runId: string, name: string, o: { data?: unknown; by?: string } = {}, opts: { plan?: Plan } & CodeChangeOptions = {}): Promise<{ handle?: RunHandle; signalled?: boolean }> {
     const d = this.drivers.get(runId);
     if (d) {
       checkSignal(d.plan, d.state, runId, name);
@@ -355,8 +355,9 @@ export class Runtime {
       await this.store.signal(runId, "signal", { name, ...o });
       return { signalled: true };
     }
+    const codeChanged = this.checkCode(runId, events, plan, opts); // the run continues here: a changed run: module refuses first
     if (!(await this.claimOrTakeOver(runId))) throw new UserError(`run ${runId} is being executed by another process; try again in a moment`);
-    const batch: BatonEvent[] = [signalEvent(name, o, this.clock())];
+    const batch: BatonEvent[] = [...(codeChanged ? [codeChanged] : []), signalEvent(name, o, this.clock())];
     if (state.status !== "running") batch.push({ type: "run_resumed", at: this.clock() });
     const seq = await this.store.append(runId, batch, run.seq);
     this.opts.onEvents?.(runId, batch, plan);

@@ -149,6 +149,28 @@ output: wait
     expect((await events(d, again)).filter((e) => e.type === "code_changed")).toHaveLength(1);
   }, 30_000);
 
+  it("baton signal to a run paused on a wait: stage refuses changed code too; --allow-code-change continues it", async () => {
+    const d = project("signal", `baton: 1
+name: pinned-signal
+stages:
+  review: { wait: { signal: go } }
+  publish: { needs: [review], run: ./stages/publish.mjs#publish, input: { text: "{{ review.n }}" } }
+output: publish
+`, { "publish.mjs": PUBLISH_V1 });
+    const first = baton(d, ["run", "pipe.yaml", "--json"]);
+    expect(first.code, first.stderr).toBe(3);
+    const id = JSON.parse(first.stdout).id as string;
+    writeFileSync(join(d, "stages", "publish.mjs"), PUBLISH_V2);
+    const no = baton(d, ["signal", id, "go", "--data", '{"n":"s1"}']);
+    expect(no.code).toBe(1);
+    expect(no.stderr).toContain(`run ${id}: run: module stages/publish.mjs changed since the run started`);
+    expect((await events(d, id)).some((e) => e.type === "signal")).toBe(false);
+    const yes = baton(d, ["signal", id, "go", "--data", '{"n":"s1"}', "--allow-code-change", "--json"]);
+    expect(yes.code, yes.stderr).toBe(0);
+    expect(JSON.parse(yes.stdout)).toMatchObject({ status: "succeeded", output: "published s1 by v2" });
+    expect((await events(d, id)).filter((e) => e.type === "code_changed")).toHaveLength(1);
+  });
+
   it("runs without run: modules record no code and continue as before; rerun pins the code it starts with", async () => {
     const d = project("plain", `baton: 1
 name: plain

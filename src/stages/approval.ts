@@ -64,7 +64,7 @@ export function executeWait({ stage, ctx }: ExecuteArgs): never {
 export async function executeSleep({ stage, scope }: ExecuteArgs): Promise<never> {
   const spec = stage.spec;
   if (spec.kind !== "sleep") throw new Error("executeSleep on a non-sleep stage");
-  if (spec.until === undefined) throw new AwaitHuman(`stage '${stage.id}' sleeps for ${spec.ms ?? 0} ms`, undefined, { inMs: spec.ms ?? 0, sleep: true });
+  if (spec.until === undefined) throw new AwaitHuman(`stage '${stage.id}' sleeps for ${durationText(spec.ms ?? 0)}`, undefined, { inMs: spec.ms ?? 0, sleep: true });
   let v: unknown = spec.until.evaluate(scope);
   if (v instanceof Promise) v = await v;
   const at = typeof v === "number" ? v : typeof v === "string" ? Date.parse(v) : NaN;
@@ -72,4 +72,10 @@ export async function executeSleep({ stage, scope }: ExecuteArgs): Promise<never
     throw new NonRetryableError(`stage '${stage.id}': until must give an ISO time or epoch ms, got ${JSON.stringify(v) ?? "undefined"}`, { kind: "expression" });
   }
   throw new AwaitHuman(`stage '${stage.id}' sleeps until ${new Date(at).toISOString()}`, undefined, { at, sleep: true });
+}
+
+/** 600000 → "10m", 1500 → "1.5s". */
+function durationText(ms: number): string {
+  for (const [u, n] of [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000]] as const) if (ms >= n && ms % (n / 10) === 0) return `${ms / n}${u}`;
+  return `${ms}ms`;
 }

@@ -29,6 +29,9 @@ function proc(db: string, clock: { t: number }, events?: BatonEvent[]) {
   return { store, rt, close: async () => { await rt.close(); await store.close(); } };
 }
 
+/** Let a driver finish the step it is in (a process stopping mid-run stops between steps). */
+const settle = () => new Promise((r) => setTimeout(r, 30));
+
 async function until(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
   expect(cond()).toBe(true);
@@ -167,12 +170,14 @@ output: after
     expect(events.find((e) => e.type === "stage_waiting")).toMatchObject({ stage: "nap", sleep: true, due_at: T0 + 600_000 });
     expect(events.some((e) => e.type === "run_waiting")).toBe(false);
     expect((await p.store.get(h.id))?.status).toBe("running");
+    await settle();
     await p.close(); // the process stops mid-sleep
 
     clock.t = T0 + 5 * 60_000; // too early: the resumed run sleeps on
     p = proc(db, clock, events);
-    void p.rt.resume(h.id);
+    await p.rt.resume(h.id);
     await until(() => events.filter((e) => e.type === "run_resumed").length === 1);
+    await settle();
     expect(events.some((e) => e.type === "approval")).toBe(false);
     await p.close();
 
@@ -200,6 +205,7 @@ output: wake
     const h = await p.rt.start(plan(text), { at: "2026-01-01T01:00:00Z" });
     await until(() => events.some((e) => e.type === "stage_waiting"));
     expect(events.find((e) => e.type === "stage_waiting")).toMatchObject({ sleep: true, due_at: Date.parse("2026-01-01T01:00:00Z") });
+    await settle();
     await p.close();
     clock.t = T0 + 2 * 3_600_000;
     p = proc(db, clock);
@@ -208,6 +214,27 @@ output: wake
     expect(bad).toMatchObject({ status: "failed" });
     expect(bad.error?.message).toContain("until must give an ISO time or epoch ms, got \"soon\"");
     await p.close();
+  });
+
+  it("an approval timeout fires in the live process while other work keeps the run going", async () => {
+    const store = SqliteStore.open(dbFile());
+    const events: BatonEvent[] = [];
+    const rt = new Runtime({ store, loadPlan: planFromSource, onEvents: (_id, es) => void events.push(...es) });
+    const done = await (await rt.start(plan(`
+baton: 1
+name: live-timeout
+stages:
+  review: { approval: { message: "ok?", timeout: 30ms, on_timeout: approve } }
+  nap: { sleep: 300ms }
+  after: { value: "{ 'review': review, 'nap': nap }" }
+output: after
+`), {})).done;
+    expect(done).toMatchObject({ status: "succeeded", output: { review: { approved: true, by: "timeout" } } });
+    const answers = events.filter((e) => e.type === "approval").map((e) => (e as { stage: string; by?: string }).stage + ":" + (e as { by?: string }).by);
+    expect(answers).toEqual(["review:timeout", "nap:timer"]);
+    expect(events.some((e) => e.type === "run_waiting")).toBe(false);
+    await rt.close();
+    await store.close();
   });
 
   it("a short sleep fires in the live process (its driver's timer)", async () => {

@@ -7,7 +7,7 @@ import { Command, CommanderError, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { planFromSource } from "../api/run.js";
-import { Runtime, UserError, type RunResult } from "../runtime/index.js";
+import { Runtime, UserError, type RunHandle, type RunResult } from "../runtime/index.js";
 import { openStoreAsync } from "../store/open.js";
 import type { Store } from "../store/port.js";
 import { describePlan, loadPlanFile, validateFile, validateInputs, formatDiagnostic } from "../template/index.js";
@@ -301,28 +301,37 @@ export function program(): Command {
       }
     });
 
-  const answer = (approved: boolean) => async (run: string, stage: string, o: { data?: string; comment?: string; item?: string; call?: string; json?: boolean; queue?: string; allowCodeChange?: boolean }) => {
-    const code = codeChangeOf(o);
-    let data: unknown;
-    if (o.data !== undefined) {
-      try {
-        data = JSON.parse(o.data);
-      } catch (err) {
-        throw new UserError(`--data must be JSON (e.g. '{"ok": true}'): ${(err as Error).message}`, 2);
-      }
+  /** `--data JSON` of approve and signal. */
+  const dataOf = (text: string | undefined): unknown => {
+    if (text === undefined) return undefined;
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new UserError(`--data must be JSON (e.g. '{"ok": true}'): ${(err as Error).message}`, 2);
     }
-    const item = o.item === undefined ? undefined : Number(o.item);
-    if (item !== undefined && !(Number.isInteger(item) && item >= 0)) throw new UserError(`--item must be a for_each item index (0, 1, …), got '${o.item}'`, 2);
+  };
+
+  /**
+   * A command that records something in a waiting run and continues it (approve, reject, signal):
+   * handed to the workers when the run is theirs, else continued in this process — unless another
+   * live process drives it (that process is signalled).
+   */
+  const continueRun = async (
+    run: string,
+    o: { json?: boolean; queue?: string },
+    act: {
+      onWorkers: (store: Store, workers: NonNullable<Awaited<ReturnType<typeof workersOf>>>, id: string) => Promise<string>;
+      here: (runtime: Runtime, id: string) => Promise<{ line: string; signalled?: boolean; handle?: RunHandle }>;
+      signalled: string;
+    },
+  ): Promise<void> => {
     const store = await storeOf(g());
     const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
-    const by = process.env.USER ?? process.env.USERNAME;
     const workers = await workersOf(g(), store, o.queue);
     if (workers) {
       try {
         const id = await store.resolveId(run);
-        const { answerOnWorkers } = await import("../distributed/submit.js");
-        const n = await answerOnWorkers(store, workers, id, stage, { approved, ...(data !== undefined ? { data } : {}), ...(item !== undefined ? { item } : {}), ...(by ? { by } : {}), ...(o.comment ? { comment: o.comment } : {}), ...(o.call ? { call: o.call } : {}) }, planFromSource, code);
-        process.stderr.write(`${approved ? "approved" : "rejected"} '${stage}' in run ${id}${n > 1 ? ` (${n} items)` : ""}; the workers continue it\n`);
+        process.stderr.write(`${await act.onWorkers(store, workers, id)}; the workers continue it\n`);
         await followOnWorkers(store, id, o.json === true, progress);
         set(0);
       } finally {
@@ -333,19 +342,40 @@ export function program(): Command {
     const runtime = await makeRuntime(store, undefined, progress);
     try {
       const id = await store.resolveId(run);
-      const r = await runtime.answer(id, stage, { approved, ...(data !== undefined ? { data } : {}), ...(item !== undefined ? { item } : {}), ...(by ? { by } : {}), ...(o.comment ? { comment: o.comment } : {}), ...(o.call ? { call: o.call } : {}) }, code);
-      process.stderr.write(`${approved ? "approved" : "rejected"} '${stage}' in run ${id}${r.recorded > 1 ? ` (${r.recorded} items)` : ""}\n`);
+      const r = await act.here(runtime, id);
+      process.stderr.write(`${r.line}\n`);
       if (r.signalled) {
-        process.stdout.write(`the answer was sent to the process running ${id}\n`);
+        process.stdout.write(`${act.signalled} ${id}\n`);
         return;
       }
-      // The run continues here; the answer is recorded whatever it does next (exit 0).
+      // The run continues here; what was recorded stays whatever the run does next (exit 0).
       await follow(runtime, async () => r.handle!, o.json === true, progress);
       set(0);
     } finally {
       await runtime.close();
       await store.close();
     }
+  };
+
+  const answer = (approved: boolean) => async (run: string, stage: string, o: { data?: string; comment?: string; item?: string; call?: string; json?: boolean; queue?: string; allowCodeChange?: boolean }) => {
+    const code = codeChangeOf(o);
+    const data = dataOf(o.data);
+    const item = o.item === undefined ? undefined : Number(o.item);
+    if (item !== undefined && !(Number.isInteger(item) && item >= 0)) throw new UserError(`--item must be a for_each item index (0, 1, …), got '${o.item}'`, 2);
+    const by = process.env.USER ?? process.env.USERNAME;
+    const human = { approved, ...(data !== undefined ? { data } : {}), ...(item !== undefined ? { item } : {}), ...(by ? { by } : {}), ...(o.comment ? { comment: o.comment } : {}), ...(o.call ? { call: o.call } : {}) };
+    const said = (id: string, n: number): string => `${approved ? "approved" : "rejected"} '${stage}' in run ${id}${n > 1 ? ` (${n} items)` : ""}`;
+    await continueRun(run, o, {
+      onWorkers: async (store, workers, id) => {
+        const { answerOnWorkers } = await import("../distributed/submit.js");
+        return said(id, await answerOnWorkers(store, workers, id, stage, human, planFromSource, code));
+      },
+      here: async (runtime, id) => {
+        const r = await runtime.answer(id, stage, human, code);
+        return { ...r, line: said(id, r.recorded) };
+      },
+      signalled: "the answer was sent to the process running",
+    });
   };
   cmd.command("approve <run> <stage>").description("approve a waiting stage (its output is --data, or { approved: true }) and continue the run")
     .option("--data <json>", "the stage's output, as JSON").option("--item <n>", "only this for_each item").option("--call <id>", "a tool call waiting for approval (needed when several wait)").option("--comment <text>", "recorded with the decision").option("--json", "print one JSON result document on stdout")
@@ -363,46 +393,18 @@ export function program(): Command {
     .option("--allow-code-change", "continue although run: modules changed since the run started (recorded in its log as code_changed)")
     .action(async (run: string, name: string, o: { data?: string; json?: boolean; queue?: string; allowCodeChange?: boolean }) => {
       const code = codeChangeOf(o);
-      let data: unknown;
-      if (o.data !== undefined) {
-        try {
-          data = JSON.parse(o.data);
-        } catch (err) {
-          throw new UserError(`--data must be JSON (e.g. '{"ok": true}'): ${(err as Error).message}`, 2);
-        }
-      }
-      const sig = { ...(data !== undefined ? { data } : {}), ...((process.env.USER ?? process.env.USERNAME) ? { by: (process.env.USER ?? process.env.USERNAME)! } : {}) };
-      const store = await storeOf(g());
-      const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
-      const workers = await workersOf(g(), store, o.queue);
-      if (workers) {
-        try {
-          const id = await store.resolveId(run);
+      const data = dataOf(o.data);
+      const by = process.env.USER ?? process.env.USERNAME;
+      const sig = { ...(data !== undefined ? { data } : {}), ...(by ? { by } : {}) };
+      await continueRun(run, o, {
+        onWorkers: async (store, workers, id) => {
           const { signalOnWorkers } = await import("../distributed/submit.js");
           await signalOnWorkers(store, workers, id, name, sig, planFromSource, code);
-          process.stderr.write(`signal '${name}' sent to run ${id}; the workers continue it\n`);
-          await followOnWorkers(store, id, o.json === true, progress);
-          set(0);
-        } finally {
-          await store.close();
-        }
-        return;
-      }
-      const runtime = await makeRuntime(store, undefined, progress);
-      try {
-        const id = await store.resolveId(run);
-        const r = await runtime.signal(id, name, sig, code);
-        process.stderr.write(`signal '${name}' sent to run ${id}\n`);
-        if (r.signalled) {
-          process.stdout.write(`the signal was sent to the process running ${id}\n`);
-          return;
-        }
-        await follow(runtime, async () => r.handle!, o.json === true, progress);
-        set(0);
-      } finally {
-        await runtime.close();
-        await store.close();
-      }
+          return `signal '${name}' sent to run ${id}`;
+        },
+        here: async (runtime, id) => ({ ...(await runtime.signal(id, name, sig, code)), line: `signal '${name}' sent to run ${id}` }),
+        signalled: "the signal was sent to the process running",
+      });
     });
 
   cmd

@@ -507,7 +507,7 @@ export class BatonWorker {
           const name = pool ?? stage.limit;
           return name !== undefined && this.pools.has(name, plan.limits) ? this.pools.acquire(name, tokens, signal, plan.limits, key) : undefined;
         },
-        record: (_a, e) => this.recordStep(loop.runId, e).then(() => this.live?.observe(loop.runId, [e])),
+        record: (_a, e) => this.deliver(loop.runId, e, true).then(() => this.live?.observe(loop.runId, [e])),
         // Live turn text, coalesced into the store for other processes (the UI).
         ...(this.o.store.putLive ? { delta: (_a: Attempt, text: string, turn: number) => void (this.live ??= new LiveWriter(this.o.store)).delta(loop.runId, liveKey(cmd.key, turn), text) } : {}),
         services: {
@@ -528,18 +528,24 @@ export class BatonWorker {
   }
 
   /**
-   * A completed durable step of an attempt running here: appended by this worker's loop of the
-   * run (like an outcome, it may share the append with others); resolves once it is stored.
+   * Hand an event of an attempt that ran here (its outcome, or a completed step) to the run's
+   * loop and step it. Group commit: events of one run that arrive while a step is in progress are
+   * pushed now and appended together by the next step (the later locked calls then find nothing
+   * to do). `durable`: resolve once the event is stored.
    */
-  private async recordStep(run: string, e: BatonEvent): Promise<void> {
+  private async deliver(run: string, e: BatonEvent, durable: boolean): Promise<void> {
     let stored: Promise<void> | undefined;
+    const push = (loop: RunLoop): void => {
+      if (durable) stored = loop.pushDurable(e);
+      else loop.push(e);
+    };
     const cached = this.runs.get(run);
-    if (cached) stored = cached.pushDurable(e);
+    if (cached) push(cached);
     await this.locked(run, async () => {
       let loop = this.runs.get(run);
       if (!loop || loop !== cached) {
         loop ??= await this.sync(run);
-        if (loop !== cached) stored = loop.pushDurable(e);
+        if (loop !== cached) push(loop);
       }
       if (loop.hasPending) await this.step(loop);
     });
@@ -617,18 +623,7 @@ export class BatonWorker {
     }
     const result = await this.runAttempt(found.loop, found.cmd);
     if (!result) return;
-    // Group commit: results of one run that finish while a step is in progress are pushed now
-    // and appended together by the next step (the later locked calls then find nothing to do).
-    const cached = this.runs.get(j.run);
-    cached?.push(result);
-    await this.locked(j.run, async () => {
-      let loop = this.runs.get(j.run);
-      if (!loop || loop !== cached) {
-        loop ??= await this.sync(j.run);
-        if (loop !== cached) loop.push(result);
-      }
-      if (loop.hasPending) await this.step(loop);
-    });
+    await this.deliver(j.run, result, false);
   }
 }
 

@@ -10,3 +10,4 @@ export {
   type AssembleCommand, type CancelCommand, type Command, type ConditionCommand, type ExecuteCommand, type ExprCommand, type RoutesCommand,
 } from "./commands.js";
 export { ENGINE_VERSION } from "./version.js";
+export { usageBeyondSteps } from "./usage.js";

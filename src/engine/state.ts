@@ -17,7 +17,8 @@
  */
 import type { RunStatus } from "../base/result.js";
 import type { Plan, StageIdx } from "../plan/types.js";
-import type { BatonEvent, StageError } from "./events.js";
+import type { AttemptUsage, BatonEvent, StageError } from "./events.js";
+import { usageBeyondSteps } from "./usage.js";
 import { waitKey } from "./key.js";
 
 export type ExecStatus = "ready" | "running" | "failed" | "retry_wait" | "fallback" | "waiting" | "escalated" | "succeeded" | "settled";
@@ -589,11 +590,12 @@ export function apply(state: RunState, e: BatonEvent): boolean {
   }
 }
 
-function addUsage(state: RunState, e: { tokens?: { input: number; output: number }; cost_usd?: number; recorded_tokens?: { input: number; output: number }; recorded_cost_usd?: number }): void {
+function addUsage(state: RunState, e: AttemptUsage): void {
   // An outcome's usage includes what its recorded turns counted already (step_recorded).
-  state.usage.input += (e.tokens?.input ?? 0) - (e.recorded_tokens?.input ?? 0);
-  state.usage.output += (e.tokens?.output ?? 0) - (e.recorded_tokens?.output ?? 0);
-  state.usage.usd += (e.cost_usd ?? 0) - (e.recorded_cost_usd ?? 0);
+  const u = usageBeyondSteps(e);
+  state.usage.input += u.input;
+  state.usage.output += u.output;
+  state.usage.usd += u.usd;
 }
 
 function applyDecision(state: RunState, e: Extract<BatonEvent, { type: "decision" }>): boolean {

@@ -4,7 +4,7 @@
  * is the per-stage hot path. Synchronous handlers complete without a promise, and the
  * AbortController exists only once a handler reads `ctx.signal`.
  */
-import { idempotencyKey, type BatonEvent, type ExecuteCommand } from "../engine/index.js";
+import { idempotencyKey, usageBeyondSteps, type BatonEvent, type ExecuteCommand } from "../engine/index.js";
 import type { Plan, StagePlan } from "../plan/types.js";
 import { executorFor, type StageContext } from "../stages/index.js";
 import type { RunServices } from "../stages/types.js";
@@ -187,9 +187,13 @@ export class Attempt {
       const key = idempotencyKey(ef.runId, ef.key);
       const ctx = new StageCtx(this, input, scope.inputs as Record<string, unknown>, ef.outputs, scope.item, ef.item, ef.visit, ef.attempt, scope.route, scope.prev, ef.runId, key);
       const previous = ef.previous;
+      const self = this;
       const args: import("../stages/types.js").ExecuteArgs = {
         plan, stage, ctx, scope, previous, services: host.services,
-        journal: this.journal(),
+        // (created when a stage kind or handler first uses it: most stages never do)
+        get journal() {
+          return self.journal();
+        },
         ...(host.delta ? { delta: (text: string, turn: number) => host.delta!(this, text, turn) } : {}),
         report: (u: AttemptUsage) => void (this.usage = mergeUsage(this.usage, u)),
         callTool: (req) => callTool(args, req),
@@ -305,9 +309,8 @@ export class Attempt {
   }
 
   private report(u: AttemptUsage): void {
-    this.usage = { ...this.usage, ...u };
+    this.usage = mergeUsage(this.usage, u);
   }
-
 
   private finish(e: BatonEvent | undefined): void {
     this.over = true;
@@ -320,9 +323,8 @@ export class Attempt {
     // Budget held by the attempt turns into usage that is reported (with its event) but not yet applied.
     const u = this.usage;
     // (What recorded turns spent was settled as each turn was recorded.)
-    const spentTokens = u?.tokens ? u.tokens.input + u.tokens.output - (u.recorded_tokens ? u.recorded_tokens.input + u.recorded_tokens.output : 0) : 0;
-    const spentUsd = (u?.cost_usd ?? 0) - (u?.recorded_cost_usd ?? 0);
-    const spent = spentTokens > 0 || spentUsd > 0 ? { tokens: spentTokens, usd: spentUsd } : undefined;
+    const beyond = u?.tokens ? usageBeyondSteps(u) : undefined;
+    const spent = beyond && (beyond.input + beyond.output > 0 || beyond.usd > 0) ? { tokens: beyond.input + beyond.output, usd: beyond.usd } : undefined;
     if (this.holds && this.holds.length > 0) {
       for (let i = 0; i < this.holds.length; i++) this.host.budget.settle(this.holds[i]!, i === 0 ? spent : undefined, e !== undefined);
     } else if (spent) this.host.budget.settle(undefined, spent, e !== undefined);

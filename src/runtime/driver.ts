@@ -5,7 +5,7 @@
  * process slots. It never decides what runs next.
  */
 import type { RunResult } from "../base/result.js";
-import { attemptId, type BatonEvent, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunState } from "../engine/index.js";
+import { attemptId, usageBeyondSteps, type BatonEvent, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunState } from "../engine/index.js";
 import type { Plan, StagePlan } from "../plan/types.js";
 import type { Store } from "../store/port.js";
 import type { BatonConfig } from "../agents/config.js";
@@ -145,12 +145,13 @@ export class RunDriver implements HostPort {
     this.host.redactor.event(e);
   }
   applied(e: BatonEvent): void {
-    if (e.type === "step_recorded" && e.tokens) this.budget.onApplied(e.tokens.input + e.tokens.output, e.cost_usd ?? 0);
-    else if ((e.type === "stage_succeeded" || e.type === "stage_failed") && e.tokens) {
-      const r = e.recorded_tokens;
-      this.budget.onApplied(e.tokens.input + e.tokens.output - (r ? r.input + r.output : 0), (e.cost_usd ?? 0) - (e.recorded_cost_usd ?? 0));
+    // Usage the run's state counted (a recorded turn, or an outcome beyond its recorded turns) is no longer unapplied.
+    if ((e.type === "step_recorded" || e.type === "stage_succeeded" || e.type === "stage_failed" || e.type === "stage_waiting") && e.tokens) {
+      const u = usageBeyondSteps(e);
+      this.budget.onApplied(u.input + u.output, u.usd);
     }
   }
+
   appended(_loop: RunLoop, events: readonly BatonEvent[]): void {
     this.host.onEvents(this, events);
   }

@@ -32,6 +32,7 @@
 import { createHash } from "node:crypto";
 import type { Attributes, Context, HrTime, Link, Span, SpanContext, Tracer } from "@opentelemetry/api";
 import type { BatonEvent, StageError } from "../engine/events.js";
+import { usageBeyondSteps } from "../engine/usage.js";
 import type { Plan, StageKind } from "../plan/types.js";
 import { ATTR, EVENT, OPERATION, SPAN, splitModel } from "./attributes.js";
 import { inputMessages, json, outputMessages } from "./messages.js";
@@ -584,13 +585,12 @@ export class SpanMapper {
     if (e.tokens) {
       attrs[ATTR.genAiInputTokens] = e.tokens.input;
       attrs[ATTR.genAiOutputTokens] = e.tokens.output;
-      run.input += e.tokens.input - (e.recorded_tokens?.input ?? 0);
-      run.output += e.tokens.output - (e.recorded_tokens?.output ?? 0);
+      const u = usageBeyondSteps(e);
+      run.input += u.input;
+      run.output += u.output;
+      run.usd += u.usd;
     }
-    if (e.cost_usd !== undefined) {
-      attrs[ATTR.costUsd] = e.cost_usd;
-      if (e.tokens) run.usd += e.cost_usd - (e.recorded_cost_usd ?? 0);
-    }
+    if (e.cost_usd !== undefined) attrs[ATTR.costUsd] = e.cost_usd;
     if (e.replayed && e.replayed.length > 0) attrs[ATTR.replayed] = [...e.replayed];
     if (e.child_run !== undefined) attrs[ATTR.childRun] = e.child_run;
     if (e.pool !== undefined) attrs[ATTR.pool] = e.pool;

@@ -21,7 +21,7 @@ import { costOf } from "../agents/models.js";
 import { resolveModel, type AgentSpec } from "../agents/providers.js";
 import { countPromptTokens } from "../agents/tokens.js";
 import { NonRetryableError, StageFailure } from "../base/errors.js";
-import type { StagePlan, ToolPlan } from "../plan/types.js";
+import type { ToolPlan } from "../plan/types.js";
 import { evaluatePoolKey, poolRefOf } from "../plan/limit.js";
 import { compileValueTemplate } from "../expr/value-template.js";
 import type { ValueTemplate } from "../expr/types.js";
@@ -39,7 +39,7 @@ const REPLY_KEEP = 4000;
 const ajv = new Ajv2020({ allErrors: true, strict: false });
 const validators = new WeakMap<object, ValidateFunction>();
 
-export function validatorFor(schema: object): ValidateFunction {
+function validatorFor(schema: object): ValidateFunction {
   let v = validators.get(schema);
   if (!v) {
     v = ajv.compile(schema);
@@ -48,7 +48,7 @@ export function validatorFor(schema: object): ValidateFunction {
   return v;
 }
 
-export function describeErrors(errors: readonly ErrorObject[] | null | undefined): string {
+function describeErrors(errors: readonly ErrorObject[] | null | undefined): string {
   return (errors ?? []).slice(0, 8).map((e) => `${e.instancePath || "(root)"} ${e.message ?? "is invalid"}${e.params && "additionalProperty" in e.params ? ` '${String(e.params.additionalProperty)}'` : ""}`).join("; ");
 }
 
@@ -513,19 +513,14 @@ async function runCalls(args: ExecuteArgs, turn: TurnRecord, tools: ReadonlyMap<
   return results;
 }
 
-const argValidators = new WeakMap<object, ValidateFunction>();
-
 /** Why `value` does not match the tool's input schema (undefined when it does). */
 function checkArgs(tool: LoopTool, value: unknown): string | undefined {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return "the arguments must be a JSON object";
-  let v = argValidators.get(tool.input);
-  if (!v) {
-    try {
-      v = ajv.compile(tool.input);
-    } catch {
-      return undefined; // an MCP server's schema Ajv cannot compile: the server checks its arguments
-    }
-    argValidators.set(tool.input, v);
+  let v: ValidateFunction;
+  try {
+    v = validatorFor(tool.input);
+  } catch {
+    return undefined; // an MCP server's schema Ajv cannot compile: the server checks its arguments
   }
   return v(value) ? undefined : describeErrors(v.errors);
 }
@@ -535,5 +530,3 @@ function malformed(message: string, reply: string): StageFailure {
   (e as StageFailure & { reply?: string }).reply = reply;
   return e;
 }
-
-export type { StagePlan };

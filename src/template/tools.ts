@@ -13,9 +13,6 @@ import { analyzeLimit } from "./limit.js";
 
 const TOOL_KINDS = ["run", "http", "pipeline", "value"] as const;
 
-/** Model turns per execution when an agent does not say. */
-export const DEFAULT_MAX_STEPS = 10;
-
 /** Check `tools:`; compile every tool without errors. */
 export function analyzeTools(raw: Rec, ctx: { report: Reporter; exprs: ExprChecker; limits: ReadonlySet<string>; retry: RetryPolicy; baseDir: string }): Record<string, ToolPlan> {
   const { report, exprs } = ctx;

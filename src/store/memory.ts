@@ -5,8 +5,8 @@
  */
 import { rowChange } from "./status.js";
 import type { BatonEvent } from "../engine/events.js";
-import { ConflictError, RunNotFoundError, liveTail } from "./port.js";
-import type { LiveText, RunFilter, RunRecord, RunSignal, RunStatus, Store } from "./port.js";
+import { ConflictError, RunNotFoundError, checkRecordKey, liveTail, recordJson } from "./port.js";
+import type { LiveText, RunFilter, RunRecord, RunSignal, RunStatus, Store, StoredRecord } from "./port.js";
 
 interface PendingSignal {
   readonly id: number;
@@ -64,6 +64,8 @@ export class MemoryStore implements Store {
   readonly shared = false;
   private readonly runs = new Map<string, MemRun>();
   private nextSignalId = 1;
+  /** Records by kind, then key (JSON text: callers never share the stored object). */
+  private readonly records = new Map<string, Map<string, { json: string; at: number }>>();
 
   async create(
     run: { id: string; pipeline: string; planHash: string; parentId?: string },
@@ -203,6 +205,36 @@ export class MemoryStore implements Store {
     const out: Record<string, LiveText> = {};
     for (const [k, v] of this.runs.get(runId)?.live ?? []) out[k] = v;
     return out;
+  }
+
+  async putRecord(kind: string, key: string, value: unknown, o: { ifAbsent?: boolean } = {}): Promise<{ created: boolean; value: unknown }> {
+    checkRecordKey(kind, key);
+    let m = this.records.get(kind);
+    if (!m) this.records.set(kind, (m = new Map()));
+    const had = m.get(key);
+    if (had && o.ifAbsent) return { created: false, value: JSON.parse(had.json) };
+    const json = recordJson(kind, key, value);
+    m.set(key, { json, at: Date.now() });
+    return { created: had === undefined, value: JSON.parse(json) };
+  }
+
+  async getRecord(kind: string, key: string): Promise<StoredRecord | undefined> {
+    const r = this.records.get(kind)?.get(key);
+    return r ? { key, value: JSON.parse(r.json), at: new Date(r.at).toISOString() } : undefined;
+  }
+
+  async listRecords(kind: string, o: { prefix?: string; limit?: number } = {}): Promise<StoredRecord[]> {
+    const m = this.records.get(kind);
+    if (!m) return [];
+    const keys = [...m.keys()].filter((k) => o.prefix === undefined || k.startsWith(o.prefix)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return keys.slice(0, o.limit ?? Infinity).map((k) => {
+      const r = m.get(k)!;
+      return { key: k, value: JSON.parse(r.json), at: new Date(r.at).toISOString() };
+    });
+  }
+
+  async deleteRecord(kind: string, key: string): Promise<boolean> {
+    return this.records.get(kind)?.delete(key) ?? false;
   }
 
   async close(): Promise<void> {

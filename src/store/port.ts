@@ -189,5 +189,49 @@ export interface Store {
   /** The run's live texts by key (empty for an unknown run, or one with none). */
   live?(run: string): Promise<Record<string, LiveText>>;
 
+  /**
+   * Records: small JSON documents by (kind, key), kept beside the runs — registered pipelines,
+   * API tokens (by hash), idempotency keys, trigger state. Not part of any run's log.
+   *
+   * `putRecord` writes `value` under the key and returns it (`created: true` when the key was
+   * new). With `ifAbsent` it writes only when the key is new and otherwise returns the stored
+   * value unchanged: of concurrent writers of one new key exactly one gets `created: true`
+   * and all get the same value back (idempotency keys, deduped deliveries rest on this).
+   * Values must be JSON; `kind` and `key` are non-empty strings.
+   */
+  putRecord(kind: string, key: string, value: unknown, o?: { ifAbsent?: boolean }): Promise<{ created: boolean; value: unknown }>;
+  /** One record, or undefined. */
+  getRecord(kind: string, key: string): Promise<StoredRecord | undefined>;
+  /** The records of a kind in key order (code-unit order), optionally only keys starting with `prefix`. */
+  listRecords(kind: string, o?: { prefix?: string; limit?: number }): Promise<StoredRecord[]>;
+  /** Delete a record; whether it existed. */
+  deleteRecord(kind: string, key: string): Promise<boolean>;
+
   close(): Promise<void>;
+}
+
+/** A record kept beside the runs (see {@link Store.putRecord}). */
+export interface StoredRecord {
+  readonly key: string;
+  readonly value: unknown;
+  /** When it was last written (ISO 8601). */
+  readonly at: string;
+}
+
+/** Record kinds and keys are non-empty strings (see {@link Store.putRecord}). */
+export function checkRecordKey(kind: string, key: string): void {
+  if (typeof kind !== "string" || kind === "") throw new TypeError("a record kind must be a non-empty string");
+  if (typeof key !== "string" || key === "") throw new TypeError(`a ${kind} record key must be a non-empty string`);
+}
+
+/** A record's value as stored JSON text: it must serialize (functions, undefined and BigInts do not). */
+export function recordJson(kind: string, key: string, value: unknown): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (err) {
+    throw new TypeError(`record ${kind}/${key}: the value is not JSON (${(err as Error).message})`);
+  }
+  if (json === undefined) throw new TypeError(`record ${kind}/${key}: the value is not JSON`);
+  return json;
 }

@@ -67,4 +67,14 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_id, key)
   );
   `,
+  // 3: records — small JSON documents beside the runs (pipelines, tokens, idempotency keys, trigger state; see Store.putRecord).
+  `
+  CREATE TABLE IF NOT EXISTS records (
+    kind text   COLLATE "C" NOT NULL,
+    key  text   COLLATE "C" NOT NULL,
+    data text   NOT NULL,
+    at   bigint NOT NULL,
+    PRIMARY KEY (kind, key)
+  );
+  `,
 ];

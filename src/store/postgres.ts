@@ -16,8 +16,8 @@ import { Client, Pool } from "pg";
 import type { ClientBase, ClientConfig, PoolClient, QueryResult, QueryResultRow } from "pg";
 import type { BatonEvent } from "../engine/events.js";
 import { encodeEvent, parseStored, restoreBlobs } from "./payload.js";
-import { ConflictError, RunNotFoundError, liveTail } from "./port.js";
-import type { LiveText, RunFilter, RunRecord, RunSignal, RunStatus, Store } from "./port.js";
+import { ConflictError, RunNotFoundError, checkRecordKey, liveTail, recordJson } from "./port.js";
+import type { LiveText, RunFilter, RunRecord, RunSignal, RunStatus, Store, StoredRecord } from "./port.js";
 import { POSTGRES_MIGRATIONS } from "./postgres-migrations.js";
 import { rowChange } from "./status.js";
 
@@ -495,6 +495,47 @@ export class PostgresStore implements Store {
     const out: Record<string, LiveText> = {};
     for (const r of rows) out[r.key] = { text: r.text, at: Number(r.at) };
     return out;
+  }
+
+  async putRecord(kind: string, key: string, value: unknown, o: { ifAbsent?: boolean } = {}): Promise<{ created: boolean; value: unknown }> {
+    checkRecordKey(kind, key);
+    const data = recordJson(kind, key, value);
+    if (o.ifAbsent) {
+      // Of concurrent inserts of one key exactly one returns a row; the others read the winner's.
+      const ins = await this.query<{ key: string }>(
+        `INSERT INTO records (kind, key, data, at) VALUES ($1, $2, $3, ${nowMs("$4")}) ON CONFLICT (kind, key) DO NOTHING RETURNING key`,
+        [kind, key, data, this.clock()],
+      );
+      if (ins.rows.length === 1) return { created: true, value: JSON.parse(data) };
+      const { rows } = await this.query<{ data: string }>("SELECT data FROM records WHERE kind = $1 AND key = $2", [kind, key]);
+      if (rows[0] === undefined) return this.putRecord(kind, key, value, o); // deleted in between: try again
+      return { created: false, value: JSON.parse(rows[0].data) };
+    }
+    const { rows } = await this.query<{ created: boolean }>(
+      `INSERT INTO records (kind, key, data, at) VALUES ($1, $2, $3, ${nowMs("$4")})
+       ON CONFLICT (kind, key) DO UPDATE SET data = excluded.data, at = excluded.at RETURNING (xmax = 0) AS created`,
+      [kind, key, data, this.clock()],
+    );
+    return { created: rows[0]?.created === true, value: JSON.parse(data) };
+  }
+
+  async getRecord(kind: string, key: string): Promise<StoredRecord | undefined> {
+    const { rows } = await this.query<{ key: string; data: string; at: string }>("SELECT key, data, at FROM records WHERE kind = $1 AND key = $2", [kind, key]);
+    const r = rows[0];
+    return r ? { key: r.key, value: JSON.parse(r.data), at: new Date(Number(r.at)).toISOString() } : undefined;
+  }
+
+  async listRecords(kind: string, o: { prefix?: string; limit?: number } = {}): Promise<StoredRecord[]> {
+    const { rows } = await this.query<{ key: string; data: string; at: string }>(
+      "SELECT key, data, at FROM records WHERE kind = $1 AND left(key, length($2)) = $2 ORDER BY key LIMIT $3",
+      [kind, o.prefix ?? "", o.limit ?? null],
+    );
+    return rows.map((r) => ({ key: r.key, value: JSON.parse(r.data), at: new Date(Number(r.at)).toISOString() }));
+  }
+
+  async deleteRecord(kind: string, key: string): Promise<boolean> {
+    const { rowCount } = await this.query("DELETE FROM records WHERE kind = $1 AND key = $2", [kind, key]);
+    return (rowCount ?? 0) > 0;
   }
 
   async close(): Promise<void> {

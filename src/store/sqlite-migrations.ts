@@ -59,4 +59,14 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_id, key)
   ) WITHOUT ROWID;
   `,
+  // 3: records — small JSON documents beside the runs (pipelines, tokens, idempotency keys, trigger state; see Store.putRecord).
+  `
+  CREATE TABLE IF NOT EXISTS records (
+    kind TEXT    NOT NULL,
+    key  TEXT    NOT NULL,
+    data TEXT    NOT NULL,
+    at   INTEGER NOT NULL,
+    PRIMARY KEY (kind, key)
+  ) WITHOUT ROWID;
+  `,
 ];

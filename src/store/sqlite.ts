@@ -9,8 +9,8 @@ import Database from "better-sqlite3";
 import { rowChange } from "./status.js";
 import type { BatonEvent } from "../engine/events.js";
 import { decodeEvent, encodeEvent } from "./payload.js";
-import { ConflictError, RunNotFoundError, liveTail } from "./port.js";
-import type { LiveText, RunFilter, RunRecord, RunSignal, RunStatus, Store } from "./port.js";
+import { ConflictError, RunNotFoundError, checkRecordKey, liveTail, recordJson } from "./port.js";
+import type { LiveText, RunFilter, RunRecord, RunSignal, RunStatus, Store, StoredRecord } from "./port.js";
 import { SQLITE_MIGRATIONS } from "./sqlite-migrations.js";
 
 /** Options of {@link SqliteStore.open}. */
@@ -253,6 +253,34 @@ export class SqliteStore implements Store {
     return out;
   }
 
+  async putRecord(kind: string, key: string, value: unknown, o: { ifAbsent?: boolean } = {}): Promise<{ created: boolean; value: unknown }> {
+    checkRecordKey(kind, key);
+    const data = recordJson(kind, key, value);
+    // One statement either way: atomic against other processes on the same file.
+    if (o.ifAbsent) {
+      if (this.s.addRecord.run({ kind, key, data, at: Date.now() }).changes === 1) return { created: true, value: JSON.parse(data) };
+      const had = this.s.getRecord.get(kind, key) as { data: string } | undefined;
+      return { created: false, value: JSON.parse(had!.data) };
+    }
+    const created = this.s.getRecord.get(kind, key) === undefined;
+    this.s.putRecord.run({ kind, key, data, at: Date.now() });
+    return { created, value: JSON.parse(data) };
+  }
+
+  async getRecord(kind: string, key: string): Promise<StoredRecord | undefined> {
+    const r = this.s.getRecord.get(kind, key) as { key: string; data: string; at: number } | undefined;
+    return r ? { key: r.key, value: JSON.parse(r.data), at: new Date(r.at).toISOString() } : undefined;
+  }
+
+  async listRecords(kind: string, o: { prefix?: string; limit?: number } = {}): Promise<StoredRecord[]> {
+    const rows = this.s.listRecords.all({ kind, prefix: o.prefix ?? "", limit: o.limit ?? -1 }) as { key: string; data: string; at: number }[];
+    return rows.map((r) => ({ key: r.key, value: JSON.parse(r.data), at: new Date(r.at).toISOString() }));
+  }
+
+  async deleteRecord(kind: string, key: string): Promise<boolean> {
+    return this.s.deleteRecord.run(kind, key).changes > 0;
+  }
+
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
@@ -321,6 +349,12 @@ function prepareStatements(db: Database.Database) {
     deleteLive: db.prepare("DELETE FROM live_text WHERE run_id = ? AND key = ?"),
     clearLive: db.prepare("DELETE FROM live_text WHERE run_id = ?"),
     live: db.prepare("SELECT key, text, at FROM live_text WHERE run_id = ? ORDER BY key"),
+    putRecord: db.prepare("INSERT INTO records (kind, key, data, at) VALUES (@kind, @key, @data, @at) ON CONFLICT (kind, key) DO UPDATE SET data = excluded.data, at = excluded.at"),
+    addRecord: db.prepare("INSERT INTO records (kind, key, data, at) VALUES (@kind, @key, @data, @at) ON CONFLICT (kind, key) DO NOTHING"),
+    getRecord: db.prepare("SELECT key, data, at FROM records WHERE kind = ? AND key = ?"),
+    // Key order by code unit (BINARY collation); the prefix test is exact, unlike LIKE.
+    listRecords: db.prepare("SELECT key, data, at FROM records WHERE kind = @kind AND substr(key, 1, length(@prefix)) = @prefix ORDER BY key LIMIT @limit"),
+    deleteRecord: db.prepare("DELETE FROM records WHERE kind = ? AND key = ?"),
   };
 }
 

@@ -348,6 +348,52 @@ export function storeConformance(name: string, make: () => Promise<Store> | Stor
       });
     });
 
+    describe("records", () => {
+      it("puts, gets, lists in key order by prefix, and deletes", async () => {
+        expect(await store.getRecord("pipeline", "a")).toBeUndefined();
+        expect(await store.putRecord("pipeline", "b@2", { v: 2 })).toEqual({ created: true, value: { v: 2 } });
+        expect(await store.putRecord("pipeline", "a@1", { v: 1, nested: [1, "x", null] })).toEqual({ created: true, value: { v: 1, nested: [1, "x", null] } });
+        expect(await store.putRecord("pipeline", "b@1", "text")).toEqual({ created: true, value: "text" });
+        await store.putRecord("token", "b@9", 9); // another kind: kept apart
+        const got = await store.getRecord("pipeline", "a@1");
+        expect(got?.value).toEqual({ v: 1, nested: [1, "x", null] });
+        expect(new Date(got!.at).toISOString()).toBe(got!.at);
+        expect((await store.listRecords("pipeline")).map((r) => r.key)).toEqual(["a@1", "b@1", "b@2"]);
+        expect((await store.listRecords("pipeline", { prefix: "b@" })).map((r) => [r.key, r.value])).toEqual([["b@1", "text"], ["b@2", { v: 2 }]]);
+        expect((await store.listRecords("pipeline", { limit: 1 })).map((r) => r.key)).toEqual(["a@1"]);
+        // A prefix is literal: no LIKE wildcards.
+        await store.putRecord("pipeline", "b%x", 0);
+        await store.putRecord("pipeline", "b_y", 0);
+        expect((await store.listRecords("pipeline", { prefix: "b%" })).map((r) => r.key)).toEqual(["b%x"]);
+        expect((await store.listRecords("pipeline", { prefix: "b_" })).map((r) => r.key)).toEqual(["b_y"]);
+        expect(await store.putRecord("pipeline", "a@1", { v: 10 })).toEqual({ created: false, value: { v: 10 } });
+        expect((await store.getRecord("pipeline", "a@1"))?.value).toEqual({ v: 10 });
+        expect(await store.deleteRecord("pipeline", "a@1")).toBe(true);
+        expect(await store.deleteRecord("pipeline", "a@1")).toBe(false);
+        expect(await store.getRecord("pipeline", "a@1")).toBeUndefined();
+        expect((await store.getRecord("token", "b@9"))?.value).toBe(9);
+        expect(await store.listRecords("nothing")).toEqual([]);
+      });
+
+      it("ifAbsent keeps the first value, and of concurrent writers exactly one creates", async () => {
+        expect(await store.putRecord("idem", "k", { run: "r1" }, { ifAbsent: true })).toEqual({ created: true, value: { run: "r1" } });
+        expect(await store.putRecord("idem", "k", { run: "r2" }, { ifAbsent: true })).toEqual({ created: false, value: { run: "r1" } });
+        const all = await Promise.all(Array.from({ length: 8 }, (_, i) => store.putRecord("idem", "race", { run: `x${i}` }, { ifAbsent: true })));
+        expect(all.filter((r) => r.created)).toHaveLength(1);
+        const winner = all.find((r) => r.created)!.value;
+        for (const r of all) expect(r.value).toEqual(winner);
+        expect((await store.getRecord("idem", "race"))?.value).toEqual(winner);
+      });
+
+      it("refuses empty kinds or keys and values that are not JSON", async () => {
+        await expect(store.putRecord("", "k", 1)).rejects.toThrow(/kind must be a non-empty string/);
+        await expect(store.putRecord("pipeline", "", 1)).rejects.toThrow(/key must be a non-empty string/);
+        await expect(store.putRecord("pipeline", "k", undefined)).rejects.toThrow(/not JSON/);
+        await expect(store.putRecord("pipeline", "k", { n: 1n })).rejects.toThrow(/not JSON/);
+        expect(await store.getRecord("pipeline", "k")).toBeUndefined();
+      });
+    });
+
     describe("eventsAfter", () => {
       it("returns the events after a sequence number, in order", async () => {
         await newRun(store, "r1");

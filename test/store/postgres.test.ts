@@ -151,7 +151,7 @@ describe("PostgresStore", () => {
         "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name",
         [schema],
       );
-      expect(rows.map((r) => r.table_name)).toEqual(["baton_migrations", "blobs", "events", "live_text", "runs", "signals"]);
+      expect(rows.map((r) => r.table_name)).toEqual(["baton_migrations", "blobs", "events", "live_text", "records", "runs", "signals"]);
     });
 
     it("keeps startup options given in the URL next to its search_path", async () => {

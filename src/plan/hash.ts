@@ -14,7 +14,7 @@
  * parts are template data, covered by `plan_hash`), functions to a stable marker, `run:`
  * modules as written (relative to the template's directory, never absolute) and `pipeline:`
  * paths relative to the template's directory. Descriptions, the template's source (file path,
- * format, text) and `Plan.hash` are left out. Computed once per plan object.
+ * format, text), `triggers` (what starts runs, not how they execute) and `Plan.hash` are left out. Computed once per plan object.
  */
 import { createHash } from "node:crypto";
 import { dirname, isAbsolute, relative, sep } from "node:path";
@@ -45,7 +45,7 @@ function relPath(p: string, base: string | undefined): string {
 }
 
 function planData(plan: Plan): Record<string, unknown> {
-  const { hash: _hash, source: _source, description: _d, stageIndex: _si, stages, tools, mcp, ...rest } = plan;
+  const { hash: _hash, source: _source, description: _d, stageIndex: _si, triggers: _triggers, stages, tools, mcp, ...rest } = plan;
   const base = baseDirOf(plan);
   const toolData = Object.fromEntries(Object.entries(tools ?? {}).map(([name, t]) => [name, { ...t, spec: specDataOf(t.spec, base) }]));
   const mcpData = Object.fromEntries(Object.entries(mcp ?? {}).map(([name, m]) => {

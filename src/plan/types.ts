@@ -135,6 +135,41 @@ export interface McpServerPlan {
   readonly baseDir: string;
 }
 
+/** What a cron trigger does with fires missed while no server ran (see `serve/cron.ts`). */
+export type CatchUpPolicy = "latest" | "all" | "none";
+
+/** A `triggers:` entry with `cron:`: runs on a schedule. */
+export interface CronTriggerPlan {
+  readonly kind: "cron";
+  /** Position in the template's `triggers:` list. */
+  readonly index: number;
+  readonly name?: string;
+  /** The cron expression as written: 5 fields or a nickname such as `@hourly`. */
+  readonly cron: string;
+  /** IANA time zone the expression is read in. @default "UTC" */
+  readonly timezone: string;
+  /** Literal run inputs, as written (checked against `inputs:` at compile time). @default {} */
+  readonly inputs: Readonly<Record<string, unknown>>;
+  /** @default "latest" */
+  readonly catchUp: CatchUpPolicy;
+}
+
+/** A `triggers:` entry with `webhook:`: runs on a signed HTTP POST. */
+export interface WebhookTriggerPlan {
+  readonly kind: "webhook";
+  readonly index: number;
+  readonly name?: string;
+  /** `/hooks/...`, unique in the template. */
+  readonly path: string;
+  /** Name of the env var holding the HMAC secret. */
+  readonly secretEnv: string;
+  /** JSONata over `{ body, headers, query }` giving the run inputs (source in `inputs.source`). @default body */
+  readonly inputs: Expr;
+}
+
+/** A compiled trigger. Triggers do not change how a run executes: neither plan hash covers them. */
+export type TriggerPlan = CronTriggerPlan | WebhookTriggerPlan;
+
 /** Where a plan came from; stored with every run so resume uses the plan as it was. */
 export interface PlanSource {
   /** Absolute path of the template file, when it came from one. */
@@ -170,4 +205,6 @@ export interface Plan {
   readonly mcp: Readonly<Record<string, McpServerPlan>>;
   /** Topological order of stage indices (deps before dependents). */
   readonly topo: readonly StageIdx[];
+  /** `triggers:` (for `baton serve`), when the template has any. Not covered by either hash. */
+  readonly triggers?: readonly TriggerPlan[];
 }

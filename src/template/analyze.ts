@@ -3,7 +3,7 @@
  * output. Produces drafts for the graph pass; reports everything it finds.
  */
 import type { CompiledExpr } from "../expr/compile.js";
-import type { McpServerPlan, RetryPolicy, ToolPlan } from "../plan/types.js";
+import type { McpServerPlan, RetryPolicy, ToolPlan, TriggerPlan } from "../plan/types.js";
 import { analyzeMcp, analyzeTools, checkAgentTools } from "./tools.js";
 import { BUILTIN_RETRY, checkJsonSchema, durationOf, isRec, retryOf, type Rec } from "./fields.js";
 import { ExprChecker } from "./refs.js";
@@ -12,6 +12,7 @@ import type { Reporter } from "./source.js";
 import { analyzeStage, type OnErrorDraft, type StageDraft } from "./stage.js";
 import { didYouMean } from "./suggest.js";
 import { analyzeLimit } from "./limit.js";
+import { analyzeTriggers } from "./triggers.js";
 
 /** Everything the graph pass and the plan builder need. */
 export interface Analysis {
@@ -28,6 +29,7 @@ export interface Analysis {
   readonly agents: Record<string, Rec>;
   readonly tools: Record<string, ToolPlan>;
   readonly mcp: Record<string, McpServerPlan>;
+  readonly triggers: TriggerPlan[];
 }
 
 function recOf(v: unknown): Rec {
@@ -113,6 +115,7 @@ export function analyze(data: unknown, report: Reporter, opts: { baseDir: string
   const stages = ids.map((id, i) => analyzeStage(id, i, stagesRaw[id], ctx));
   const tools = analyzeTools(recOf(data.tools), { report, exprs, limits: limitNames, retry, baseDir: opts.baseDir });
   const mcp = analyzeMcp(recOf(data.mcp), opts.baseDir, report);
+  const triggers = analyzeTriggers(data.triggers, { report, inputsSchema });
   const output = data.output === undefined ? undefined : exprs.expr(["output"], data.output, { field: "output", perItem: false });
   const timeoutMs = durationOf(data.timeout);
   const budget = isRec(data.budget) ? (data.budget as Analysis["budget"]) : undefined;
@@ -131,5 +134,6 @@ export function analyze(data: unknown, report: Reporter, opts: { baseDir: string
     agents,
     tools,
     mcp,
+    triggers,
   };
 }

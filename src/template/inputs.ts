@@ -8,10 +8,10 @@ import { didYouMean } from "./suggest.js";
 
 type Schema = Record<string, unknown>;
 
-const validators = new WeakMap<Plan, ValidateFunction>();
+const validators = new WeakMap<Pick<Plan, "inputsSchema">, ValidateFunction>();
 let ajv: ReturnType<typeof newAjv> | undefined;
 
-function validatorOf(plan: Plan): ValidateFunction {
+function validatorOf(plan: Pick<Plan, "inputsSchema">): ValidateFunction {
   let v = validators.get(plan);
   if (v === undefined) {
     ajv ??= newAjv({ useDefaults: true });
@@ -85,7 +85,7 @@ function problemOf(e: ErrorObject, raw: Record<string, unknown>, props: Schema):
  * @example
  * validateInputs(plan, { topic: "tides", depth: "3" }); // { topic: "tides", depth: 3 }
  */
-export function validateInputs(plan: Plan, raw: Record<string, unknown>): Record<string, unknown> {
+export function validateInputs(plan: Pick<Plan, "inputsSchema">, raw: Record<string, unknown>): Record<string, unknown> {
   const props = plan.inputsSchema.properties as Schema;
   const names = Object.keys(props);
   const problems: string[] = [];

@@ -22,9 +22,17 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`;
 }
 
-/** sha256 (hex) of the canonical JSON of a template's data. */
+/**
+ * sha256 (hex) of the canonical JSON of a template's data. Top-level `triggers:` is left out:
+ * it says what starts runs, not how they execute, so adding a trigger keeps the hash.
+ */
 export function templateHash(data: unknown): string {
-  return createHash("sha256").update(canonicalJson(data)).digest("hex");
+  let hashed = data;
+  if (data !== null && typeof data === "object" && !Array.isArray(data) && "triggers" in data) {
+    const { triggers: _triggers, ...rest } = data as Record<string, unknown>;
+    hashed = rest;
+  }
+  return createHash("sha256").update(canonicalJson(hashed)).digest("hex");
 }
 
 /** Freeze plain objects, arrays and maps deeply; compiled expressions freeze themselves, functions are left alone. */
@@ -121,6 +129,7 @@ export function buildPlan(a: Analysis, g: Graph, source: PlanSource, hash: strin
     tools: { ...a.tools },
     mcp: copy(a.mcp),
     topo: g.topo ?? [],
+    ...(a.triggers.length > 0 ? { triggers: a.triggers } : {}),
   };
   return deepFreeze(plan);
 }

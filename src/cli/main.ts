@@ -16,6 +16,7 @@ import { Progress } from "./progress.js";
 import { createTelemetry, type Telemetry } from "../telemetry/index.js";
 import { loadTrace, registerDiff } from "./commands/diff.js";
 import { registerUi } from "./commands/ui.js";
+import { registerToken } from "./commands/token.js";
 import { registerMigrate } from "./commands/migrate.js";
 import type { Plan } from "../plan/types.js";
 import { loadConfig } from "../agents/config.js";
@@ -553,6 +554,7 @@ export function program(): Command {
   const storeGlobals = () => ({ ...g(), ...(g().store ? { db: g().store } : {}) });
   registerDiff(cmd, storeGlobals);
   registerUi(cmd, storeGlobals);
+  registerToken(cmd, storeGlobals);
   registerMigrate(cmd);
   return Object.assign(cmd, { exitCode: () => code });
 }

@@ -4,6 +4,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Principal } from "../auth/tokens.js";
 
 /** An API failure with its HTTP status; the body is `{ error: message }`. */
 export class HttpError extends Error {
@@ -97,4 +98,24 @@ export function hostnameOf(hostHeader: string): string {
   if (h.startsWith("[")) return h.slice(1, h.indexOf("]") > 0 ? h.indexOf("]") : undefined);
   const colon = h.lastIndexOf(":");
   return colon > 0 && h.indexOf(":") === colon ? h.slice(0, colon) : h;
+}
+
+/** Who made each request, filled by the server once it authenticated the request. */
+const principals = new WeakMap<IncomingMessage, Principal>();
+
+/**
+ * The principal the server authenticated a request as: a store token (`{ id, name, scopes }`),
+ * the static token (name `"token"`), or loopback without tokens (name `"local"`). Undefined
+ * for requests the server did not authenticate (pages, assets, /healthz).
+ *
+ * @example
+ * const by = principalOf(req)?.name ?? "ui";
+ */
+export function principalOf(req: IncomingMessage): Principal | undefined {
+  return principals.get(req);
+}
+
+/** @internal Record the principal of a request (the server does, before the API sees it). */
+export function setPrincipal(req: IncomingMessage, principal: Principal): void {
+  principals.set(req, principal);
 }

@@ -6,6 +6,12 @@
  * rebinding) and JSON-less or cross-origin writes (CSRF). Any other bind address requires a
  * token; with a token every /api route requires `Authorization: Bearer TOKEN` (the event
  * stream, which EventSource cannot give headers, also accepts `?token=TOKEN`).
+ *
+ * Tokens: the static `token` (an admin principal named "token") and, with `storeTokens`, the
+ * scoped tokens of `baton token create` (src/auth/tokens.ts). Once either exists every /api
+ * request needs one whose scopes cover the route (401 without, 403 short of scope); with
+ * neither, a loopback server lets requests through as the admin principal "local".
+ * `GET /healthz` needs nothing.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -16,7 +22,8 @@ import type { Runtime } from "../runtime/runtime.js";
 import { UserError } from "../base/errors.js";
 import type { Store } from "../store/port.js";
 import { Api } from "./api.js";
-import { bearerOf, hostnameOf, isLoopback, securityHeaders, sendJson, tokenMatches } from "./http.js";
+import { anyToken, hasScope, requiredScope, TokenAuth, type Principal } from "../auth/tokens.js";
+import { bearerOf, hostnameOf, isLoopback, securityHeaders, sendJson, setPrincipal, tokenMatches } from "./http.js";
 
 /** Options of {@link startUi}. */
 export interface UiOptions {
@@ -26,8 +33,15 @@ export interface UiOptions {
   readonly port?: number;
   /** Interface to bind. Anything but a loopback address requires `token`. @default "127.0.0.1" */
   readonly host?: string;
-  /** Bearer token every /api route then requires. @default none (loopback only) */
+  /** Bearer token every /api route then requires (an admin principal named "token"). @default none (loopback only) */
   readonly token?: string;
+  /**
+   * Also accept the scoped tokens stored by `baton token create` (records of kind "token").
+   * Once the store holds one, every /api request needs a token; a non-loopback `host` is
+   * allowed without `token` when the store holds one at start.
+   * @default false
+   */
+  readonly storeTokens?: boolean;
   /** Starts, answers and cancels runs; without it the UI is read-only. */
   readonly runtime?: Runtime;
   /** Directory of the built web app. @default dist/ui of this package */
@@ -55,6 +69,11 @@ const ASSETS: Readonly<Record<string, { file: string; type: string }>> = {
   "/favicon.svg": { file: "favicon.svg", type: "image/svg+xml" },
 };
 
+/** The static `token`: an admin. */
+const STATIC_PRINCIPAL: Principal = Object.freeze({ id: "token", name: "token", scopes: Object.freeze(["admin"] as const) });
+/** Loopback without any token: local use, an admin. */
+const LOCAL_PRINCIPAL: Principal = Object.freeze({ id: "local", name: "local", scopes: Object.freeze(["admin"] as const) });
+
 /** dist/ui next to this module when it runs from dist, else the package's dist/ui (running from src). */
 function defaultAssets(): string {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -78,9 +97,14 @@ const NOT_BUILT = `<!doctype html><meta charset="utf-8"><title>Baton</title>
 export async function startUi(o: UiOptions): Promise<UiServer> {
   const host = o.host ?? "127.0.0.1";
   const token = o.token === "" ? undefined : o.token;
-  if (!isLoopback(host) && token === undefined) {
-    throw new UserError(`binding ${host} would expose runs to the network without a password: set a token with --token TOKEN (or BATON_UI_TOKEN), or keep the default --host 127.0.0.1`, 2);
+  const storeTokens = o.storeTokens === true;
+  if (!isLoopback(host) && token === undefined && !(storeTokens && (await anyToken(o.store)))) {
+    const create = storeTokens ? ", create one with `baton token create --name NAME --scope read`" : "";
+    throw new UserError(`binding ${host} would expose runs to the network without a password: set a token with --token TOKEN (or BATON_UI_TOKEN)${create}, or keep the default --host 127.0.0.1`, 2);
   }
+  const auth = storeTokens ? new TokenAuth(o.store) : undefined;
+  // With a token required of every request, any Host may be used (the server is meant to be reached from elsewhere).
+  const anyHost = token !== undefined || (storeTokens && !isLoopback(host));
   const assets = o.assets ?? defaultAssets();
   const streams = new Set<ServerResponse>();
   const api = new Api({
@@ -121,7 +145,7 @@ export async function startUi(o: UiOptions): Promise<UiServer> {
     const hostHeader = req.headers.host;
     if (hostHeader === undefined) return "a Host header is required";
     const name = hostnameOf(hostHeader);
-    if (token === undefined && !isLoopback(name) && name !== host.toLowerCase()) return `requests for host '${name}' are refused: open the UI at its loopback address`;
+    if (!anyHost && !isLoopback(name) && name !== host.toLowerCase()) return `requests for host '${name}' are refused: open the UI at its loopback address`;
     const origin = req.headers.origin;
     if (origin !== undefined && req.method !== "GET" && req.method !== "HEAD") {
       let originHost: string;
@@ -135,6 +159,45 @@ export async function startUi(o: UiOptions): Promise<UiServer> {
     return undefined;
   };
 
+  /**
+   * Who a request comes from: the static token, a store token, or (no token anywhere, loopback
+   * bind) "local"; a 401 reason when none.
+   */
+  const principalOfRequest = async (req: IncomingMessage, url: URL): Promise<Principal | string> => {
+    // EventSource cannot send headers: the stream alone also takes ?token=.
+    const presented = bearerOf(req) ?? (/\/stream$/.test(url.pathname) ? (url.searchParams.get("token") ?? undefined) : undefined);
+    if (token !== undefined && tokenMatches(presented, token)) return STATIC_PRINCIPAL;
+    const found = auth === undefined ? undefined : await auth.verify(presented);
+    if (found !== undefined) return found;
+    if (token === undefined && isLoopback(host) && !(auth !== undefined && (await auth.any()))) return LOCAL_PRINCIPAL;
+    return presented === undefined || presented === ""
+      ? "this server requires a token: send 'Authorization: Bearer TOKEN' (open the UI as /?token=TOKEN)"
+      : "this token is not valid (unknown, revoked or expired): send 'Authorization: Bearer TOKEN' with a current token (baton token list)";
+  };
+
+  /** Authenticate an /api request and check its scope, then hand it to the API. */
+  const serveApi = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    let who: Principal | string;
+    try {
+      who = await principalOfRequest(req, url);
+    } catch (err) {
+      sendJson(res, 503, { error: `cannot check the token now (the store failed: ${(err as Error).message}); try again` });
+      return;
+    }
+    if (typeof who === "string") {
+      sendJson(res, 401, { error: who }, { "WWW-Authenticate": 'Bearer realm="baton"' });
+      return;
+    }
+    const method = req.method ?? "GET";
+    const needed = requiredScope(method, url.pathname) ?? "admin";
+    if (!hasScope(who.scopes, needed)) {
+      sendJson(res, 403, { error: `this token (${who.name}) has scopes ${who.scopes.join(", ")}; ${method} ${url.pathname} needs '${needed}'` });
+      return;
+    }
+    setPrincipal(req, who);
+    await api.handle(req, res, url);
+  };
+
   const server = createServer((req, res) => {
     securityHeaders(res);
     let url: URL;
@@ -142,6 +205,11 @@ export async function startUi(o: UiOptions): Promise<UiServer> {
       url = new URL(req.url ?? "/", "http://localhost");
     } catch {
       sendJson(res, 400, { error: "bad request URL" });
+      return;
+    }
+    if (url.pathname === "/healthz") {
+      if (req.method === "GET" || req.method === "HEAD") sendJson(res, 200, { ok: true });
+      else sendJson(res, 405, { error: `${req.method} is not allowed on /healthz: use GET` }, { Allow: "GET, HEAD" });
       return;
     }
     const why = refused(req);
@@ -153,15 +221,7 @@ export async function startUi(o: UiOptions): Promise<UiServer> {
       serveAsset(req, res, url.pathname);
       return;
     }
-    if (token !== undefined) {
-      // EventSource cannot send headers: the stream alone also takes ?token=.
-      const presented = bearerOf(req) ?? (/\/stream$/.test(url.pathname) ? (url.searchParams.get("token") ?? undefined) : undefined);
-      if (!tokenMatches(presented, token)) {
-        sendJson(res, 401, { error: "this server requires a token: send 'Authorization: Bearer TOKEN' (open the UI as /?token=TOKEN)" }, { "WWW-Authenticate": 'Bearer realm="baton"' });
-        return;
-      }
-    }
-    void api.handle(req, res, url);
+    void serveApi(req, res, url);
   });
   server.keepAliveTimeout = 5_000;
 

@@ -55,13 +55,14 @@ const LAYERS: Readonly<Record<string, { readonly imports: readonly string[]; rea
     imports: ["base", "expr", "plan", "template", "engine", "store", "agents", "stages", "runtime", "distributed", "trace", "telemetry", "api", "testing"],
     why: "src/index.ts, the public entry: re-exports the library (not cli, not ui)",
   },
+  auth: { imports: ["base"], types: ["store"], why: "API tokens over the store port's records: below ui (its server checks them) and cli (`baton token`)" },
   "ui/client": { imports: ["base"], types: ["ui", "trace", "engine"], why: "the browser bundle: no Node code, only base values and the server's JSON types (the trace, and the stored events it reads: engine types)" },
   ui: {
-    imports: ["base", "expr", "plan", "template", "engine", "store", "agents", "stages", "runtime", "distributed", "trace", "telemetry", "api"],
+    imports: ["base", "expr", "plan", "template", "engine", "store", "agents", "stages", "runtime", "distributed", "trace", "telemetry", "api", "auth"],
     why: "thin: calls the library; only cli calls it (its browser client is bundled, not imported)",
   },
   cli: {
-    imports: ["base", "expr", "plan", "template", "engine", "store", "agents", "stages", "runtime", "distributed", "trace", "telemetry", "api", "ui", "testing"],
+    imports: ["base", "expr", "plan", "template", "engine", "store", "agents", "stages", "runtime", "distributed", "trace", "telemetry", "api", "ui", "auth", "testing"],
     why: "thin: imports anything; nothing imports it",
   },
 };

@@ -16,7 +16,9 @@ import { Progress } from "./progress.js";
 import { createTelemetry, type Telemetry } from "../telemetry/index.js";
 import { loadTrace, registerDiff } from "./commands/diff.js";
 import { registerUi } from "./commands/ui.js";
+import { registerDeploy } from "./commands/deploy.js";
 import { registerToken } from "./commands/token.js";
+import { registerServe } from "./commands/serve.js";
 import { registerMigrate } from "./commands/migrate.js";
 import type { Plan } from "../plan/types.js";
 import { loadConfig } from "../agents/config.js";
@@ -554,7 +556,9 @@ export function program(): Command {
   const storeGlobals = () => ({ ...g(), ...(g().store ? { db: g().store } : {}) });
   registerDiff(cmd, storeGlobals);
   registerUi(cmd, storeGlobals);
+  registerDeploy(cmd, storeGlobals);
   registerToken(cmd, storeGlobals);
+  registerServe(cmd, () => ({ ...storeGlobals(), prefix: prefixOf(g()) }));
   registerMigrate(cmd);
   return Object.assign(cmd, { exitCode: () => code });
 }

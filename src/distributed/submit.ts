@@ -36,13 +36,13 @@ export async function handOff(target: QueueTarget, run: string, seq: number, rec
 /** Create a run and hand it to the workers (`rerun`: a fork whose first events reuse recorded outputs). */
 export async function submitRun(
   store: Store, target: QueueTarget, plan: Plan, inputs: Record<string, unknown>,
-  o: { rerun?: { of: string; from: string; reused: BatonEvent[] }; parentId?: string } = {},
+  o: { rerun?: { of: string; from: string; reused: BatonEvent[] }; parentId?: string; runId?: string } = {},
 ): Promise<{ id: string; events: BatonEvent[] }> {
   if (plan.source.format === "ts" || (plan.source.file === undefined && plan.source.text === undefined)) {
     // Workers compile a run's plan from its recorded template; a TypeScript pipeline has none.
     throw new UserError(`pipeline '${plan.name}' is defined in TypeScript: workers can only run templates (YAML/JSON files); run it in this process, or write it as a template to run it on the workers`);
   }
-  const id = newRunId();
+  const id = o.runId ?? newRunId();
   const started = runStartedEvent(plan, {
     runId: id, at: Date.now(), inputs, seed: Math.floor(Math.random() * 0x7fffffff),
     ...(o.rerun ? { rerun: { of: o.rerun.of, from: o.rerun.from } } : {}), ...(o.parentId ? { parentId: o.parentId } : {}),

@@ -425,8 +425,7 @@ export class Runtime {
     if (await this.store.claim(runId, this.owner, this.leaseMs)) return true;
     const holder = await this.store.leaseHolder(runId);
     if (holder === undefined) return this.store.claim(runId, this.owner, this.leaseMs);
-    const [host, pid] = holder.split(":");
-    if (host === thisHost() && pid !== undefined && !processAlive(Number(pid))) {
+    if (holderDead(holder)) {
       await this.store.release(runId, holder);
       return this.store.claim(runId, this.owner, this.leaseMs);
     }
@@ -554,6 +553,12 @@ export function answerEvents(state: ReturnType<typeof createState>, stage: strin
     throw new UserError(`stage '${stage}'${a.item !== undefined ? ` item ${a.item}` : ""} is not waiting for a decision` + (waiting.length ? ` (waiting: ${waiting.join(", ")})` : " (nothing in this run is waiting)"));
   }
   return out;
+}
+
+/** Whether a lease holder (`host:pid:…`) is a process of this machine that no longer exists (killed): its lease can be taken over at once. */
+export function holderDead(holder: string): boolean {
+  const [host, pid] = holder.split(":");
+  return host === thisHost() && pid !== undefined && !processAlive(Number(pid));
 }
 
 /** Whether a process with this pid exists on this machine. */

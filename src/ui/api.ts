@@ -7,7 +7,7 @@ import { realpathSync, statSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { resolve as resolvePath, sep } from "node:path";
 import { InputError, loadPlanFile, TemplateError, validateInputs } from "../template/index.js";
-import type { Runtime } from "../runtime/runtime.js";
+import { getPipeline, listPipelines, listVersions, planOf } from "../serve/registry.js";
 import { UserError } from "../base/errors.js";
 import { isRunStatus, RUN_STATUSES } from "../base/result.js";
 import { RunNotFoundError, type Store } from "../store/port.js";
@@ -15,41 +15,83 @@ import { buildTrace } from "../trace/index.js";
 import { HttpError, objectBody, readJson, sendJson } from "./http.js";
 import { streamRun, type StreamOptions } from "./stream.js";
 import { Views } from "./views.js";
+import { openApiDocument } from "./openapi.js";
+import { checkName, checkVersion, RunStarter, startRequest, type Runner } from "./runs.js";
+
+export type { Runner } from "./runs.js";
 
 /** What the API needs. */
 export interface ApiContext {
   readonly store: Store;
-  /** Starts, answers and cancels runs; without it the API is read-only (those routes answer 501). */
-  readonly runtime?: Runtime;
+  /** Starts, answers and cancels runs (a `Runtime`, or a runner handing runs to workers); without it the API is read-only (those routes answer 501). */
+  readonly runtime?: Runner;
   readonly stream: StreamOptions;
-  /** The directory `POST /api/runs` may read templates from (and below). @default process.cwd() */
-  readonly root?: string;
+  /**
+   * Lets `POST /api/runs { template: PATH }` read template files under `root` (what `baton ui`
+   * does for its own directory). Without it runs start only from registered pipelines.
+   * @default undefined (template paths are refused)
+   */
+  readonly templates?: { readonly root: string };
 }
 
 /** `id`: the route's first capture (the run id), `arg` its second, if any (decoded). */
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, id: string, arg: string) => Promise<void>;
 
+/**
+ * Every route of the API as `METHOD PATH` (`{param}` is one path segment). The OpenAPI document
+ * lists each of them (a test checks), and {@link Api} has exactly one handler per entry.
+ */
+export const API_ROUTES = [
+  "GET /api/runs",
+  "POST /api/runs",
+  "GET /api/runs/{id}",
+  "GET /api/runs/{id}/trace",
+  "GET /api/runs/{id}/events",
+  "GET /api/runs/{id}/messages/{ref}",
+  "GET /api/runs/{id}/stream",
+  "POST /api/runs/{id}/approve",
+  "POST /api/runs/{id}/reject",
+  "POST /api/runs/{id}/cancel",
+  "POST /api/runs/{id}/signals/{name}",
+  "GET /api/pipelines",
+  "GET /api/pipelines/{name}",
+  "GET /api/openapi.json",
+] as const;
+
+type RouteKey = (typeof API_ROUTES)[number];
+
+/** A path template as a pattern: each `{param}` captures one non-empty segment. */
+const patternOf = (path: string): RegExp => new RegExp(`^${path.replace(/\./g, "\\.").replace(/\{[a-z_]+\}/g, "([^/]+)")}$`);
+
 /** The API routes: `handle` answers any request under /api/. */
 export class Api {
   private readonly views: Views;
-  private readonly routes: { readonly method: string; readonly pattern: RegExp; readonly run: Handler }[];
+  private readonly runs: RunStarter;
+  private readonly routes: readonly { readonly method: string; readonly pattern: RegExp; readonly run: Handler }[];
 
   constructor(private readonly ctx: ApiContext) {
     this.views = new Views(ctx.store);
-    const r = (method: string, pattern: RegExp, run: Handler) => ({ method, pattern, run });
-    this.routes = [
-      r("GET", /^\/api\/runs$/, (_q, res, url) => this.list(res, url)),
-      r("POST", /^\/api\/runs$/, (req, res) => this.start(req, res)),
-      r("GET", /^\/api\/runs\/([^/]+)$/, async (_q, res, _u, id) => sendJson(res, 200, await this.views.detail(await this.resolve(id)))),
-      r("GET", /^\/api\/runs\/([^/]+)\/trace$/, async (_q, res, _u, id) => sendJson(res, 200, (await this.views.detail(await this.resolve(id))).trace)),
-      r("GET", /^\/api\/runs\/([^/]+)\/events$/, (_q, res, url, id) => this.events(res, url, id)),
-      r("GET", /^\/api\/runs\/([^/]+)\/messages\/([^/]*)$/, (_q, res, _u, id, ref) => this.messages(res, id, ref)),
-      r("GET", /^\/api\/runs\/([^/]+)\/stream$/, async (req, res, url, id) => streamRun(res, this.ctx.store, await this.resolve(id), afterOf(url, req), this.ctx.stream)),
-      r("POST", /^\/api\/runs\/([^/]+)\/approve$/, (req, res, _u, id) => this.answer(req, res, id, true)),
-      r("POST", /^\/api\/runs\/([^/]+)\/reject$/, (req, res, _u, id) => this.answer(req, res, id, false)),
-      r("POST", /^\/api\/runs\/([^/]+)\/cancel$/, (_q, res, _u, id) => this.cancel(res, id)),
-      r("POST", /^\/api\/runs\/([^/]+)\/signals\/([^/]+)$/, (req, res, _u, id, name) => this.signal(req, res, id, name)),
-    ];
+    this.runs = new RunStarter(ctx.store, () => this.runtime());
+    const handlers: Record<RouteKey, Handler> = {
+      "GET /api/runs": (_q, res, url) => this.list(res, url),
+      "POST /api/runs": (req, res) => this.start(req, res),
+      "GET /api/runs/{id}": async (_q, res, _u, id) => sendJson(res, 200, await this.views.detail(await this.resolve(id))),
+      "GET /api/runs/{id}/trace": async (_q, res, _u, id) => sendJson(res, 200, (await this.views.detail(await this.resolve(id))).trace),
+      "GET /api/runs/{id}/events": (_q, res, url, id) => this.events(res, url, id),
+      "GET /api/runs/{id}/messages/{ref}": (_q, res, _u, id, ref) => this.messages(res, id, ref),
+      "GET /api/runs/{id}/stream": async (req, res, url, id) => streamRun(res, this.ctx.store, await this.resolve(id), afterOf(url, req), this.ctx.stream),
+      "POST /api/runs/{id}/approve": (req, res, _u, id) => this.answer(req, res, id, true),
+      "POST /api/runs/{id}/reject": (req, res, _u, id) => this.answer(req, res, id, false),
+      "POST /api/runs/{id}/cancel": (_q, res, _u, id) => this.cancel(res, id),
+      "POST /api/runs/{id}/signals/{name}": (req, res, _u, id, name) => this.signal(req, res, id, name),
+      "GET /api/pipelines": async (_q, res) => sendJson(res, 200, await listPipelines(this.ctx.store)),
+      "GET /api/pipelines/{name}": (_q, res, url, name) => this.pipeline(res, url, name),
+      "GET /api/openapi.json": async (_q, res) => sendJson(res, 200, openApiDocument()),
+    };
+    this.routes = API_ROUTES.map((key) => {
+      const [method, path] = key.split(" ") as [string, string];
+      return { method, pattern: patternOf(path), run: handlers[key] };
+    });
   }
 
   /** Answer one request whose path starts with /api/. */
@@ -88,7 +130,7 @@ export class Api {
     }
   }
 
-  private runtime(): Runtime {
+  private runtime(): Runner {
     if (!this.ctx.runtime) throw new HttpError(501, "this UI server is read-only (it was started without a runtime)");
     return this.ctx.runtime;
   }
@@ -132,18 +174,48 @@ export class Api {
     sendJson(res, 200, list);
   }
 
+  /** `POST /api/runs`: a registered pipeline by name (`{ pipeline, version?, inputs?, idempotency_key? }`), or `{ template }` where allowed. */
   private async start(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const runtime = this.runtime();
     const body = objectBody(await readJson(req));
+    // A server that reads template files (`baton ui`) keeps the old form's messages for bodies without 'pipeline'.
+    if (body["template"] !== undefined || (body["pipeline"] === undefined && this.ctx.templates !== undefined)) return this.startTemplate(res, body);
+    const started = await this.runs.start(startRequest(body, req));
+    const { id, pipeline, version } = started;
+    if (started.deduplicated) sendJson(res, 200, { id, pipeline, version, deduplicated: true }, { Location: `/api/runs/${id}` });
+    else sendJson(res, 201, { id, pipeline, version }, { Location: `/api/runs/${id}` });
+  }
+
+  /** `POST /api/runs { template: PATH, inputs? }`: only with a templates root (`baton ui`), and only files under it. */
+  private async startTemplate(res: ServerResponse, body: Record<string, unknown>): Promise<void> {
+    const root = this.ctx.templates?.root;
+    if (root === undefined) throw new HttpError(400, "this server does not read template files: register it with `baton deploy FILE` and start it by name, { \"pipeline\": NAME }");
+    const runtime = this.runtime();
     const template = body["template"];
     if (typeof template !== "string" || template === "") throw new HttpError(400, "'template' must be the path of a template file, e.g. \"examples/research-report.yaml\"");
+    const extra = Object.keys(body).find((k) => k !== "template" && k !== "inputs");
+    if (extra !== undefined) throw new HttpError(400, `unknown field '${extra}' with 'template': it takes only 'inputs' (idempotency keys and versions are for registered pipelines)`);
     const inputs = body["inputs"] ?? {};
     if (typeof inputs !== "object" || inputs === null || Array.isArray(inputs)) throw new HttpError(400, "'inputs' must be an object of input values, e.g. { \"topic\": \"tides\" }");
-    const plan = loadPlanFile(confinedTemplate(template, this.ctx.root ?? process.cwd()));
+    const plan = loadPlanFile(confinedTemplate(template, root));
     const values = validateInputs(plan, inputs as Record<string, unknown>);
     const handle = await runtime.start(plan, values);
     handle.done.catch(() => undefined); // the outcome is in the log; nobody here awaits it
     sendJson(res, 201, { id: handle.id }, { Location: `/api/runs/${handle.id}` });
+  }
+
+  /** `GET /api/pipelines/:name?version=`: its versions, newest first, and the inputs it takes (of the latest, or of `version`). */
+  private async pipeline(res: ServerResponse, url: URL, nameText: string): Promise<void> {
+    const name = checkName(nameText, "a pipeline name");
+    const v = url.searchParams.get("version");
+    const entry = await this.runs.entry(name, v === null ? undefined : checkVersion(v));
+    const latest = await getPipeline(this.ctx.store, name);
+    const versions = (await listVersions(this.ctx.store, name)).map((e) => ({ version: e.version, deployed_at: e.deployed_at, ...(e.by ? { by: e.by } : {}) }));
+    const plan = planOf(entry);
+    sendJson(res, 200, {
+      name, latest: latest?.version ?? entry.version, version: entry.version,
+      ...(plan.description ? { description: plan.description } : {}),
+      inputs: plan.inputsSchema, versions,
+    });
   }
 
   private async answer(req: IncomingMessage, res: ServerResponse, idText: string, approved: boolean): Promise<void> {

@@ -44,6 +44,8 @@ export interface UiOptions {
   readonly storeTokens?: boolean;
   /** Starts, answers and cancels runs; without it the UI is read-only. */
   readonly runtime?: Runtime;
+  /** Let `POST /api/runs { template: PATH }` read template files under `root` (`baton ui` passes its directory). @default refused: runs start from registered pipelines */
+  readonly templates?: { readonly root: string };
   /** Directory of the built web app. @default dist/ui of this package */
   readonly assets?: string;
   /** How often event streams poll the store, in ms. @default 200 */
@@ -108,7 +110,7 @@ export async function startUi(o: UiOptions): Promise<UiServer> {
   const assets = o.assets ?? defaultAssets();
   const streams = new Set<ServerResponse>();
   const api = new Api({
-    store: o.store, ...(o.runtime ? { runtime: o.runtime } : {}),
+    store: o.store, ...(o.runtime ? { runtime: o.runtime } : {}), ...(o.templates ? { templates: o.templates } : {}),
     stream: { pollMs: o.pollMs ?? 200, heartbeatMs: o.heartbeatMs ?? 15_000, open: streams },
   });
   const cache = new Map<string, Buffer>();

@@ -28,7 +28,7 @@ export function registerUi(program: Command, globals: () => { db?: string; debug
       const runtime = new Runtime({ store, loadPlan: planFromSource, config: await loadConfig() });
       let ui;
       try {
-        ui = await startUi({ store, runtime, port, host: o.host, storeTokens: true, ...(token !== undefined ? { token } : {}) });
+        ui = await startUi({ store, runtime, port, host: o.host, templates: { root: process.cwd() }, storeTokens: true, ...(token !== undefined ? { token } : {}) });
       } catch (err) {
         await store.close();
         throw err;

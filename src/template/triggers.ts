@@ -22,6 +22,9 @@ export const CATCH_UP_POLICIES: readonly CatchUpPolicy[] = Object.freeze(["lates
 /** `/hooks/` then one or more segments of letters, digits, `-`, `_`, `.` (not `.` or `..`). */
 const HOOK_PATH = /^\/hooks(\/[A-Za-z0-9._-]+)+$/;
 
+/** Nicknames croner reads. */
+const NICKNAMES = ["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@hourly"];
+
 const CRON_HELP = `write 5 fields "minute hour day-of-month month day-of-week", e.g. "0 * * * *" (hourly) or "30 2 * * 1-5" (02:30 on weekdays)`;
 
 /**
@@ -46,11 +49,16 @@ export function timezoneProblem(tz: string): string | undefined {
 
 /** Why a cron expression cannot be used, or undefined when it fires (checked from a fixed instant). */
 export function cronProblem(expression: string, timezone: string): string | undefined {
+  const text = expression.trim();
+  if (text.includes("?")) return `bad cron expression ${JSON.stringify(expression)}: '?' is not supported (it would mean the time the server started): write * instead; ${CRON_HELP}`;
+  if (text.startsWith("@") && !NICKNAMES.includes(text.toLowerCase())) return `bad cron expression ${JSON.stringify(expression)}: unknown nickname${didYouMean(text.toLowerCase(), NICKNAMES)}: use ${NICKNAMES.join(", ")}, or ${CRON_HELP}`;
+  const fields = text.split(/\s+/).length;
+  if (!expression.trim().startsWith("@") && fields !== 5) return `bad cron expression ${JSON.stringify(expression)}: it has ${fields} field${fields === 1 ? "" : "s"}, not 5; ${CRON_HELP}`;
   let schedule: Cron;
   try {
     schedule = cronSchedule(expression, timezone);
   } catch (err) {
-    const why = (err as Error).message.replace(/^CronPattern: /, "").replace(/ \(?'[^']*'\)?,? ?/g, " ").replace(/\s+/g, " ").trim();
+    const why = (err as Error).message.replace(/^CronPattern: /, "").replace(/\.$/, "");
     return `bad cron expression ${JSON.stringify(expression)}: ${why}; ${CRON_HELP}`;
   }
   // A fixed reference keeps validation deterministic; 2000-01-01 is before any date a pattern could need.
@@ -76,11 +84,20 @@ interface TriggerCtx {
 
 /** Report each problem of literal cron `inputs` against the template's `inputs:`. */
 function checkCronInputs(inputs: Rec, path: DocPath, who: string, ctx: TriggerCtx): void {
-  try {
-    validateInputs({ inputsSchema: ctx.inputsSchema }, inputs);
-  } catch (err) {
-    if (!(err instanceof InputError)) throw err;
-    for (const raw of err.problems) {
+  // Unknown inputs are found first and stop validateInputs; the known ones are then checked alone.
+  const props = ctx.inputsSchema.properties;
+  const known = Object.fromEntries(Object.entries(inputs).filter(([k]) => Object.hasOwn(props, k)));
+  const found: string[] = [];
+  for (const subset of Object.keys(known).length < Object.keys(inputs).length ? [inputs, known] : [inputs]) {
+    try {
+      validateInputs({ inputsSchema: ctx.inputsSchema }, subset);
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err;
+      found.push(...err.problems.filter((p) => subset === inputs || !p.startsWith("unknown input")));
+    }
+  }
+  {
+    for (const raw of found) {
       const problem = raw.replace(/ — pass --input .*$/, "");
       const unknown = /^unknown input '([^']+)'/.exec(problem);
       const bad = /^input '([^']+)'/.exec(problem);

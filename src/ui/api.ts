@@ -12,7 +12,7 @@ import { UserError } from "../base/errors.js";
 import { isRunStatus, RUN_STATUSES } from "../base/result.js";
 import { RunNotFoundError, type Store } from "../store/port.js";
 import { buildTrace } from "../trace/index.js";
-import { HttpError, objectBody, readJson, sendJson } from "./http.js";
+import { HttpError, objectBody, principalOf, readJson, sendJson } from "./http.js";
 import { streamRun, type StreamOptions } from "./stream.js";
 import { Views } from "./views.js";
 import { openApiDocument } from "./openapi.js";
@@ -232,7 +232,7 @@ export class Api {
     if (item !== undefined && !(typeof item === "number" && Number.isInteger(item) && item >= 0)) throw new HttpError(400, "'item' must be a for_each item index (0, 1, …)");
     if (!approved && body["data"] !== undefined) throw new HttpError(400, "'data' is the output of an approved stage: a rejection takes only 'comment'");
     const r = await runtime.answer(id, stage, {
-      approved, by: typeof by === "string" && by !== "" ? by : "web ui",
+      approved, by: typeof by === "string" && by !== "" ? by : defaultBy(req),
       ...(approved && body["data"] !== undefined ? { data: body["data"] } : {}),
       ...(typeof comment === "string" && comment !== "" ? { comment } : {}),
       ...(item !== undefined ? { item: item as number } : {}),
@@ -251,7 +251,7 @@ export class Api {
     if (by !== undefined && typeof by !== "string") throw new HttpError(400, "'by' must be a string");
     if (!name || !/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(name)) throw new HttpError(400, `a signal name is letters, digits, _ . and -, not starting with a digit; got '${name ?? ""}'`);
     const r = await runtime.signal(id, name, {
-      by: typeof by === "string" && by !== "" ? by : "web ui", ...(body["data"] !== undefined ? { data: body["data"] } : {}),
+      by: typeof by === "string" && by !== "" ? by : defaultBy(req), ...(body["data"] !== undefined ? { data: body["data"] } : {}),
     });
     r.handle?.done.catch(() => undefined);
     sendJson(res, 200, { ok: true, ...(r.signalled ? { signalled: true } : {}) });
@@ -264,6 +264,15 @@ export class Api {
     if (r === "finished") throw new HttpError(409, `run ${id} has already finished (${(await this.ctx.store.get(id))?.status})`);
     sendJson(res, 200, { ok: true, ...(r === "signalled" ? { signalled: true } : {}) });
   }
+}
+
+/**
+ * Who answers when a body names nobody: the token's name (a `baton token create` token, or
+ * "token" for the static one), else "web ui" (a loopback server without tokens).
+ */
+function defaultBy(req: IncomingMessage): string {
+  const p = principalOf(req);
+  return p !== undefined && p.id !== "local" ? p.name : "web ui";
 }
 
 /** A path segment decoded; a malformed %-escape is the request's fault (400), not the server's. */

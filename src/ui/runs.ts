@@ -71,7 +71,7 @@ export function startRequest(body: Record<string, unknown>, req: IncomingMessage
   if (unknown.length > 0) throw new HttpError(400, `unknown field '${unknown[0]}': POST /api/runs takes ${FIELDS.join(", ")}`);
   const pipeline = checkName(body["pipeline"]);
   const version = body["version"] === undefined ? undefined : checkVersion(body["version"]);
-  const inputs = body["inputs"] ?? {};
+  const inputs = body["inputs"] === undefined ? {} : body["inputs"];
   if (typeof inputs !== "object" || inputs === null || Array.isArray(inputs)) throw new HttpError(400, `'inputs' must be an object of input values, e.g. { "topic": "tides" }; got ${show(inputs)} (${kind(inputs)})`);
   const header = req.headers["idempotency-key"];
   const fromHeader = Array.isArray(header) ? header[0] : header;

@@ -19,7 +19,14 @@ export interface PlanDescription {
   readonly levels: readonly (readonly string[])[];
   /** The longest chain of dependencies, first stage first. */
   readonly critical_path: readonly string[];
+  /** `triggers:` as written (webhook inputs as expression text); absent when there are none. */
+  readonly triggers?: readonly TriggerDescription[];
 }
+
+/** One trigger in {@link PlanDescription}. */
+export type TriggerDescription =
+  | { readonly kind: "cron"; readonly name?: string; readonly cron: string; readonly timezone: string; readonly catch_up: string; readonly inputs: Readonly<Record<string, unknown>> }
+  | { readonly kind: "webhook"; readonly name?: string; readonly path: string; readonly secret_env: string; readonly inputs: string };
 
 /**
  * Describe a plan's shape: each stage's level (parallel wave) and the critical path, the
@@ -75,5 +82,15 @@ export function describePlan(plan: Plan, durations?: Record<string, number>): Pl
     stages: stages.map((s) => ({ id: s.id, kind: s.spec.kind, deps: s.deps.map((d) => (stages[d] as (typeof stages)[number]).id), level: level[s.idx] as number })),
     levels,
     critical_path: path,
+    ...(plan.triggers !== undefined && plan.triggers.length > 0
+      ? {
+        triggers: plan.triggers.map((t): TriggerDescription => {
+          const name = t.name !== undefined ? { name: t.name } : {};
+          return t.kind === "cron"
+            ? { kind: "cron", ...name, cron: t.cron, timezone: t.timezone, catch_up: t.catchUp, inputs: t.inputs }
+            : { kind: "webhook", ...name, path: t.path, secret_env: t.secretEnv, inputs: t.inputs.source };
+        }),
+      }
+      : {}),
   };
 }

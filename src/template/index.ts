@@ -5,5 +5,5 @@
 export { compileObject, compileSource, loadPlanFile, validateFile, type ObjectOptions, type SourceOptions } from "./compile.js";
 export { formatDiagnostic, InputError, TemplateError, type Diagnostic } from "./errors.js";
 export { validateInputs } from "./inputs.js";
-export { describePlan, type PlanDescription, type StageDescription } from "./describe.js";
+export { describePlan, type PlanDescription, type StageDescription, type TriggerDescription } from "./describe.js";
 export { templateSchema } from "./schema.js";

@@ -184,3 +184,15 @@ describe("triggers: every problem at its line and column", () => {
     expect(problems(" { cron: x }\n")).toEqual(["t.yaml:9:2: 'triggers' must be a list, got a mapping"]);
   });
 });
+
+describe("triggers: baton plan", () => {
+  it("describePlan lists the triggers as written, and nothing when there are none", async () => {
+    const { describePlan } = await import("../../src/template/index.js");
+    expect(describePlan(compile(HEAD)).triggers).toBeUndefined();
+    const plan = compile(`${HEAD}triggers:\n  - { name: hourly, cron: "0 * * * *" }\n  - webhook: { path: /hooks/a, secret_env: A, inputs: "{ 'topic': body.t }" }\n`);
+    expect(describePlan(plan).triggers).toEqual([
+      { kind: "cron", name: "hourly", cron: "0 * * * *", timezone: "UTC", catch_up: "latest", inputs: {} },
+      { kind: "webhook", path: "/hooks/a", secret_env: "A", inputs: "{ 'topic': body.t }" },
+    ]);
+  });
+});

@@ -12,7 +12,11 @@ import { Runtime } from "../runtime/runtime.js";
 import type { Store } from "../store/port.js";
 import { startUi, type UiServer } from "../ui/server.js";
 import type { QueueTarget } from "../distributed/submit.js";
+import { RunStarter, type Runner } from "../ui/runs.js";
+import { Deployments } from "./deployments.js";
+import { Hooks } from "./hooks.js";
 import { Recovery } from "./recovery.js";
+import { Scheduler, type Fired } from "./scheduler.js";
 
 /** Options of {@link startServe}. */
 export interface ServeOptions {
@@ -30,7 +34,7 @@ export interface ServeOptions {
   readonly token?: string;
   /** Stage executions at once in this process. @default 8 */
   readonly concurrency?: number;
-  /** How often to look for runs nobody drives and deadlines that passed, in ms. @default 1000 */
+  /** How often to look for runs nobody drives, deadlines that passed and cron fires due, in ms. @default 1000 */
   readonly sweepMs?: number;
   /** Clock (ms since epoch) of the scheduler and the recovery. @default Date.now */
   readonly now?: () => number;
@@ -46,6 +50,8 @@ export interface Serving {
   readonly recovered: readonly string[];
   /** Look for runs to resume now (tests; the server does it every `sweepMs`). */
   sweep(): Promise<string[]>;
+  /** Start the cron fires due now (tests; the server does it every `sweepMs`). */
+  tick(): Promise<Fired[]>;
   /** Stop: no new requests, the scheduler stops, stages in flight are aborted (their runs stay resumable). */
   close(): Promise<void>;
 }
@@ -56,7 +62,7 @@ export async function startServe(o: ServeOptions): Promise<Serving> {
   const concurrency = o.concurrency ?? 8;
   const runtime = new Runtime({ store: o.store, loadPlan: o.loadPlan, config: o.config ?? {}, concurrency });
   let worker: { close(): Promise<void> } | undefined;
-  let runner: Pick<Runtime, "start" | "answer" | "signal" | "cancel"> = runtime;
+  let runner: Runner = runtime;
   let recovery: Recovery | undefined;
   if (o.queue) {
     const { BatonWorker } = await import("../distributed/worker.js");
@@ -73,34 +79,43 @@ export async function startServe(o: ServeOptions): Promise<Serving> {
   }
 
   const recovered = recovery ? await recovery.sweep() : [];
+  const deployments = new Deployments(o.store, log);
+  const starter = new RunStarter(o.store, () => runner);
+  const scheduler = new Scheduler({ store: o.store, starter, deployments, log, ...(o.now ? { now: o.now } : {}) });
+  const hooks = new Hooks({ deployments, starter, log });
   let ui: UiServer;
   try {
     ui = await startUi({
-      store: o.store, runtime: runner as Runtime,
+      store: o.store, runtime: runner, hooks,
       ...(o.port !== undefined ? { port: o.port } : {}), ...(o.host !== undefined ? { host: o.host } : {}),
-      ...(o.token !== undefined ? { token: o.token } : {}),
+      ...(o.token !== undefined ? { token: o.token } : {}), storeTokens: true,
     });
   } catch (err) {
     await runtime.close();
     await worker?.close();
     throw err;
   }
-  let sweeping: Promise<unknown> = Promise.resolve();
-  const timer = recovery
-    ? setInterval(() => {
-        sweeping = recovery.sweep().catch((err: Error) => log(`recovery: ${err.message.split("\n")[0]}`));
-      }, Math.max(50, o.sweepMs ?? 1000))
-    : undefined;
+  // One loop: resume what nobody drives, then start the cron fires that fell due.
+  let ticking: Promise<unknown> = Promise.resolve();
+  const tick = async (): Promise<void> => {
+    if (recovery) await recovery.sweep().catch((err: Error) => log(`recovery: ${err.message.split("\n")[0]}`));
+    await scheduler.tick().catch((err: Error) => log(`scheduler: ${err.message.split("\n")[0]}`));
+  };
+  ticking = scheduler.tick().catch((err: Error) => log(`scheduler: ${err.message.split("\n")[0]}`));
+  const timer = setInterval(() => {
+    ticking = ticking.then(tick);
+  }, Math.max(50, o.sweepMs ?? 1000));
 
   return {
     url: ui.url,
     port: ui.port,
     recovered,
     sweep: () => (recovery ? recovery.sweep() : Promise.resolve([])),
+    tick: () => scheduler.tick(),
     close: async () => {
-      if (timer) clearInterval(timer);
+      clearInterval(timer);
       await ui.close();
-      await sweeping;
+      await ticking;
       await runtime.close();
       await worker?.close();
     },

@@ -11,14 +11,15 @@
  * scoped tokens of `baton token create` (src/auth/tokens.ts). Once either exists every /api
  * request needs one whose scopes cover the route (401 without, 403 short of scope); with
  * neither, a loopback server lets requests through as the admin principal "local".
- * `GET /healthz` needs nothing.
+ * `GET /healthz` needs nothing. With `hooks` (`baton serve`), `/hooks/...` goes to it before any
+ * Host, Origin or token check: webhook deliveries come from elsewhere and carry a signature.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Runtime } from "../runtime/runtime.js";
+import type { Runner } from "./runs.js";
 import { UserError } from "../base/errors.js";
 import type { Store } from "../store/port.js";
 import { Api } from "./api.js";
@@ -42,8 +43,10 @@ export interface UiOptions {
    * @default false
    */
   readonly storeTokens?: boolean;
+  /** Webhook triggers: requests under `/hooks/` (signed deliveries, no token). @default none (404) */
+  readonly hooks?: { handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> };
   /** Starts, answers and cancels runs; without it the UI is read-only. */
-  readonly runtime?: Runtime;
+  readonly runtime?: Runner;
   /** Let `POST /api/runs { template: PATH }` read template files under `root` (`baton ui` passes its directory). @default refused: runs start from registered pipelines */
   readonly templates?: { readonly root: string };
   /** Directory of the built web app. @default dist/ui of this package */
@@ -212,6 +215,10 @@ export async function startUi(o: UiOptions): Promise<UiServer> {
     if (url.pathname === "/healthz") {
       if (req.method === "GET" || req.method === "HEAD") sendJson(res, 200, { ok: true });
       else sendJson(res, 405, { error: `${req.method} is not allowed on /healthz: use GET` }, { Allow: "GET, HEAD" });
+      return;
+    }
+    if (o.hooks && url.pathname.startsWith("/hooks/")) {
+      void o.hooks.handle(req, res, url);
       return;
     }
     const why = refused(req);

@@ -89,7 +89,7 @@ describe("baton token", () => {
         let out = "";
         child.stdout.on("data", (c: Buffer) => {
           out += c.toString();
-          const m = /baton ui: (http:\/\/\S+?\/)/.exec(out);
+          const m = /baton ui: (http:\/\/\S+?\/)\?token=TOKEN \(a token of `baton token create`/.exec(out);
           if (m) resolveP(m[1]!);
         });
         child.once("exit", (code) => reject(new Error(`baton ui exited ${code}`)));

@@ -6,6 +6,7 @@
 import type { Command } from "commander";
 import { loadConfig } from "../../agents/config.js";
 import { planFromSource } from "../../api/run.js";
+import { anyToken } from "../../auth/tokens.js";
 import { UserError } from "../../base/errors.js";
 import { Runtime } from "../../runtime/runtime.js";
 import { openStoreAsync } from "../../store/open.js";
@@ -17,8 +18,8 @@ export function registerUi(program: Command, globals: () => { db?: string; debug
     .command("ui")
     .description("web trace viewer: runs, graphs, timelines, approvals (on 127.0.0.1 unless --host and --token say otherwise)")
     .option("--port <n>", "TCP port (0 picks a free one)", "4500")
-    .option("--host <host>", "interface to bind; anything but loopback requires a token", "127.0.0.1")
-    .option("--token <token>", "require 'Authorization: Bearer TOKEN' on the API (default: $BATON_UI_TOKEN)")
+    .option("--host <host>", "interface to bind; anything but loopback requires --token or a `baton token create` token", "127.0.0.1")
+    .option("--token <token>", "a static admin token, besides those of `baton token create` (default: $BATON_UI_TOKEN)")
     .action(async (o: { port: string; host: string; token?: string }) => {
       const port = Number(o.port);
       if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) throw new UserError(`--port must be a port number from 0 to 65535, got '${o.port}'`, 2);
@@ -33,7 +34,8 @@ export function registerUi(program: Command, globals: () => { db?: string; debug
         await store.close();
         throw err;
       }
-      const open = token === undefined ? ui.url : fromEnv ? `${ui.url}?token=… (the value of BATON_UI_TOKEN)` : `${ui.url}?token=${encodeURIComponent(token)}`;
+      const stored = token === undefined && (await anyToken(store)); // the API then needs one of them
+      const open = token === undefined ? (stored ? `${ui.url}?token=TOKEN (a token of \`baton token create\`: this store has tokens)` : ui.url) : fromEnv ? `${ui.url}?token=… (the value of BATON_UI_TOKEN)` : `${ui.url}?token=${encodeURIComponent(token)}`;
       process.stdout.write(`baton ui: ${open}\n`);
       process.stderr.write("press Ctrl-C to stop\n");
       const server = ui;

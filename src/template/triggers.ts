@@ -87,24 +87,21 @@ function checkCronInputs(inputs: Rec, path: DocPath, who: string, ctx: TriggerCt
   // Unknown inputs are found first and stop validateInputs; the known ones are then checked alone.
   const props = ctx.inputsSchema.properties;
   const known = Object.fromEntries(Object.entries(inputs).filter(([k]) => Object.hasOwn(props, k)));
-  const found: string[] = [];
+  const found = new Set<string>();
   for (const subset of Object.keys(known).length < Object.keys(inputs).length ? [inputs, known] : [inputs]) {
     try {
       validateInputs({ inputsSchema: ctx.inputsSchema }, subset);
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
-      found.push(...err.problems.filter((p) => subset === inputs || !p.startsWith("unknown input")));
+      for (const p of err.problems) found.add(p.replace(/ — pass --input .*$/, ""));
     }
   }
-  {
-    for (const raw of found) {
-      const problem = raw.replace(/ — pass --input .*$/, "");
-      const unknown = /^unknown input '([^']+)'/.exec(problem);
-      const bad = /^input '([^']+)'/.exec(problem);
-      if (unknown) ctx.report.key([...path, unknown[1] as string], `${who}: ${problem}`);
-      else if (bad && Object.hasOwn(inputs, bad[1] as string)) ctx.report.value([...path, bad[1] as string], `${who}: ${problem}`);
-      else ctx.report.value(path, `${who}: ${problem}${/^missing input/.test(problem) ? ": add it to this trigger's inputs" : ""}`);
-    }
+  for (const problem of found) {
+    const unknown = /^unknown input '([^']+)'/.exec(problem);
+    const bad = /^input '([^']+)'/.exec(problem);
+    if (unknown) ctx.report.key([...path, unknown[1] as string], `${who}: ${problem}`);
+    else if (bad && Object.hasOwn(inputs, bad[1] as string)) ctx.report.value([...path, bad[1] as string], `${who}: ${problem}`);
+    else ctx.report.value(path, `${who}: ${problem}${/^missing input/.test(problem) ? ": add it to this trigger's inputs" : ""}`);
   }
 }
 

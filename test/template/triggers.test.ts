@@ -163,6 +163,13 @@ describe("triggers: every problem at its line and column", () => {
     ]);
   });
 
+  it("an unknown and a missing cron input are each reported once", () => {
+    expect(problems(`  - cron: "0 * * * *"\n    inputs: { tpic: x }\n`, REQUIRED)).toEqual([
+      "t.yaml:10:13: trigger #0: missing input 'topic': add it to this trigger's inputs",
+      "t.yaml:10:15: trigger #0: unknown input 'tpic' (did you mean 'topic'?)",
+    ]);
+  });
+
   it("cron inputs that fail the template's inputs: schema", () => {
     expect(problems(`  - cron: "0 * * * *"\n    inputs: { topic: 5, extra: 1, dpeth: 2 }\n  - cron: "0 * * * *"\n    inputs: { depth: 3 }\n  - cron: "0 * * * *"\n`, REQUIRED)).toEqual([
       "t.yaml:10:22: trigger #0: input 'topic': expected string, got 5",

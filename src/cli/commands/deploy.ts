@@ -74,7 +74,9 @@ export function registerDeploy(program: Command, globals: Globals): void {
     .description("a registered pipeline's versions and the inputs it takes")
     .option("--version <v>", "show this version's inputs (default: the latest)")
     .option("--json", "print JSON")
-    .action(async (name: string, o: { version?: string; json?: boolean }) => {
+    .action(async (name: string, opts: { version?: string; json?: boolean }, cmd: Command) => {
+      // `--json` after the name is parsed by `pipelines` (which has one too): read both.
+      const o = { ...opts, json: opts.json === true || cmd.optsWithGlobals<{ json?: boolean }>().json === true };
       await withStore(globals, async (store) => {
         const entry = await getPipeline(store, name, o.version);
         if (entry === undefined) {

@@ -60,8 +60,9 @@ export const API_ROUTES = [
 
 type RouteKey = (typeof API_ROUTES)[number];
 
-/** A path template as a pattern: each `{param}` captures one non-empty segment. */
-const patternOf = (path: string): RegExp => new RegExp(`^${path.replace(/\./g, "\\.").replace(/\{[a-z_]+\}/g, "([^/]+)")}$`);
+/** A path template as a pattern: each `{param}` captures one non-empty segment (`{ref}` may be empty: its handler says what a ref is). */
+const patternOf = (path: string): RegExp =>
+  new RegExp(`^${path.replace(/\./g, "\\.").replace(/\{([a-z_]+)\}/g, (_m, name: string) => (name === "ref" ? "([^/]*)" : "([^/]+)"))}$`);
 
 /** The API routes: `handle` answers any request under /api/. */
 export class Api {

@@ -7,7 +7,7 @@ import { realpathSync, statSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { resolve as resolvePath, sep } from "node:path";
 import { InputError, loadPlanFile, TemplateError, validateInputs } from "../template/index.js";
-import { getPipeline, listPipelines, listVersions, planOf } from "../serve/registry.js";
+import { getPipeline, listPipelines, listVersions, planOf } from "../registry/pipelines.js";
 import { UserError } from "../base/errors.js";
 import { isRunStatus, RUN_STATUSES } from "../base/result.js";
 import { RunNotFoundError, type Store } from "../store/port.js";

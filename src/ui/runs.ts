@@ -1,5 +1,5 @@
 /**
- * `POST /api/runs`: start a run of a registered pipeline (see src/serve/registry.ts), once per
+ * `POST /api/runs`: start a run of a registered pipeline (see src/registry/pipelines.ts), once per
  * idempotency key. The request is validated field by field (a one-line 400 each); names and
  * versions are only ever record keys, so no request makes the server read a file.
  */
@@ -8,7 +8,7 @@ import type { IncomingMessage } from "node:http";
 import type { Plan } from "../plan/types.js";
 import type { HumanAnswer, RunHandle } from "../runtime/runtime.js";
 import { newRunId } from "../runtime/runtime.js";
-import { getPipeline, isVersion, listPipelines, planOf, type PipelineEntry } from "../serve/registry.js";
+import { getPipeline, isVersion, listPipelines, planOf, type PipelineEntry } from "../registry/pipelines.js";
 import type { Store } from "../store/port.js";
 import { validateInputs } from "../template/index.js";
 import { HttpError } from "./http.js";

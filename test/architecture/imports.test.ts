@@ -56,13 +56,14 @@ const LAYERS: Readonly<Record<string, { readonly imports: readonly string[]; rea
     why: "src/index.ts, the public entry: re-exports the library (not cli, not ui)",
   },
   auth: { imports: ["base"], types: ["store"], why: "API tokens over the store port's records: below ui (its server checks them) and cli (`baton token`)" },
+  registry: { imports: ["template"], types: ["plan", "store"], why: "registered pipelines (`baton deploy`) over the store port's records: below ui (the API starts runs by name) and serve" },
   "ui/client": { imports: ["base"], types: ["ui", "trace", "engine"], why: "the browser bundle: no Node code, only base values and the server's JSON types (the trace, and the stored events it reads: engine types)" },
   ui: {
-    imports: ["base", "expr", "plan", "template", "engine", "store", "agents", "stages", "runtime", "distributed", "trace", "telemetry", "api", "auth"],
+    imports: ["base", "expr", "plan", "template", "engine", "store", "agents", "stages", "runtime", "distributed", "trace", "telemetry", "api", "auth", "registry"],
     why: "thin: calls the library; only cli calls it (its browser client is bundled, not imported)",
   },
   cli: {
-    imports: ["base", "expr", "plan", "template", "engine", "store", "agents", "stages", "runtime", "distributed", "trace", "telemetry", "api", "ui", "auth", "testing"],
+    imports: ["base", "expr", "plan", "template", "engine", "store", "agents", "stages", "runtime", "distributed", "trace", "telemetry", "api", "ui", "auth", "registry", "testing"],
     why: "thin: imports anything; nothing imports it",
   },
 };

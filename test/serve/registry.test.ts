@@ -1,11 +1,11 @@
-/** Registered pipelines (src/serve/registry.ts) on a real SQLite store: deploy, versions, latest, planOf. */
+/** Registered pipelines (src/registry/pipelines.ts) on a real SQLite store: deploy, versions, latest, planOf. */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { planFromSource } from "../../src/api/run.js";
 import { Runtime } from "../../src/runtime/runtime.js";
-import { deploy, getPipeline, listPipelines, listVersions, planOf, versionOf } from "../../src/serve/registry.js";
+import { deploy, getPipeline, listPipelines, listVersions, planOf, versionOf } from "../../src/registry/pipelines.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { TemplateError } from "../../src/template/index.js";
 

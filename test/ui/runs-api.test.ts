@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { planFromSource } from "../../src/api/run.js";
 import { createToken, requiredScope } from "../../src/auth/tokens.js";
 import { Runtime } from "../../src/runtime/runtime.js";
-import { deploy } from "../../src/serve/registry.js";
+import { deploy } from "../../src/registry/pipelines.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { API_ROUTES, type Runner } from "../../src/ui/api.js";
 import { startUi, type UiServer } from "../../src/ui/server.js";

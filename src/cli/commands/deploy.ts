@@ -4,7 +4,7 @@
  */
 import type { Command } from "commander";
 import { UserError } from "../../base/errors.js";
-import { deploy, getPipeline, listPipelines, listVersions, planOf, type Deployed } from "../../serve/registry.js";
+import { deploy, getPipeline, listPipelines, listVersions, planOf, type Deployed } from "../../registry/pipelines.js";
 import { openStoreAsync } from "../../store/open.js";
 import type { Store } from "../../store/port.js";
 import { TemplateError } from "../../template/index.js";

@@ -52,20 +52,37 @@ const show = (v: unknown): string => {
 };
 const kind = (v: unknown): string => (v === null ? "null" : Array.isArray(v) ? "array" : typeof v);
 
-/** A pipeline name in a request: 1–200 characters, none of them control characters. */
+/**
+ * A pipeline name in a request: 1–200 characters, none of them control characters; else a 400.
+ * Names are only ever record keys (`"../../etc/passwd"` is a name nobody registered).
+ *
+ * @example
+ * checkName(body["pipeline"]); // "research-report", or throws HttpError(400, "'pipeline' must be …")
+ */
 export function checkName(name: unknown, what = "'pipeline'"): string {
   if (typeof name !== "string" || name === "") throw new HttpError(400, `${what} must be the name of a registered pipeline (see GET /api/pipelines), got ${show(name)} (${kind(name)})`);
   if (name.length > 200 || /\p{Cc}/u.test(name)) throw new HttpError(400, `${what} must be a pipeline name of at most 200 characters without control characters, got ${show(name)}`);
   return name;
 }
 
-/** A version in a request: 12 hex characters, as `baton pipelines` lists them. */
+/**
+ * A version in a request: 12 lowercase hex characters, as `baton pipelines` lists them; else a 400.
+ *
+ * @example
+ * checkVersion("fdeaed9e5738"); // "fdeaed9e5738"
+ */
 export function checkVersion(version: unknown): string {
   if (typeof version !== "string" || !isVersion(version)) throw new HttpError(400, `'version' must be 12 lowercase hex characters as \`baton pipelines\` lists them, got ${show(version)} (${kind(version)})`);
   return version;
 }
 
-/** Parse the body (and the `Idempotency-Key` header) of `POST /api/runs { pipeline, … }`. */
+/**
+ * Parse the body (and the `Idempotency-Key` header) of `POST /api/runs { pipeline, … }`: a
+ * one-line 400 for an unknown field or a field of the wrong type.
+ *
+ * @example
+ * const r = startRequest(objectBody(await readJson(req)), req); // { pipeline, version?, inputs, idempotencyKey? }
+ */
 export function startRequest(body: Record<string, unknown>, req: IncomingMessage): StartRequest {
   const unknown = Object.keys(body).filter((k) => !FIELDS.includes(k));
   if (unknown.length > 0) throw new HttpError(400, `unknown field '${unknown[0]}': POST /api/runs takes ${FIELDS.join(", ")}`);
@@ -103,7 +120,16 @@ export interface Started {
   readonly deduplicated: boolean;
 }
 
-/** Starts runs of registered pipelines, deduplicating by idempotency key. */
+/**
+ * Starts runs of registered pipelines, deduplicating by idempotency key: the key is recorded
+ * (put-if-absent) with a fresh run id before the run starts, so of concurrent requests exactly
+ * one starts it, and a key whose run was never created (a crash in between) starts it later
+ * under the recorded id.
+ *
+ * @example
+ * const starter = new RunStarter(store, () => runtime);
+ * const { id, deduplicated } = await starter.start({ pipeline: "research-report", inputs: {}, idempotencyKey: "order-1" });
+ */
 export class RunStarter {
   /** Runs being started by this process under an idempotency key (a concurrent duplicate awaits them). */
   private readonly starting = new Map<string, Promise<unknown>>();
@@ -126,7 +152,10 @@ export class RunStarter {
     throw new HttpError(404, `no pipeline ${show(name)} is registered (${known})`);
   }
 
-  /** Start the run a request asks for (or find the one its idempotency key started). */
+  /**
+   * Start the run a request asks for (or find the one its idempotency key started).
+   * @throws HttpError 404 (unknown pipeline or version), 409 (key used for another request); InputError for bad inputs
+   */
   async start(r: StartRequest): Promise<Started> {
     const runner = this.runner();
     const entry = await this.entry(r.pipeline, r.version);

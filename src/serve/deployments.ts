@@ -6,7 +6,7 @@
  */
 import type { Plan } from "../plan/types.js";
 import type { Store } from "../store/port.js";
-import { LATEST_KIND, getPipeline, planOf } from "./registry.js";
+import { LATEST_KIND, getPipeline, planOf } from "../registry/pipelines.js";
 
 /** One pipeline's latest version. */
 export interface Deployment {

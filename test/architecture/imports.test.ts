@@ -60,10 +60,14 @@ const LAYERS: Readonly<Record<string, { readonly imports: readonly string[]; rea
   "ui/client": { imports: ["base"], types: ["ui", "trace", "engine"], why: "the browser bundle: no Node code, only base values and the server's JSON types (the trace, and the stored events it reads: engine types)" },
   ui: {
     imports: ["base", "expr", "plan", "template", "engine", "store", "agents", "stages", "runtime", "distributed", "trace", "telemetry", "api", "auth", "registry"],
-    why: "thin: calls the library; only cli calls it (its browser client is bundled, not imported)",
+    why: "thin: calls the library; only cli and serve call it (its browser client is bundled, not imported)",
+  },
+  serve: {
+    imports: ["base", "expr", "plan", "template", "engine", "store", "agents", "runtime", "distributed", "registry", "auth", "ui"],
+    why: "`baton serve`: composes the UI server, the runtime or a worker, the trigger scheduler and the recovery sweep; only cli calls it",
   },
   cli: {
-    imports: ["base", "expr", "plan", "template", "engine", "store", "agents", "stages", "runtime", "distributed", "trace", "telemetry", "api", "ui", "auth", "registry", "testing"],
+    imports: ["base", "expr", "plan", "template", "engine", "store", "agents", "stages", "runtime", "distributed", "trace", "telemetry", "api", "ui", "auth", "registry", "serve", "testing"],
     why: "thin: imports anything; nothing imports it",
   },
 };

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Runtime } from "../../src/runtime/runtime.js";
 import { planFromSource } from "../../src/api/run.js";
 import { Scheduler, CRON_STATE_KIND } from "../../src/serve/scheduler.js";
-import { deploy } from "../../src/serve/registry.js";
+import { deploy } from "../../src/registry/pipelines.js";
 import { MemoryStore } from "../../src/store/memory.js";
 import { RunStarter } from "../../src/ui/runs.js";
 

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { planFromSource } from "../../src/api/run.js";
-import { deploy } from "../../src/serve/registry.js";
+import { deploy } from "../../src/registry/pipelines.js";
 import { startServe, type Serving } from "../../src/serve/serve.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { createToken } from "../../src/auth/tokens.js";

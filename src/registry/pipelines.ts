@@ -106,6 +106,7 @@ export async function deploy(store: Store, file: string, o: { by?: string; now?:
   const abs = resolve(file);
   // Diagnostics name the file as given, like `baton validate`.
   const plan = compileSource(text, { file, format, baseDir: dirname(abs) });
+  await checkWebhookPaths(store, plan, file);
   const version = versionOf(text);
   const at = new Date((o.now ?? Date.now)()).toISOString();
   const entry: PipelineEntry = { name: plan.name, version, format, file: abs, text, deployed_at: at, ...(o.by ? { by: o.by } : {}) };
@@ -113,6 +114,32 @@ export async function deploy(store: Store, file: string, o: { by?: string; now?:
   const latest: LatestValue = { version, deployed_at: at };
   await store.putRecord(LATEST_KIND, plan.name, latest);
   return { name: plan.name, version, created: put.created };
+}
+
+/**
+ * A webhook path belongs to one pipeline: a deploy whose webhook trigger uses a path the latest
+ * version of another registered pipeline listens on is refused (a delivery must start one
+ * pipeline, not whichever is found first).
+ */
+async function checkWebhookPaths(store: Store, plan: Plan, file: string): Promise<void> {
+  const paths = new Set((plan.triggers ?? []).flatMap((t) => (t.kind === "webhook" ? [t.path] : [])));
+  if (paths.size === 0) return;
+  for (const r of await store.listRecords(LATEST_KIND)) {
+    if (r.key === plan.name) continue;
+    const other = await getPipeline(store, r.key);
+    if (other === undefined) continue;
+    let theirs: Plan;
+    try {
+      theirs = planOf(other);
+    } catch {
+      continue; // no longer compiles: it listens on nothing
+    }
+    for (const t of theirs.triggers ?? []) {
+      if (t.kind === "webhook" && paths.has(t.path)) {
+        throw new TemplateError([{ file, line: 1, col: 1, message: `webhook path ${t.path} is already taken by pipeline '${other.name}' (version ${other.version}): give this trigger another path, or deploy '${other.name}' without it first` }]);
+      }
+    }
+  }
 }
 
 /** Every version of one name, newest deployment first. */

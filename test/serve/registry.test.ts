@@ -81,6 +81,19 @@ describe("deploy", () => {
   });
 });
 
+describe("webhook paths", () => {
+  it("a path another registered pipeline listens on is refused; the same pipeline may keep it in a new version", async () => {
+    const hook = (name: string, extra = ""): string => `baton: 1\nname: ${name}\ntriggers:\n  - webhook: { path: /hooks/gh, secret_env: GH_SECRET }\nstages:\n  x: { value: "'${name}${extra}'" }\n`;
+    writeFileSync(join(dir, "one.yaml"), hook("one"));
+    writeFileSync(join(dir, "one2.yaml"), hook("one", "-v2"));
+    writeFileSync(join(dir, "two.yaml"), hook("two"));
+    await deploy(store, join(dir, "one.yaml"));
+    expect((await deploy(store, join(dir, "one2.yaml"))).created).toBe(true);
+    await expect(deploy(store, join(dir, "two.yaml"))).rejects.toThrow(/webhook path \/hooks\/gh is already taken by pipeline 'one'/);
+    expect(await getPipeline(store, "two")).toBeUndefined();
+  });
+});
+
 describe("planOf", () => {
   it("compiles the stored text (not the file) next to the stored file; a run of it resumes from its recorded source", async () => {
     const file = join(dir, "p.yaml");

@@ -213,7 +213,9 @@ function handleFailures(state: RunState, now: number, emit: Emit): void {
       const n = exec.attempt - exec.interruptions;
       const r = jitter(state.seed, attemptId(k, exec.attempt));
       let delay = backoffDelay(stage.retry, n, r);
-      if (err.retry_after_ms !== undefined) delay = Math.max(delay, err.retry_after_ms);
+      // A provider's Retry-After waits at least that long, but never past the stage's max_delay
+      // (a huge or hostile Retry-After must not park a run for a month).
+      if (err.retry_after_ms !== undefined) delay = Math.max(delay, Math.min(err.retry_after_ms, stage.retry.maxDelayMs));
       emit({ type: "retry_scheduled", at: now, ...k, attempt: exec.attempt + 1, delay_ms: delay, due_at: now + delay });
       continue;
     }

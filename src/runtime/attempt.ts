@@ -17,6 +17,7 @@ import { AwaitHuman, Detached } from "../stages/approval.js";
 import type { BudgetHold, BudgetPort } from "./budget.js";
 import { Journal, type StepMeta } from "./journal.js";
 import { callTool } from "./tool-call.js";
+import { setLongTimeout, type LongTimer } from "../base/timers.js";
 import type { StepRecorded } from "../engine/events.js";
 
 /** What an attempt needs from its host (everything about the run itself comes in its command). */
@@ -77,7 +78,7 @@ export class Attempt {
   private ctrl: AbortController | undefined;
   private reason: unknown;
   private over = false;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: LongTimer | undefined;
   private input: unknown;
   logs: string[] | undefined;
   /** Model usage reported by the executor (agent stages). */
@@ -150,9 +151,10 @@ export class Attempt {
   private armTimeout(): void {
     const { stage, ef } = this;
     if (stage.timeoutMs === undefined || this.over) return;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.clear();
     const ms = stage.timeoutMs;
-    this.timer = setTimeout(() => {
+    // `timeout: 25d` is longer than one Node timer holds: a chained timer, never a 1 ms one.
+    this.timer = setLongTimeout(() => {
       const reason = new DOMException(`stage '${stage.id}' attempt ${ef.attempt} timed out after ${ms} ms`, "TimeoutError");
       this.abort(reason);
       this.fail(reason); // a late result of the timed-out attempt is ignored
@@ -314,7 +316,7 @@ export class Attempt {
 
   private finish(e: BatonEvent | undefined): void {
     this.over = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.clear();
     if (this.lease) {
       const err = e?.type === "stage_failed" ? e.error : undefined;
       const rejected = err !== undefined && (err.kind === "rate_limited" || err.kind === "overloaded");

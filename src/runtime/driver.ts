@@ -16,8 +16,8 @@ import { RunLoop, type HostPort } from "./loop.js";
 import { LocalBudget } from "./budget.js";
 import { mcpToolsReady } from "./mcp-tools.js";
 export { truthy } from "./effects.js";
-import type { Redactor } from "./redact.js";
 import type { PoolLease } from "./pools.js";
+import { setLongTimeout, type LongTimer } from "../base/timers.js";
 
 /** What a run ended as (SPEC §4 `--json`): declared in ../base/result.ts, below stages and workers. */
 export type { RunResult };
@@ -32,8 +32,6 @@ export interface DriverHost {
   acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal, pool?: string, key?: string): Promise<PoolLease | undefined>;
   /** Streamed text of a model turn (live views); optional. */
   delta?(driver: RunDriver, stage: StagePlan, key: ExecuteCommand["key"], text: string, turn: number): void;
-  /** Removes secrets from events before they are stored. */
-  readonly redactor: Redactor;
   now(): number;
   /** Execution slots free in the process now. */
   freeSlots(): number;
@@ -67,7 +65,7 @@ export function sliceUsed(): boolean {
 export class RunDriver implements HostPort {
   private flushing = false;
   private scheduled = false;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: LongTimer | undefined;
   private readonly running = new Map<string, Attempt>();
   private resolveDone!: (r: RunResult) => void;
   private rejectDone!: (e: unknown) => void;
@@ -140,9 +138,6 @@ export class RunDriver implements HostPort {
   }
   evaluate(_loop: RunLoop, cmd: ExprCommand): Promise<BatonEvent[]> {
     return evaluateCommand(this.plan, cmd, this.host.now);
-  }
-  redact(e: BatonEvent): void {
-    this.host.redactor.event(e);
   }
   applied(e: BatonEvent): void {
     // Usage the run's state counted (a recorded turn, or an outcome beyond its recorded turns) is no longer unapplied.
@@ -230,18 +225,17 @@ export class RunDriver implements HostPort {
       this.finish();
       return;
     }
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.clear();
     this.timer = undefined;
     const wake = loop.wakeAt;
-    if (wake !== undefined) {
-      this.timer = setTimeout(() => this.schedule(), Math.max(0, wake - this.host.now()));
-    }
+    // A retry or deadline may be weeks away: a long timer, not one that overflows to 1 ms.
+    if (wake !== undefined) this.timer = setLongTimeout(() => this.schedule(), wake - this.host.now());
   }
 
   private finish(): void {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    const result = runResult(this.plan, this.runId, this.state, this.loop.output);
+    this.timer?.clear();
+    const result = runResult(this.plan, this.runId, this.state, this.loop);
     this.host.finished(this);
     this.resolveDone(result);
   }
@@ -249,7 +243,7 @@ export class RunDriver implements HostPort {
   private fail(err: unknown): void {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.clear();
     this.abortAll("run driver stopped");
     this.loop.abandon(err);
     this.host.finished(this);
@@ -257,15 +251,20 @@ export class RunDriver implements HostPort {
   }
 }
 
-/** The result of a run that stopped, from its state. */
-export function runResult(plan: Plan, runId: string, s: RunState, output: unknown): RunResult {
+/**
+ * The result of a run that stopped, from its state; output and error as the log has them
+ * (redacted: the state may hold the values from before the append redacted its events).
+ */
+export function runResult(plan: Plan, runId: string, s: RunState, loop: Pick<RunLoop, "output" | "finished">): RunResult {
+  const output = loop.output;
+  const failure = loop.finished?.error ?? s.failure;
   const status = s.status === "running" ? "waiting" : s.status;
   return {
     id: runId,
     pipeline: plan.name,
     status: status as RunResult["status"],
     ...(s.status === "succeeded" ? { output } : {}),
-    ...(s.failure && s.status !== "succeeded" ? { error: s.failure } : {}),
+    ...(failure && s.status !== "succeeded" ? { error: failure } : {}),
     ...(s.status === "waiting" && s.waiting ? { error: { stage: s.waiting.stage, kind: "waiting", message: s.waiting.message } } : {}),
     duration_ms: Math.max(0, s.lastAt - s.startedAt),
   };

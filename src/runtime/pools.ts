@@ -13,6 +13,7 @@
  */
 import type { PoolLease, PoolOutcome } from "../stages/types.js";
 import { showPoolKey } from "../plan/limit.js";
+import { setLongTimeout } from "../base/timers.js";
 
 /** A pool's limits. */
 export interface PoolSpec {
@@ -35,10 +36,8 @@ export interface PoolClock {
 export const realClock: PoolClock = {
   now: () => Date.now(),
   defer: (fn) => void setImmediate(fn),
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    return { clear: () => clearTimeout(t) };
-  },
+  // A Retry-After may pause a pool for longer than one Node timer holds (~24.9 days).
+  setTimeout: (fn, ms) => setLongTimeout(fn, ms),
 };
 
 /** How waiters are ordered. */

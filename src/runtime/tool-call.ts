@@ -14,6 +14,7 @@ import { toStageError } from "./errors.js";
 import { evaluatePoolKey } from "../plan/limit.js";
 import { toJsonValue } from "./json.js";
 import { runStep } from "./journal.js";
+import { setLongTimeout, type LongTimer } from "../base/timers.js";
 
 /** A journal whose step names live under a prefix (a tool call's own `ctx.step`s). */
 class PrefixedJournal implements JournalPort {
@@ -79,12 +80,12 @@ class ToolCtx implements StageContext {
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
+    const t = setLongTimeout(() => {
       signal.removeEventListener("abort", onAbort);
       resolve();
     }, ms);
     const onAbort = (): void => {
-      clearTimeout(t);
+      t.clear();
       reject(signal.reason);
     };
     signal.addEventListener("abort", onAbort, { once: true });
@@ -106,7 +107,7 @@ export async function callTool(args: ExecuteArgs, req: ToolCallRequest): Promise
     const onAbort = (): void => ctrl.abort(ctx.signal.reason);
     if (ctx.signal.aborted) onAbort();
     else ctx.signal.addEventListener("abort", onAbort, { once: true });
-    let timer: NodeJS.Timeout | undefined;
+    let timer: LongTimer | undefined;
     let lease: Awaited<ReturnType<ExecuteArgs["acquire"]>>;
     try {
       if (plan?.limit !== undefined) {
@@ -117,7 +118,7 @@ export async function callTool(args: ExecuteArgs, req: ToolCallRequest): Promise
       // The timeout bounds the call, not the wait for its pool.
       if (plan?.timeoutMs !== undefined) {
         const ms = plan.timeoutMs;
-        timer = setTimeout(() => ctrl.abort(new DOMException(`${label} call ${req.id} attempt ${attempt} timed out after ${ms} ms`, "TimeoutError")), ms);
+        timer = setLongTimeout(() => ctrl.abort(new DOMException(`${label} call ${req.id} attempt ${attempt} timed out after ${ms} ms`, "TimeoutError")), ms);
       }
       const output = await Promise.race([
         runOnce(args, req, attempt, ctrl.signal, label),
@@ -143,7 +144,7 @@ export async function callTool(args: ExecuteArgs, req: ToolCallRequest): Promise
       }
       return { status: "failed", error: { kind: e.kind, message: e.message, retryable: e.retryable }, attempts: attempt, started_at: req.startedAt, ended_at: Date.now() };
     } finally {
-      if (timer) clearTimeout(timer);
+      timer?.clear();
       ctx.signal.removeEventListener("abort", onAbort);
     }
   }

@@ -23,6 +23,7 @@
 import { STATUS_CODES } from "node:http";
 import { performance } from "node:perf_hooks";
 import { NonRetryableError, StageFailure, type ErrorKind } from "../base/errors.js";
+import { timeoutSignal } from "../base/timers.js";
 import { parseDuration } from "../expr/index.js";
 import type { ExecuteArgs, StageContext } from "./types.js";
 
@@ -349,7 +350,7 @@ export async function executeHttp({ stage, ctx, scope }: ExecuteArgs): Promise<u
   const req = buildRequest(await spec.http.evaluate(scope), ctx, stage.id);
   const what = `${req.method} ${req.display}`;
   const outer = ctx.signal;
-  const timeout = AbortSignal.timeout(req.timeoutMs);
+  const timeout = timeoutSignal(req.timeoutMs); // (AbortSignal.timeout overflows past ~24.9 days)
   const signal = AbortSignal.any([outer, timeout]);
   const t0 = performance.now();
   let outcome = "failed";

@@ -152,7 +152,8 @@ const scopeSeen = (d: Driver, stage: string): Record<string, unknown>[] => d.sco
 /**
  * Every retry_scheduled against the policy: delay = backoff(policy, n) (exponential
  * `delay * 2^(n-1)` or fixed, capped by max_delay; full jitter within [0, capped)), at least the
- * failure's Retry-After; due_at = at + delay_ms; the retry starts exactly at due_at.
+ * failure's Retry-After capped by max_delay; due_at = at + delay_ms; the retry starts exactly
+ * at due_at.
  */
 function scheduleViolations(d: Driver, policyOf: (stage: string) => RetryPolicy): string[] {
   const out: string[] = [];
@@ -168,7 +169,8 @@ function scheduleViolations(d: Driver, policyOf: (stage: string) => RetryPolicy)
     const p = policyOf(e.fallback_for === undefined ? e.stage : e.stage);
     const base = p.backoff === "fixed" ? p.delayMs : p.delayMs * 2 ** (n - 1);
     const cap = Math.min(base, p.maxDelayMs);
-    const ra = f.error.retry_after_ms;
+    // Retry-After is honoured up to max_delay, never beyond it.
+    const ra = f.error.retry_after_ms === undefined ? undefined : Math.min(f.error.retry_after_ms, p.maxDelayMs);
     if (e.at !== f.at) out.push(`retry ${n} of ${k} scheduled at ${e.at}, failure at ${f.at}`);
     if (e.due_at !== e.at + e.delay_ms) out.push(`retry ${n} of ${k}: due_at ${e.due_at} != at ${e.at} + delay_ms ${e.delay_ms}`);
     if (p.jitter === "none") {
@@ -265,7 +267,7 @@ describe("retries", () => {
     expect(fractions.filter((x) => x >= 0.75).length).toBeGreaterThan(45);
   });
 
-  it("Retry-After: a retry waits max(backoff, retry_after_ms)", () => {
+  it("Retry-After: a retry waits max(backoff, min(retry_after_ms, max_delay))", () => {
     fc.assert(
       fc.property(arbRetryCase({ retryAfter: true, interrupts: true }), (c) => {
         const r = runRetryCase(c);
@@ -275,6 +277,15 @@ describe("retries", () => {
       }),
       { numRuns: runs(250) },
     );
+  });
+
+  it("a 30-day Retry-After is capped by max_delay: the retry is due max_delay later, not in a month (issue 13.9)", () => {
+    const plan = makePlan([{ id: "a", retry: { attempts: 2, backoff: "fixed", delayMs: 1000, maxDelayMs: 30_000, jitter: "none" } }]);
+    const d = new Driver(plan, { seed: 1 });
+    d.run((a) => (a.attempt === 1 ? { fail: { kind: "rate_limited", message: "429", retryable: true, retry_after_ms: 30 * 86_400_000 } } : { ok: 1 }));
+    const [rs] = d.events("retry_scheduled", "a");
+    expect(rs).toMatchObject({ delay_ms: 30_000, due_at: rs!.at + 30_000 });
+    expect(d.events("stage_started", "a").map((e) => e.attempt)).toEqual([1, 2]);
   });
 
   it("a non-retryable error stops at once: no retry after it, whatever attempts are left", () => {

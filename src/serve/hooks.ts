@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { InputError } from "../template/index.js";
-import { HttpError, sendJson } from "../ui/http.js";
+import { HttpError, readBody, sendJson } from "../ui/http.js";
 import type { RunStarter } from "../ui/runs.js";
 import type { Deployments } from "./deployments.js";
 import { deliveryId, deliveryKey, findWebhook, verifySignature, webhookInputs, WebhookError } from "./webhook.js";
@@ -26,7 +26,7 @@ export class Hooks {
       if (hit === undefined) throw new HttpError(404, `no registered pipeline has a webhook trigger on ${url.pathname}`);
       if (req.method !== "POST") throw new HttpError(405, `webhooks take POST, not ${req.method}`, { Allow: "POST" });
       const deployment = deployments.find((d) => d.plan === hit.plan)!;
-      const raw = await rawBody(req);
+      const raw = await readBody(req, HOOK_MAX_BYTES); // the signature is over these bytes
       const secret = process.env[hit.trigger.secretEnv];
       if (secret === undefined || secret === "") {
         this.o.log?.(`webhook ${url.pathname}: ${hit.trigger.secretEnv} is not set in this server's environment: every delivery is refused`);
@@ -55,16 +55,4 @@ export class Hooks {
       sendJson(res, e.status, { error: e.message }, e.headers);
     }
   }
-}
-
-/** The request body as bytes (the signature is over them), at most {@link HOOK_MAX_BYTES}. */
-async function rawBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > HOOK_MAX_BYTES) throw new HttpError(413, `webhook body is larger than ${HOOK_MAX_BYTES} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
 }

@@ -44,17 +44,22 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
-/** Read a request body as JSON (an empty body reads as `{}`); 400 when it is not JSON, 413 when too big. */
-export async function readJson(req: IncomingMessage): Promise<unknown> {
-  const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+/** Read a request body as bytes; 413 once it grows beyond `max` bytes. */
+export async function readBody(req: IncomingMessage, max: number = MAX_BODY_BYTES): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, `request body is larger than ${MAX_BODY_BYTES} bytes`);
+    if (size > max) throw new HttpError(413, `request body is larger than ${max} bytes`);
     chunks.push(chunk);
   }
-  const text = Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
+}
+
+/** Read a request body as JSON (an empty body reads as `{}`); 400 when it is not JSON, 413 when too big. */
+export async function readJson(req: IncomingMessage): Promise<unknown> {
+  const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+  const text = (await readBody(req)).toString("utf8");
   if (text.trim() === "") return {};
   // A cross-site form can post text/plain without a preflight; JSON requests must say so.
   if (type !== "application/json") throw new HttpError(415, `send the body as JSON with 'Content-Type: application/json' (got '${type || "none"}')`);

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `baton`: the command line (SPEC §4). Thin: it maps argv onto the library and prints.
- * Exit codes: 0 succeeded/ok, 1 failed/invalid, 2 usage error, 3 waiting, 130 cancelled.
+ * Exit codes: 0 succeeded/ok, 1 failed/invalid, 2 usage error, 3 waiting, 4 the process exited
+ * before the run finished (a handler called process.exit; resumable), 130 cancelled.
  */
 import { Command, CommanderError, Option } from "commander";
 import { readFileSync } from "node:fs";
@@ -23,6 +24,7 @@ import { registerMigrate } from "./commands/migrate.js";
 import type { Plan } from "../plan/types.js";
 import { loadConfig } from "../agents/config.js";
 import { reportError } from "./errors.js";
+import { allowExit, guardExit, noteRun } from "./exit-guard.js";
 
 const EXIT: Record<RunResult["status"], number> = { succeeded: 0, failed: 1, waiting: 3, cancelled: 130 };
 
@@ -78,9 +80,14 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => (onInter
 async function follow(runtime: Runtime, start: () => Promise<{ id: string; done: Promise<RunResult> }>, json: boolean, progress: Progress): Promise<number> {
   let interrupted = 0;
   let handleId: string | undefined;
+  // Until the run stops, an exit (a handler's process.exit(0)) is reported and never exits 0.
+  const disarm = guardExit();
   onInterrupt = (): void => {
     interrupted++;
-    if (interrupted > 1) process.exit(130);
+    if (interrupted > 1) {
+      allowExit();
+      process.exit(130);
+    }
     process.stderr.write("\ninterrupt: cancelling the run (it stays resumable); press Ctrl-C again to quit at once\n");
     if (handleId) void runtime.cancel(handleId, "cancelled by user (interrupt)");
     runtime.cancelAll();
@@ -105,6 +112,7 @@ async function follow(runtime: Runtime, start: () => Promise<{ id: string; done:
     }
     return EXIT[result.status];
   } finally {
+    disarm();
     onInterrupt = undefined;
     await runtime.close();
   }
@@ -128,6 +136,7 @@ async function makeRuntime(store: Store, concurrency: string | undefined, progre
   return new Runtime({
     store, ...(n !== undefined ? { concurrency: n } : {}), loadPlan: planFromSource, config: await loadConfig(),
     onEvents: (id, events, plan) => {
+      noteRun(id);
       progress.onEvents(id, events, plan);
       tel?.onEvents(id, events, plan);
     },

@@ -9,7 +9,7 @@ import { UserError } from "../runtime/errors.js";
 import { retryConflicts } from "../store/port.js";
 import type { Plan } from "../plan/types.js";
 import { newRunId, resultOf, type RunResult } from "../runtime/runtime.js";
-import { Redactor } from "../runtime/redact.js";
+import { redactingStore } from "../runtime/redact.js";
 import { checkCompiledPlan, runStartedEvent } from "../runtime/started.js";
 import { checkCode } from "../runtime/code.js";
 import type { CodeChangeOptions } from "../runtime/runtime.js";
@@ -35,19 +35,19 @@ export async function handOff(target: QueueTarget, run: string, seq: number, rec
 
 /** Create a run and hand it to the workers (`rerun`: a fork whose first events reuse recorded outputs). */
 export async function submitRun(
-  store: Store, target: QueueTarget, plan: Plan, inputs: Record<string, unknown>,
+  raw: Store, target: QueueTarget, plan: Plan, inputs: Record<string, unknown>,
   o: { rerun?: { of: string; from: string; reused: BatonEvent[] }; parentId?: string; runId?: string } = {},
 ): Promise<{ id: string; events: BatonEvent[] }> {
   if (plan.source.format === "ts" || (plan.source.file === undefined && plan.source.text === undefined)) {
     // Workers compile a run's plan from its recorded template; a TypeScript pipeline has none.
     throw new UserError(`pipeline '${plan.name}' is defined in TypeScript: workers can only run templates (YAML/JSON files); run it in this process, or write it as a template to run it on the workers`);
   }
+  const store = redactingStore(raw); // the run's first events, redacted once there
   const id = o.runId ?? newRunId();
   const started = runStartedEvent(plan, {
     runId: id, at: Date.now(), inputs, seed: Math.floor(Math.random() * 0x7fffffff),
     ...(o.rerun ? { rerun: { of: o.rerun.of, from: o.rerun.from } } : {}), ...(o.parentId ? { parentId: o.parentId } : {}),
   });
-  new Redactor().event(started);
   const first: BatonEvent[] = [started, ...(o.rerun?.reused ?? [])];
   const seq = await store.create({ id, pipeline: plan.name, planHash: plan.hash, ...(o.parentId ? { parentId: o.parentId } : {}) }, first);
   await handOff(target, id, seq);
@@ -78,9 +78,10 @@ export async function followRun(store: Store, id: string, onEvents: (events: rea
  * returns the events (nothing to append: undefined).
  */
 export async function appendToWorkerRun(
-  store: Store, run: string, loadPlan: (source: RunStarted["source"]) => Plan | Promise<Plan>,
+  raw: Store, run: string, loadPlan: (source: RunStarted["source"]) => Plan | Promise<Plan>,
   build: (state: RunState, plan: Plan, events: readonly BatonEvent[]) => BatonEvent[] | undefined,
 ): Promise<{ seq: number; events: BatonEvent[] }> {
+  const store = redactingStore(raw); // answers, signals, resumptions: redacted once there
   let plan: Plan | undefined;
   return retryConflicts(run, async () => {
     const { run: rec, events } = await store.load(run);

@@ -33,7 +33,7 @@ import { evaluateCommand } from "../runtime/effects.js";
 import { Attempt, type AttemptHost } from "../runtime/attempt.js";
 import { LiveWriter } from "../store/live.js";
 import { liveKey } from "../store/port.js";
-import { Redactor } from "../runtime/redact.js";
+import { redactingStore } from "../runtime/redact.js";
 import { RunLoop, type HostPort } from "../runtime/loop.js";
 import { closeMcp, mcpToolsFor, mcpToolsReady } from "../runtime/mcp-tools.js";
 import { childRunId } from "../runtime/children.js";
@@ -145,7 +145,6 @@ export class BatonWorker {
   private readonly advanceQ: Queue;
   private readonly execQ: Queue;
   private readonly workers: Worker[] = [];
-  private readonly redactor = new Redactor();
   /** Pools held in Redis, so their limits hold across every worker. */
   private readonly pools: RedisPools;
   private readonly redis: Redis;
@@ -155,7 +154,11 @@ export class BatonWorker {
   private readonly host: HostPort;
   private readonly abortChannel: string;
 
-  constructor(private readonly o: WorkerOptions) {
+  private readonly o: WorkerOptions;
+
+  constructor(o: WorkerOptions) {
+    // Every write of this worker (steps, sub-pipeline starts, code_changed) is redacted there, once.
+    this.o = { ...o, store: redactingStore(o.store) };
     this.prefix = o.prefix ?? DEFAULT_PREFIX;
     this.pools = new RedisPools(o.connection as RedisOptions, { prefix: `${this.prefix}:pool`, limits: o.config?.limits ?? {} });
     const q = queues(o.connection, this.prefix);
@@ -187,7 +190,6 @@ export class BatonWorker {
         const st = loop.plan.stages[cmd.stage]!;
         return st.spec.kind === "value" && st.limit === undefined && cmd.fallbackFor === undefined ? self.runAttempt(loop, cmd) : undefined;
       },
-      redact: (e) => self.redactor.event(e),
       // An event with no place (a superseded attempt's result) is not stored: say so when debugging.
       applied: (e, placed) => {
         if (!placed && process.env.BATON_WORKER_DEBUG) self.o.log?.(`not stored (no place in the run any more): ${e.type} ${"stage" in e ? e.stage : ""}`);
@@ -566,7 +568,6 @@ export class BatonWorker {
         await this.redis.set(`${this.prefix}:child:${run}|${attemptId(cmd.key, cmd.attempt)}`, id, "PX", 30 * 86_400_000);
         if (!existing) {
           const started = runStartedEvent(plan, { runId: id, at: Date.now(), inputs, seed: Math.floor(Math.random() * 0x7fffffff), parentId: run });
-          this.redactor.event(started);
           try {
             await this.o.store.create({ id, pipeline: plan.name, planHash: plan.hash, parentId: run }, [started]);
           } catch (err) {
@@ -628,7 +629,8 @@ export class BatonWorker {
 }
 
 /** Record a cancel request on a run driven by the workers (another appender may race: retried). */
-export function requestCancel(store: Store, run: string, reason: string): Promise<boolean> {
+export function requestCancel(raw: Store, run: string, reason: string): Promise<boolean> {
+  const store = redactingStore(raw);
   return retryConflicts(run, async () => {
     const rec = await store.get(run);
     if (!rec) throw new RunNotFoundError(run);

@@ -2,15 +2,15 @@
  * The one step loop. Every host — the embedded driver (runtime/driver.ts), the BullMQ worker
  * (distributed/worker.ts) and the engine tests' simulator (test/engine/sim.ts) — advances a
  * run with {@link RunLoop.advance}: apply the events that arrived → `decide` → evaluate the
- * expression commands (their decisions are applied and decided on in the same step) → redact →
- * append in one transaction → perform the commands (start attempts, abort attempts). Hosts
+ * expression commands (their decisions are applied and decided on in the same step) → append in
+ * one transaction (through the host's redacting store: runtime/redact.ts) → perform the commands (start attempts, abort attempts). Hosts
  * differ only in the small {@link HostPort} they give it: clock, slots, append with conflict,
  * start, abort, evaluate, and optionally completing pure stages inside the step.
  *
  * The loop is synchronous when the host is (the simulator's in-memory append, synchronous
  * evaluation): `advance` then returns a plain value, not a promise.
  */
-import { apply, decide, nextWakeAt, type BatonEvent, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunState } from "../engine/index.js";
+import { apply, decide, nextWakeAt, type BatonEvent, type RunFinished, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunState } from "../engine/index.js";
 import type { Plan } from "../plan/types.js";
 
 /** What a host gives the loop. */
@@ -34,8 +34,6 @@ export interface HostPort {
   inline?(loop: RunLoop, cmd: ExecuteCommand): Promise<BatonEvent | undefined> | undefined;
   /** `decide` ran (tests record each decision point: `before` = events of this step's batch before it). */
   decided?(loop: RunLoop, before: number, events: readonly BatonEvent[], now: number): void;
-  /** Remove secrets from an event before it is stored. */
-  redact(e: BatonEvent): void;
   /** An event that arrived from outside (a result, an answer) was applied to the state. */
   applied?(e: BatonEvent, placed: boolean): void;
   /** A batch was appended (live views, telemetry, history). */
@@ -70,8 +68,12 @@ export class RunLoop {
   private pending: BatonEvent[] = [];
   /** External events of the step in progress (re-pushed by a host that lost an append race). */
   private external: BatonEvent[] = [];
-  /** The assembled output, once the run succeeded. */
-  output: unknown;
+  /** The run's `run_finished`, once appended (redacted by the store's append, in place). */
+  finished: RunFinished | undefined;
+  /** The assembled output, once the run succeeded (as stored: redacted). */
+  get output(): unknown {
+    return this.finished?.status === "succeeded" ? this.finished.output : undefined;
+  }
 
   constructor(
     readonly host: HostPort,
@@ -149,7 +151,7 @@ export class RunLoop {
     this.external = [];
   }
 
-  /** One step: apply → decide (→ evaluate → decide …) → redact → append → perform. */
+  /** One step: apply → decide (→ evaluate → decide …) → append → perform. */
   advance(): Maybe<StepResult> {
     const host = this.host;
     const state = this.state;
@@ -226,14 +228,13 @@ export class RunLoop {
   private applyResults(batch: BatonEvent[], results: readonly BatonEvent[][]): void {
     for (const events of results) {
       for (const e of events) {
-        if (e.type === "run_finished" && e.status === "succeeded") this.output = e.output;
         apply(this.state, e);
         batch.push(e);
       }
     }
   }
 
-  /** Redact, append (one transaction), then perform the step's commands. */
+  /** Append (one transaction; the host's store redacts), then perform the step's commands. */
   private commit(st: StepState, more: boolean): Maybe<StepResult> {
     const { batch, deferred } = st;
     if (batch.length === 0) {
@@ -241,9 +242,15 @@ export class RunLoop {
       return this.perform(deferred, { events: 0, more });
     }
     const host = this.host;
-    for (let i = 0; i < batch.length; i++) host.redact(batch[i]!);
     return then(host.append(this.runId, batch, this.seq), (seq) => {
       this.seq = seq;
+      for (let i = batch.length - 1; i >= 0; i--) {
+        const e = batch[i]!;
+        if (e.type === "run_finished") {
+          this.finished = e;
+          break;
+        }
+      }
       if (this.waiters) this.settleWaiters(this.external);
       this.external = [];
       host.appended?.(this, batch);

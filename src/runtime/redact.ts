@@ -1,77 +1,182 @@
 /**
  * Secrets never reach the log (SPEC §5): values of environment variables named like
- * *KEY*, *TOKEN*, *SECRET*, *PASSWORD*, and strings that look like API keys or bearer tokens,
- * are replaced by `[redacted]` in every stored snapshot — stage inputs and outputs, logs,
- * error messages, decisions, run inputs and outputs. The redacted value is also what later
- * stages read (live and on replay alike): pass secrets through the environment, not as data.
+ * *KEY*, *TOKEN*, *SECRET*, *PASSWORD*, and strings that look like API keys or bearer tokens
+ * (base/secrets.ts says which), are replaced by `[redacted]` in everything a store keeps —
+ * stage inputs and outputs, logs, error messages, decisions, run inputs and outputs, answers
+ * and signals (`--data`, `--comment`), object keys, at any depth.
+ *
+ * One mechanism: {@link redactingStore} wraps the store a host writes through, and every
+ * `create`, `append`, `signal` and `putLive` passes the redactor there, once. Events are
+ * redacted in place before they are written, so what the host hands on after the append (live
+ * views, telemetry, the run's result) is the redacted event too.
  */
+import { REDACTED, redactText, secretValues, shortestOf } from "../base/secrets.js";
 import type { BatonEvent } from "../engine/events.js";
+import type { Store } from "../store/port.js";
 
-export const REDACTED = "[redacted]";
-const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL/i;
-/** Shapes of well-known credentials. */
-const SECRET_SHAPES = /\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abpr]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{30,})|(?<=\bBearer\s+)[A-Za-z0-9._~+/=-]{16,}/g;
+export { REDACTED, secretValues };
 
-let cached: { key: string; values: string[] } | undefined;
-
-/** Values of secret-looking environment variables (6+ characters), longest first. */
-export function secretValues(env: NodeJS.ProcessEnv = process.env): string[] {
-  if (env === process.env) {
-    // Scanning the environment costs tens of µs: redo it only when the set of names changed.
-    const names = Object.keys(env);
-    const key = `${names.length}:${names.join(",")}`;
-    if (cached?.key === key) return cached.values;
-    cached = { key, values: scan(env) };
-    return cached.values;
-  }
-  return scan(env);
+/** A container being walked: its copy (made on the first change) and where it goes when done. */
+interface Frame {
+  readonly node: Record<string, unknown> | unknown[];
+  /** Own enumerable keys (objects) — undefined for arrays. */
+  readonly keys: string[] | undefined;
+  i: number;
+  copy: Record<string, unknown> | unknown[] | undefined;
+  /** Redacted keys by original key, when some key changed (objects only). */
+  renamed: Map<string, string> | undefined;
+  /** Index in the parent frame (array) or key (object). */
+  readonly slot: number | string;
 }
 
-function scan(env: NodeJS.ProcessEnv): string[] {
-  const out = new Set<string>();
-  for (const [k, v] of Object.entries(env)) if (v && v.length >= 6 && SECRET_NAME.test(k)) out.add(v);
-  return [...out].sort((a, b) => b.length - a.length);
-}
+/** Nesting beyond which the walk checks for cycles (JSON has none; a live object graph might). */
+const CYCLE_CHECK_DEPTH = 256;
 
 /** A redactor for the given secret values. */
 export class Redactor {
-  constructor(private readonly secrets: readonly string[] = secretValues()) {}
+  private readonly shortest: number;
+
+  constructor(private readonly secrets: readonly string[] = secretValues()) {
+    this.shortest = shortestOf(secrets);
+  }
 
   /** Redact a string. */
   text(s: string): string {
-    let out = s;
-    for (const v of this.secrets) if (out.includes(v)) out = out.split(v).join(REDACTED);
-    SECRET_SHAPES.lastIndex = 0;
-    return SECRET_SHAPES.test(out) ? out.replace(SECRET_SHAPES, REDACTED) : out;
+    return redactText(s, this.secrets, this.shortest);
   }
 
-  /** Redact any JSON value; returns the same object when nothing changed. */
-  value<T>(v: T, depth = 0): T {
+  /**
+   * Redact any JSON value at any depth (an explicit stack: no recursion limit, no stack
+   * overflow), keys included: a key containing a secret is renamed with the secret replaced
+   * (`"tok_…_id"` → `"[redacted]_id"`; a clash with another key gets ` (2)`, ` (3)`, …).
+   * Returns the same object when nothing changed; changed containers are copies (the input
+   * is never modified).
+   *
+   * @example
+   * new Redactor(["hunter2hunter2"]).value({ "hunter2hunter2": ["pw hunter2hunter2"] }); // { "[redacted]": ["pw [redacted]"] }
+   */
+  value<T>(v: T): T {
     if (typeof v === "string") return this.text(v) as T;
-    if (v === null || typeof v !== "object" || depth > 200) return v;
-    if (Array.isArray(v)) {
-      let copy: unknown[] | undefined;
-      for (let i = 0; i < v.length; i++) {
-        const r = this.value(v[i], depth + 1);
-        if (r !== v[i]) (copy ??= v.slice())[i] = r;
+    if (v === null || typeof v !== "object") return v;
+    const root = frame(v as object, 0);
+    const stack: Frame[] = [root];
+    let ancestors: Set<object> | undefined;
+    for (;;) {
+      const f = stack[stack.length - 1]!;
+      const { node, keys } = f;
+      const n = keys === undefined ? (node as unknown[]).length : keys.length;
+      let descended = false;
+      while (f.i < n) {
+        const slot: number | string = keys === undefined ? f.i : keys[f.i]!;
+        f.i++;
+        if (typeof slot === "string" && slot.length >= this.shortest) {
+          const k = this.text(slot);
+          if (k !== slot) (f.renamed ??= new Map()).set(slot, k);
+        }
+        const x = (node as Record<string | number, unknown>)[slot];
+        if (typeof x === "string") {
+          if (x.length < this.shortest) continue;
+          const r = this.text(x);
+          if (r !== x) ((f.copy ??= copyOf(node)) as Record<string | number, unknown>)[slot] = r;
+        } else if (typeof x === "object" && x !== null) {
+          if (stack.length > CYCLE_CHECK_DEPTH) {
+            ancestors ??= new Set(stack.map((s) => s.node));
+            if (ancestors.has(x)) continue; // a cycle: not JSON, left for the store to refuse
+            ancestors.add(x);
+          }
+          stack.push(frame(x, slot));
+          descended = true;
+          break;
+        }
       }
-      return (copy ?? v) as T;
+      if (descended) continue;
+      // Done with this container: its result replaces it in the parent's copy.
+      stack.pop();
+      ancestors?.delete(node);
+      const out = f.renamed ? renameKeys((f.copy ?? node) as Record<string, unknown>, f.renamed) : (f.copy ?? node);
+      const parent = stack[stack.length - 1];
+      if (!parent) return out as T;
+      if (out !== node) ((parent.copy ??= copyOf(parent.node)) as Record<string | number, unknown>)[f.slot] = out;
     }
-    let copy: Record<string, unknown> | undefined;
-    for (const k in v as Record<string, unknown>) {
-      const x = (v as Record<string, unknown>)[k];
-      const r = this.value(x, depth + 1);
-      if (r !== x) (copy ??= { ...(v as Record<string, unknown>) })[k] = r;
-    }
-    return (copy ?? v) as T;
   }
 
   /** Redact an event's payload fields in place (events are fresh objects the runtime built). */
   event(e: BatonEvent): void {
     const m = e as unknown as Record<string, unknown>;
-    for (const f of FIELDS) if (m[f] !== undefined) m[f] = this.value(m[f]);
+    for (let i = 0; i < FIELDS.length; i++) {
+      const f = FIELDS[i]!;
+      const x = m[f];
+      // Numbers, booleans and absent fields cost one typeof.
+      if (typeof x === "string") {
+        if (x.length >= this.shortest) m[f] = this.text(x);
+      } else if (typeof x === "object" && x !== null) m[f] = this.value(x);
+    }
   }
 }
 
+function frame(node: object, slot: number | string): Frame {
+  return { node: node as Frame["node"], keys: Array.isArray(node) ? undefined : Object.keys(node), i: 0, copy: undefined, renamed: undefined, slot };
+}
+
+function copyOf(node: Frame["node"]): Frame["node"] {
+  return Array.isArray(node) ? node.slice() : { ...node };
+}
+
+/** The object with keys renamed, in their order; a renamed key never overwrites another. */
+function renameKeys(obj: Record<string, unknown>, renamed: ReadonlyMap<string, string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const taken = new Set(Object.keys(obj).filter((k) => !renamed.has(k)));
+  for (const k of Object.keys(obj)) {
+    let name = renamed.get(k);
+    if (name === undefined) name = k;
+    else {
+      const base = name;
+      for (let n = 2; taken.has(name); n++) name = `${base} (${n})`;
+      taken.add(name);
+    }
+    // defineProperty: a key renamed to "__proto__" stays a plain own key.
+    Object.defineProperty(out, name, { value: obj[k], enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
 /** Event fields that carry data or free text. */
-const FIELDS = ["input", "output", "logs", "error", "inputs", "read", "with", "items", "result", "message", "reason", "data", "comment", "messages", "calls"] as const;
+const FIELDS = ["input", "output", "logs", "error", "inputs", "read", "with", "items", "result", "message", "reason", "data", "comment", "messages", "calls", "waiting"] as const;
+
+const WRAPPED = Symbol("baton.redacting");
+
+/**
+ * The store with every write redacted once: events of `create`/`append`/`appendNow` (in
+ * place), `signal` data, `putLive` text. Reads and records pass through; `instanceof` and
+ * optional methods are the store's own. Wrapping a wrapped store returns it.
+ *
+ * @example
+ * const store = redactingStore(new MemoryStore());
+ */
+export function redactingStore<S extends Store>(store: S, redactor: Redactor = new Redactor()): S {
+  if ((store as unknown as Record<symbol, unknown>)[WRAPPED] === true) return store;
+  const events = (es: readonly BatonEvent[]): readonly BatonEvent[] => {
+    for (let i = 0; i < es.length; i++) redactor.event(es[i]!);
+    return es;
+  };
+  const writes: Partial<Record<keyof Store, unknown>> = {
+    create: (run: Parameters<Store["create"]>[0], es: readonly BatonEvent[]) => store.create(run, events(es)),
+    append: (id: string, es: readonly BatonEvent[], seq: number) => store.append(id, events(es), seq),
+    signal: (id: string, kind: string, data?: unknown) => (data === undefined ? store.signal(id, kind) : store.signal(id, kind, redactor.value(data))),
+  };
+  if (store.appendNow) writes.appendNow = (id: string, es: readonly BatonEvent[], seq: number) => store.appendNow!(id, events(es), seq);
+  if (store.putLive) writes.putLive = (id: string, key: string, text: string | undefined) => store.putLive!(id, key, text === undefined ? undefined : redactor.text(text));
+  const bound = new Map<PropertyKey, unknown>();
+  return new Proxy(store, {
+    get(target, p) {
+      if (p === WRAPPED) return true;
+      const w = writes[p as keyof Store];
+      if (w !== undefined) return w;
+      const x = Reflect.get(target, p, target) as unknown;
+      if (typeof x !== "function") return x;
+      let b = bound.get(p);
+      if (b === undefined) bound.set(p, (b = (x as (...a: unknown[]) => unknown).bind(target)));
+      return b;
+    },
+  });
+}

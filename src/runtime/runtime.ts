@@ -9,10 +9,10 @@ import { hostname } from "node:os";
 import { apply, createState, decide, fold, runningAttempts, type BatonEvent, type RunStarted } from "../engine/index.js";
 import { descendants } from "../engine/state.js";
 import type { Plan, StagePlan } from "../plan/types.js";
-import type { Store } from "../store/port.js";
+import { ConflictError, type Store } from "../store/port.js";
 import type { BatonConfig } from "../agents/config.js";
 import { UserError } from "./errors.js";
-import { Redactor } from "./redact.js";
+import { redactingStore } from "./redact.js";
 import { Pools, type PoolLease } from "./pools.js";
 import { StageHistory } from "./history.js";
 import { childRunId, parentOf } from "./children.js";
@@ -39,8 +39,15 @@ export interface RuntimeOptions {
   readonly concurrency?: number;
   /** Clock (ms since epoch). @default Date.now */
   readonly now?: () => number;
-  /** Lease time-to-live; the lease is renewed at a third of it. @default 30000 */
+  /**
+   * Lease time-to-live; the lease is renewed at a third of it. A process that fails to renew
+   * in time (its event loop blocked for longer) may have its runs taken over by `baton resume`;
+   * it then stops driving them (fencing, see `RunDriver.lose`).
+   * @default 30000, or the hidden `BATON_LEASE_MS` environment variable (for tests of takeovers)
+   */
   readonly leaseMs?: number;
+  /** Operational lines (a run lost to another process). @default none */
+  readonly log?: (line: string) => void;
   /** How often to look for signals (cancel) from other processes. @default 250 */
   readonly signalPollMs?: number;
   /** Called with every batch of events a run appends. */
@@ -104,21 +111,20 @@ export class Runtime {
   private readonly pollMs: number;
   private readonly timers = new Map<string, NodeJS.Timeout[]>();
   private readonly host: DriverHost;
-  private readonly redactor: Redactor;
   /** Resource pools shared by the runs of this runtime (and, by default, the whole process). */
   readonly pools: Pools;
   private readonly history = new StageHistory();
   private readonly live: LiveWriter | undefined;
 
   constructor(private readonly opts: RuntimeOptions) {
-    this.store = opts.store;
+    // Every write of this runtime (steps, starts, answers, signals, cancels) is redacted there, once.
+    this.store = redactingStore(opts.store);
     this.concurrency = opts.concurrency ?? Infinity;
     if (!(this.concurrency >= 1)) throw new UserError(`concurrency must be a number from 1 up, got ${opts.concurrency}`, 2);
     this.clock = opts.now ?? Date.now;
-    this.leaseMs = opts.leaseMs ?? 30_000;
+    this.leaseMs = opts.leaseMs ?? leaseFromEnv() ?? 30_000;
     this.pollMs = opts.signalPollMs ?? 250;
     const self = this;
-    this.redactor = new Redactor();
     this.pools = opts.pools ?? processPools();
     if (opts.config?.limits) this.pools.configure(opts.config.limits);
     // Live turn text: coalesced into the store (other processes' views), and to onDelta here.
@@ -131,7 +137,6 @@ export class Runtime {
         opts.onDelta?.(d.runId, k, text);
       } } : {}),
       acquire: (plan, stage, tokens, signal, pool, key) => self.acquire(plan, stage, tokens, signal, pool, key),
-      redactor: this.redactor,
       store: this.store,
       config: opts.config ?? {},
       children: { run: (plan, inputs, base, attempt, signal) => self.runChild(plan, inputs, base, attempt, signal) },
@@ -153,6 +158,8 @@ export class Runtime {
         self.opts.onEvents?.(d.runId, events, d.plan);
       },
       finished: (d) => self.detach(d),
+      leaseMs: this.leaseMs,
+      lost: (_d, err) => self.opts.log?.(err.message),
     };
   }
 
@@ -173,7 +180,6 @@ export class Runtime {
       runId: id, at: this.clock(), inputs, seed: o.seed ?? Math.floor(Math.random() * 0x7fffffff),
       ...(o.parentId ? { parentId: o.parentId } : {}), ...(o.rerun ? { rerun: o.rerun } : {}),
     });
-    this.redactor.event(started);
     const first: BatonEvent[] = [started, ...(o.rerun?.reused ?? [])];
     const seq = await this.store.create({ id, pipeline: plan.name, planHash: plan.hash, ...(o.parentId ? { parentId: o.parentId } : {}) }, first);
     if (!(await this.store.claim(id, this.owner, this.leaseMs))) throw new UserError(`run ${id} was claimed by another process as it started`);
@@ -213,7 +219,15 @@ export class Runtime {
     if (codeChanged) batch.push(codeChanged);
     for (const k of runningAttempts(state)) batch.push({ type: "stage_cancelled", at: now, ...k, reason: "interrupted: the process running it stopped" });
     batch.push({ type: "run_resumed", at: now });
-    const seq = await this.store.append(runId, batch, run.seq);
+    let seq: number;
+    try {
+      seq = await this.store.append(runId, batch, run.seq);
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      // The process whose lease had lapsed woke up and wrote first: it goes on; this one leaves.
+      await this.store.release(runId, this.owner).catch(() => undefined);
+      throw new UserError(`run ${runId} moved on while this process was taking it over (the process that ran it is still writing to it): nothing was recorded here; wait for it, or cancel it with \`baton cancel ${runId}\``);
+    }
     this.opts.onEvents?.(runId, batch, plan);
     for (const e of batch) apply(state, e);
     return this.drive(plan, state, runId, seq);
@@ -449,7 +463,22 @@ export class Runtime {
 
   private startTimers(d: RunDriver): void {
     if (!this.store.shared) return; // no other process can see the run: nothing to renew or poll
-    const renew = setInterval(() => void this.store.claim(d.runId, this.owner, this.leaseMs).catch(() => undefined), Math.max(50, this.leaseMs / 3));
+    let renewedAt = Date.now(); // the store's lease clock is the wall clock
+    const renew = setInterval(() => {
+      const at = Date.now();
+      void this.store.claim(d.runId, this.owner, this.leaseMs).then(async (ok) => {
+        if (!ok) return d.lose(); // another process holds the lease now: stop at once
+        const lapsed = at - renewedAt > this.leaseMs;
+        renewedAt = at;
+        // The lease ran out before this renewal (a blocked event loop): if another process took
+        // the run over and wrote to it meanwhile (and let go), stop now rather than at the next append.
+        if (lapsed && !d.busy) {
+          const seq = d.loop.seq;
+          const rec = await this.store.get(d.runId);
+          if (rec !== undefined && rec.seq > seq && d.loop.seq === seq && !d.busy) d.lose();
+        }
+      }, () => undefined);
+    }, Math.max(50, this.leaseMs / 3));
     const poll = setInterval(() => {
       void this.store.takeSignals(d.runId).then((signals) => {
         for (const s of signals) {
@@ -553,6 +582,12 @@ export function answerEvents(state: ReturnType<typeof createState>, stage: strin
     throw new UserError(`stage '${stage}'${a.item !== undefined ? ` item ${a.item}` : ""} is not waiting for a decision` + (waiting.length ? ` (waiting: ${waiting.join(", ")})` : " (nothing in this run is waiting)"));
   }
   return out;
+}
+
+/** The hidden `BATON_LEASE_MS` override of the lease time-to-live (tests of takeovers use a short one). */
+function leaseFromEnv(): number | undefined {
+  const v = Number(process.env["BATON_LEASE_MS"]);
+  return Number.isFinite(v) && v >= 100 ? v : undefined;
 }
 
 /** Whether a lease holder (`host:pid:…`) is a process of this machine that no longer exists (killed): its lease can be taken over at once. */

@@ -157,7 +157,6 @@ export function simulate(plan: Plan, o: SimOptions): SimResult {
       decisions.push([...events]);
       o.onStep?.(loop.state, [...events]);
     },
-    redact: () => undefined,
   };
   const state = createState(plan);
   const start: BatonEvent = { type: "run_started", at: now, run_id: "r1", pipeline: plan.name, plan_hash: plan.hash, engine: ENGINE_VERSION, source: { format: "ts" }, inputs: {}, seed: o.seed };

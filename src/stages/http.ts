@@ -16,6 +16,13 @@
  * error message (`$${` writes a literal `${`). Trace lines and error messages show the url as
  * written (with its `${NAME}` placeholders), without query string or user info.
  *
+ * Redirects are followed by hand, at most {@link MAX_REDIRECTS} hops: 303 (and 301/302 of a
+ * POST) continue as GET without the body, 307/308 keep method and body. A hop to another origin
+ * (scheme, host or port) drops every header the stage set — as fetch does for Authorization, so
+ * an `X-Api-Key` never reaches a host the template did not name — for the rest of the chain.
+ * Error excerpts are redacted (base/secrets.ts) before they are cut, so no secret's prefix
+ * survives the cut.
+ *
  * Errors carry their kind and retryability (SPEC §1 Errors): 408/409/425/429/5xx, network
  * errors, request timeouts and invalid JSON are retryable; other 4xx are not. A `Retry-After`
  * header becomes the error's `retryAfterMs`.
@@ -23,6 +30,7 @@
 import { STATUS_CODES } from "node:http";
 import { performance } from "node:perf_hooks";
 import { NonRetryableError, StageFailure, type ErrorKind } from "../base/errors.js";
+import { redactText, secretValues } from "../base/secrets.js";
 import { timeoutSignal } from "../base/timers.js";
 import { parseDuration } from "../expr/index.js";
 import type { ExecuteArgs, StageContext } from "./types.js";
@@ -65,6 +73,10 @@ const MIN_SCRUB_LENGTH = 8;
 /** Bytes of an error response read for its message. */
 const ERROR_BODY_BYTES = 4096;
 const EXCERPT_CHARS = 200;
+/** Redirect hops followed before the stage fails (fetch's own limit). */
+export const MAX_REDIRECTS = 20;
+/** Headers that describe a body: dropped with it when a redirect turns the request into a GET. */
+const BODY_HEADERS = ["content-type", "content-length", "content-encoding", "content-language", "content-location"];
 const REDACTED = "[redacted]";
 
 /** A request ready to send, plus what may be shown of it. */
@@ -74,6 +86,8 @@ interface Request {
   /** The url as written (placeholders kept), without query string, fragment or user info. */
   readonly display: string;
   readonly headers: Headers;
+  /** The headers Baton sets itself (no template value): all a hop to another origin keeps. */
+  readonly ownHeaders: Headers;
   readonly body: string | undefined;
   readonly timeoutMs: number;
   /** Values substituted from the environment (to scrub from anything we return or store). */
@@ -142,8 +156,9 @@ function decode(bytes: Uint8Array, charset = "utf-8"): string {
   }
 }
 
-function excerpt(text: string): string {
-  const t = text.trim();
+/** The start of a body for a message: redacted first (its secrets and the environment's), then cut. */
+function excerpt(text: string, secrets: readonly string[]): string {
+  const t = redactText(scrubText(text, secrets), secretValues()).trim();
   return t.length > EXCERPT_CHARS ? `${t.slice(0, EXCERPT_CHARS)}…` : t;
 }
 
@@ -257,7 +272,8 @@ function buildRequest(http: unknown, ctx: StageContext, stageId: string): Reques
   }
 
   // Headers: defaults first, the stage's own override them.
-  const headers = new Headers({ accept: "application/json", "idempotency-key": ctx.idempotencyKey });
+  const ownHeaders = new Headers({ accept: "application/json", "idempotency-key": ctx.idempotencyKey });
+  const headers = new Headers(ownHeaders);
   if (http.headers !== undefined && http.headers !== null) {
     if (!isRecord(http.headers)) throw templateError(stageId, `http headers must be a mapping of names to values, got ${show(http.headers)}`);
     for (const [name, v] of Object.entries(http.headers)) {
@@ -275,10 +291,13 @@ function buildRequest(http: unknown, ctx: StageContext, stageId: string): Reques
   let encoded: string | undefined;
   if (body !== undefined) {
     const ct = headers.get("content-type");
-    if (ct === null) headers.set("content-type", "application/json");
+    if (ct === null) {
+      headers.set("content-type", "application/json");
+      ownHeaders.set("content-type", "application/json");
+    }
     encoded = typeof body === "string" && ct !== null && !isJsonType(ct) ? body : JSON.stringify(body);
   }
-  return { method, url, display, headers, body: encoded, timeoutMs, secrets };
+  return { method, url, display, headers, ownHeaders, body: encoded, timeoutMs, secrets };
 }
 
 /** Read a whole body, refusing more than `cap` bytes. */
@@ -326,6 +345,47 @@ async function readHead(res: Response, max: number): Promise<Uint8Array> {
   return Buffer.concat(chunks, total).subarray(0, max);
 }
 
+/**
+ * Make the request, following redirects by hand (see the module doc): the final response and
+ * the hops taken. Locations are never put in messages (a redirect may carry a signed URL).
+ */
+async function send(req: Request, signal: AbortSignal, what: string): Promise<{ res: Response; hops: number }> {
+  let url = req.url;
+  let method = req.method;
+  let body = req.body;
+  let headers = req.headers;
+  for (let hops = 0; ; hops++) {
+    const res = await fetch(url, { method, headers, ...(body === undefined ? {} : { body }), signal, redirect: "manual" });
+    const location = res.status >= 300 && res.status < 400 ? res.headers.get("location") : null;
+    if (location === null || ![301, 302, 303, 307, 308].includes(res.status)) return { res, hops };
+    await res.body?.cancel().catch(() => undefined);
+    if (hops >= MAX_REDIRECTS) throw new NonRetryableError(`${what}: more than ${MAX_REDIRECTS} redirects`, { kind: "http" });
+    let next: URL;
+    try {
+      next = new URL(location, url);
+    } catch {
+      throw new NonRetryableError(`${what} answered ${res.status} with a Location that is not a valid URL`, { kind: "http" });
+    }
+    if (next.protocol !== "http:" && next.protocol !== "https:") {
+      throw new NonRetryableError(`${what} answered ${res.status} redirecting to a ${next.protocol} URL: only http:// and https:// are followed`, { kind: "http" });
+    }
+    if ((res.status === 303 && method !== "GET" && method !== "HEAD") || ((res.status === 301 || res.status === 302) && method === "POST")) {
+      method = "GET";
+      body = undefined;
+      headers = new Headers(headers);
+      for (const h of BODY_HEADERS) headers.delete(h);
+    }
+    if (next.origin !== url.origin) {
+      // Another origin: only Baton's own headers go on (and never come back on a later hop).
+      const own = new Headers(req.ownHeaders);
+      if (body === undefined) for (const h of BODY_HEADERS) own.delete(h);
+      for (const name of [...own.keys()]) if (!headers.has(name)) own.delete(name);
+      headers = own;
+    }
+    url = next;
+  }
+}
+
 /** The innermost useful description of a fetch failure ("connect ECONNREFUSED 127.0.0.1:9"). */
 function describeNetworkError(err: unknown): string {
   let e: unknown = err;
@@ -357,8 +417,9 @@ export async function executeHttp({ stage, ctx, scope }: ExecuteArgs): Promise<u
   try {
     let res: Response;
     try {
-      res = await fetch(req.url, { method: req.method, headers: req.headers, ...(req.body === undefined ? {} : { body: req.body }), signal });
-      outcome = String(res.status);
+      let hops: number;
+      ({ res, hops } = await send(req, signal, what));
+      outcome = hops === 0 ? String(res.status) : `${res.status} after ${hops} redirect${hops > 1 ? "s" : ""}`;
       if (res.ok) {
         if (res.status === 204 || res.status === 205 || req.method === "HEAD") {
           await res.body?.cancel().catch(() => undefined);
@@ -373,12 +434,12 @@ export async function executeHttp({ stage, ctx, scope }: ExecuteArgs): Promise<u
           return scrubValue(JSON.parse(text), req.secrets);
         } catch (err) {
           throw new StageFailure(
-            scrubText(`${what} answered ${res.status} with invalid JSON (${(err as Error).message}): ${excerpt(text)}`, req.secrets),
+            scrubText(`${what} answered ${res.status} with invalid JSON (${(err as Error).message}): ${excerpt(text, req.secrets)}`, req.secrets),
             { kind: "malformed_output", retryable: true },
           );
         }
       }
-      const head = excerpt(decode(await readHead(res, ERROR_BODY_BYTES)));
+      const head = excerpt(decode(await readHead(res, ERROR_BODY_BYTES)), req.secrets);
       const statusText = res.statusText || STATUS_CODES[res.status] || "";
       const { kind, retryable } = classifyStatus(res.status);
       const retryAfterMs = parseRetryAfter(res.headers.get("retry-after"));

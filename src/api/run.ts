@@ -65,13 +65,24 @@ export function planFromSource(source: { format: "yaml" | "json" | "ts"; file?: 
  */
 export function recordedPlan(first: BatonEvent | undefined): Plan | undefined {
   if (first?.type !== "run_started" || first.source.format === "ts") return undefined;
+  // Views ask for it on every request (the UI polls): compile each recorded template once.
+  // The plan hash covers the template's data, so runs with the same hash share one plan.
+  const key = `${first.plan_hash}\u0000${first.source.format}\u0000${templatePath(first.source) ?? ""}`;
+  if (recorded.has(key)) return recorded.get(key) ?? undefined;
+  let plan: Plan | null;
   try {
-    const plan = planFromSource(first.source);
-    return plan.hash === first.plan_hash ? plan : undefined;
+    const p = planFromSource(first.source);
+    plan = p.hash === first.plan_hash ? p : null;
   } catch {
-    return undefined;
+    plan = null;
   }
+  if (recorded.size >= RECORDED_MAX) recorded.clear();
+  recorded.set(key, plan);
+  return plan ?? undefined;
 }
+
+const recorded = new Map<string, Plan | null>();
+const RECORDED_MAX = 256;
 
 /** Run a pipeline and return its full result (status, output, error, duration) without throwing on failure. */
 export async function execute<In, Out>(pipeline: Pipeline<In, Out>, inputs: In, opts: RunOptions = {}): Promise<RunResult & { output?: Out }> {

@@ -202,5 +202,17 @@ export async function getPipeline(store: Store, name: string, version?: string):
  * const plan = planOf((await getPipeline(store, "research-report"))!);
  */
 export function planOf(entry: PipelineEntry): Plan {
-  return compileSource(entry.text, { file: entry.file, format: entry.format, baseDir: dirname(entry.file) });
+  // A version's text never changes and compiling reads no other file: compile each once.
+  const key = `${entry.name}@${entry.version}\u0000${entry.file}`;
+  let plan = plans.get(key);
+  if (plan === undefined) {
+    plan = compileSource(entry.text, { file: entry.file, format: entry.format, baseDir: dirname(entry.file) });
+    if (plans.size >= PLANS_MAX) plans.clear();
+    plans.set(key, plan);
+  }
+  return plan;
 }
+
+/** Compiled plans of registered versions (plans are immutable, so runs may share one). */
+const plans = new Map<string, Plan>();
+const PLANS_MAX = 256;

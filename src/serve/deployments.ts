@@ -1,8 +1,8 @@
 /**
  * The latest registered version of every pipeline, compiled: what the scheduler (cron
  * triggers) and the webhook handler look at. The list of latest versions is read from the
- * store on every call (a deploy takes effect at once, on every server sharing the store); a
- * version's text never changes, so each is compiled once.
+ * store on every call (a deploy takes effect at once, on every server sharing the store); each
+ * version is compiled once (`planOf`).
  */
 import type { Plan } from "../plan/types.js";
 import type { Store } from "../store/port.js";
@@ -18,7 +18,8 @@ export interface Deployment {
 }
 
 export class Deployments {
-  private readonly plans = new Map<string, Plan | null>();
+  /** Versions that no longer compile (a `run:` module or sub-pipeline moved): logged once. */
+  private readonly broken = new Set<string>();
 
   constructor(private readonly store: Store, private readonly log?: (line: string) => void) {}
 
@@ -34,19 +35,15 @@ export class Deployments {
   }
 
   private async planOf(name: string, version: string): Promise<Plan | undefined> {
-    const k = `${name}@${version}`;
-    let plan = this.plans.get(k);
-    if (plan === undefined) {
-      const entry = await getPipeline(this.store, name, version);
-      if (entry === undefined) return undefined;
-      try {
-        plan = planOf(entry);
-      } catch (err) {
-        this.log?.(`pipeline '${k}' no longer compiles: ${(err as Error).message.split("\n")[0]}`);
-        plan = null; // said once
-      }
-      this.plans.set(k, plan);
+    const entry = await getPipeline(this.store, name, version);
+    if (entry === undefined) return undefined;
+    try {
+      return planOf(entry); // compiled once per version (see planOf)
+    } catch (err) {
+      const k = `${name}@${version}`;
+      if (!this.broken.has(k)) this.log?.(`pipeline '${k}' no longer compiles: ${(err as Error).message.split("\n")[0]}`);
+      this.broken.add(k); // said once
+      return undefined;
     }
-    return plan ?? undefined;
   }
 }

@@ -12,6 +12,7 @@ import { decodeEvent, encodeEvent } from "./payload.js";
 import { ConflictError, RunNotFoundError, checkRecordKey, liveTail, recordJson } from "./port.js";
 import type { LiveText, RunFilter, RunRecord, RunSignal, RunStatus, Store, StoredRecord } from "./port.js";
 import { SQLITE_MIGRATIONS } from "./sqlite-migrations.js";
+import { SQLITE_BUSY_TIMEOUT_MS, storeIOError } from "./sqlite-errors.js";
 
 /** Options of {@link SqliteStore.open}. */
 export interface SqliteStoreOptions {
@@ -69,14 +70,19 @@ export class SqliteStore implements Store {
    * gives a private in-memory database. Applies pending migrations.
    */
   static open(path: string, opts?: SqliteStoreOptions): SqliteStore {
-    if (path !== ":memory:" && path !== "") mkdirSync(dirname(path), { recursive: true });
-    return new SqliteStore(new Database(path), opts);
+    // A full disk, a read-only filesystem or a held lock is said with the file (sqlite-errors.ts).
+    try {
+      if (path !== ":memory:" && path !== "") mkdirSync(dirname(path), { recursive: true });
+      return new SqliteStore(new Database(path), opts);
+    } catch (err) {
+      throw storeIOError(err, path, "opening");
+    }
   }
 
   /** Configure `db`, migrate it and prepare every statement. Prefer {@link SqliteStore.open}. */
   constructor(db: Database.Database, opts?: SqliteStoreOptions) {
     this.db = db;
-    db.pragma("busy_timeout = 5000");
+    db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     db.pragma("journal_mode = WAL");
     db.pragma(`synchronous = ${opts?.durability === "full" ? "FULL" : "NORMAL"}`);
     db.pragma("foreign_keys = ON");
@@ -149,13 +155,22 @@ export class SqliteStore implements Store {
       if ((err as { code?: unknown }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
         throw new Error(`run ${run.id} already exists`);
       }
-      throw err;
+      throw storeIOError(err, this.db.name, "creating the run", run.id, false);
     }
     return events.length;
   }
 
   async append(runId: string, events: readonly BatonEvent[], expectedSeq: number): Promise<number> {
-    return this.appendTx(runId, events, expectedSeq);
+    return this.io("appending events", runId, () => this.appendTx(runId, events, expectedSeq));
+  }
+
+  /** Run a write; a storage failure (full disk, read-only, lock, I/O) is thrown as a StoreIOError naming the file. */
+  private io<T>(operation: string, runId: string | undefined, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw storeIOError(err, this.db.name, operation, runId);
+    }
   }
 
   async load(runId: string): Promise<{ run: RunRecord; events: BatonEvent[] }> {
@@ -204,7 +219,7 @@ export class SqliteStore implements Store {
 
   async claim(runId: string, owner: string, ttlMs: number): Promise<boolean> {
     const now = Date.now();
-    const info = this.s.claim.run({ id: runId, owner, until: now + ttlMs, now });
+    const info = this.io("claiming the lease", runId, () => this.s.claim.run({ id: runId, owner, until: now + ttlMs, now }));
     if (info.changes > 0) return true;
     if (this.s.getSeq.get(runId) === undefined) throw new RunNotFoundError(runId);
     return false;
@@ -226,12 +241,12 @@ export class SqliteStore implements Store {
       this.s.insertSignal.run(runId, kind, json, Date.now());
     } catch (err) {
       if ((err as { code?: unknown }).code === "SQLITE_CONSTRAINT_FOREIGNKEY") throw new RunNotFoundError(runId);
-      throw err;
+      throw storeIOError(err, this.db.name, "storing a signal", runId);
     }
   }
 
   async takeSignals(runId: string): Promise<RunSignal[]> {
-    const rows = this.takeTx(runId);
+    const rows = this.io("taking signals", runId, () => this.takeTx(runId));
     if (rows.length === 0 && this.s.getSeq.get(runId) === undefined) throw new RunNotFoundError(runId);
     return rows.map((r) => ({
       id: r.id,

@@ -7,7 +7,8 @@
 import type { RunResult } from "../base/result.js";
 import { attemptId, usageBeyondSteps, type BatonEvent, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunState } from "../engine/index.js";
 import type { Plan, StagePlan } from "../plan/types.js";
-import type { Store } from "../store/port.js";
+import { ConflictError, type Store } from "../store/port.js";
+import { LeaseLostError } from "./errors.js";
 import type { BatonConfig } from "../agents/config.js";
 import type { ChildRuns } from "../stages/types.js";
 import { Attempt, type AttemptHost } from "./attempt.js";
@@ -41,6 +42,10 @@ export interface DriverHost {
   blocked(driver: RunDriver): void;
   onEvents(driver: RunDriver, events: readonly BatonEvent[]): void;
   finished(driver: RunDriver): void;
+  /** The lease time-to-live, in ms (named when the run is lost to another process). */
+  readonly leaseMs?: number;
+  /** Another process took the run over: this driver stopped (see {@link RunDriver.lose}). */
+  lost?(driver: RunDriver, err: LeaseLostError): void;
 }
 
 /** Longest stretch (ms) of back-to-back steps before yielding to the event loop. */
@@ -176,6 +181,32 @@ export class RunDriver implements HostPort {
     else queueMicrotask(run);
   }
 
+  /** Whether a step is in progress (an append may be in flight). */
+  get busy(): boolean {
+    return this.flushing;
+  }
+
+  /**
+   * Another process took the run over (fencing): stop driving it at once — abort every attempt
+   * in flight (their AbortSignals fire), schedule and append nothing more — then reject `done`
+   * with a {@link LeaseLostError} naming the new holder (looked up when not given).
+   */
+  lose(holder?: string): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.timer?.clear();
+    this.abortAll(`run ${this.runId} was taken over by another process`);
+    const end = (h: string | undefined): void => {
+      const err = new LeaseLostError(this.runId, h, this.host.leaseMs ?? 30_000);
+      this.loop.abandon(err);
+      this.host.lost?.(this, err);
+      this.host.finished(this);
+      this.rejectDone(err);
+    };
+    if (holder !== undefined) end(holder);
+    else this.host.store.leaseHolder(this.runId).then(end, () => end(undefined));
+  }
+
   /** Abort every execution in flight (process shutdown). */
   abortAll(reason: string): void {
     for (const a of [...this.running.values()]) a.cancel(new DOMException(reason, "AbortError"));
@@ -208,7 +239,10 @@ export class RunDriver implements HostPort {
         }
       } while ((this.again || loop.hasPending || more) && !this.stopped);
     } catch (err) {
-      this.fail(err);
+      // A lost append race: in this host only the lease holder writes, so another process took
+      // the run over (this one's lease lapsed while it was blocked). Stop; never rebase onto it.
+      if (err instanceof ConflictError) this.lose();
+      else this.fail(err);
       return;
     } finally {
       this.flushing = false;

@@ -4,7 +4,7 @@
  * ../base/errors.ts (below stages and agents, which throw them); they are re-exported here so
  * `baton`'s public API and existing imports are unchanged.
  */
-import { isErrorKind, type ErrorKind } from "../base/errors.js";
+import { isErrorKind, UserError, type ErrorKind } from "../base/errors.js";
 import type { StageError } from "../engine/events.js";
 
 export { NonRetryableError, StageFailure, UserError } from "../base/errors.js";
@@ -33,5 +33,21 @@ function safeString(v: unknown): string {
     return JSON.stringify(v) ?? String(v);
   } catch {
     return String(v);
+  }
+}
+
+/**
+ * This process lost a run it was driving: another process took its lease over (this one did
+ * not renew it in time — a blocked event loop, a long pause) and has written to its log since.
+ * The driver then stops at once: its attempts in flight are aborted and nothing more of this
+ * process is appended (fencing: appends are conditional on the log's sequence number).
+ */
+export class LeaseLostError extends UserError {
+  constructor(readonly runId: string, readonly holder: string | undefined, readonly leaseMs: number) {
+    super(
+      `run ${runId} was taken over by another process${holder ? ` (${holder})` : ""} while this one did not renew its lease in time (its event loop was blocked or paused for longer than the ${leaseMs} ms lease): ` +
+        `this process stopped driving it — its stages in flight here were aborted and none of their results is recorded; the run goes on there (`baton trace ${runId}` follows it)`,
+      1,
+    );
   }
 }

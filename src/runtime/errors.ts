@@ -46,7 +46,7 @@ export class LeaseLostError extends UserError {
   constructor(readonly runId: string, readonly holder: string | undefined, readonly leaseMs: number) {
     super(
       `run ${runId} was taken over by another process${holder ? ` (${holder})` : ""} while this one did not renew its lease in time (its event loop was blocked or paused for longer than the ${leaseMs} ms lease): ` +
-        `this process stopped driving it — its stages in flight here were aborted and none of their results is recorded; the run goes on there (`baton trace ${runId}` follows it)`,
+        `this process stopped driving it — its stages in flight here were aborted and none of their results is recorded; the run goes on there (\`baton trace ${runId}\` follows it)`,
       1,
     );
   }

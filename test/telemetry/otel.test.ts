@@ -451,3 +451,38 @@ describe("robustness", () => {
     expect(spans.find((s) => s.name === "attempt 1")!.attributes).toMatchObject({ "baton.attempt.status": "cancelled", "baton.cancel.reason": "run interrupted" });
   });
 });
+
+describe("telemetry carries no secret (issue 13 item 3)", () => {
+  it("a paused run rejected with a --comment holding a secret, and a stage whose error names it: no span, event or attribute has it", async () => {
+    const NAME = "BATON_OTEL_TEST_TOKEN";
+    const secret = "tok_otel_5e4d3c2b1a0f9e8d";
+    process.env[NAME] = secret;
+    try {
+      const plan = yaml(`
+baton: 1
+name: otel-secrets
+stages:
+  review: { approval: { message: "ok?" } }
+`);
+      const telemetry = createTelemetry({ env: { ...env(), BATON_OTEL_CAPTURE_MESSAGES: "1" } })!;
+      const rt = new Runtime({ store: new MemoryStore(), onEvents: telemetry.onEvents });
+      const first = await (await rt.start(plan, {})).done;
+      expect(first.status).toBe("waiting");
+      const answered = await rt.answer(first.id, "review", { approved: false, comment: `leaked ${secret}`, by: "ana" }, { plan });
+      const done = await answered.handle!.done;
+      expect(done.status).toBe("failed");
+      const p = definePipeline({ name: "otel-fails" }).stage("boom", { run: () => { throw new Error(`denied for ${process.env[NAME]}`); } });
+      const failed = await (await rt.start(p.plan, {})).done;
+      await rt.close();
+      await telemetry.shutdown();
+      const spans = [...spansOf(first.id), ...spansOf(failed.id)];
+      expect(spans.length).toBeGreaterThan(3);
+      const text = JSON.stringify(spans, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v));
+      expect(text).not.toContain(secret);
+      expect(text).toContain("rejected by ana: leaked [redacted]");
+      expect(text).toContain("denied for [redacted]");
+    } finally {
+      delete process.env[NAME];
+    }
+  });
+});

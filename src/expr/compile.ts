@@ -1,24 +1,26 @@
 /**
  * `compileExpr`: JSONata compiled once, with its root reads listed from the AST, a
- * synchronous fast path for simple paths, and a time/depth bound on everything else.
+ * synchronous fast path for simple paths, and the bounds of `limits.ts` on everything else:
+ * own-work time and depth (`guard.ts`), sizes (`builtins.ts`, results), RE2 regexes (`regex.ts`).
  */
 import jsonata from "jsonata";
 import type { Expr, Scope } from "./types.js";
+import { installBoundedBuiltins, tooLong } from "./builtins.js";
+import { deferredExpression, simplePathAst } from "./deferred.js";
 import { evaluationError, syntaxError } from "./errors.js";
 import { evaluateSimplePath, FALLBACK, simplePath } from "./fastpath.js";
+import { guardedOptions, installGuard } from "./guard.js";
+import { EXPR_LIMITS } from "./limits.js";
+import { checkRegexes, REGEX_ENGINE } from "./regex.js";
 import { findRoots, type AstNode, type RootRef } from "./roots.js";
 
-/** Limits every JSONata evaluation runs under. */
-export const EXPR_LIMITS = Object.freeze({
-  /** Wall-clock bound of one evaluation (JSONata error D1012). */
-  timeoutMs: 1000,
-  /** Evaluation depth bound (JSONata error D1011). */
-  stack: 500,
-  /** Longest sequence an evaluation may build (JSONata error D2015): a memory bound. */
-  sequence: 1_000_000,
-});
+export { EXPR_LIMITS } from "./limits.js";
 
-const OPTIONS = { timeout: EXPR_LIMITS.timeoutMs, stack: EXPR_LIMITS.stack, sequence: EXPR_LIMITS.sequence };
+/**
+ * JSONata's own options: depth and sequence bounds, RE2 for regexes. No `timeout`: JSONata's
+ * measures wall time; `guard.ts` bounds each evaluation's own work instead.
+ */
+const OPTIONS = guardedOptions({ stack: EXPR_LIMITS.stack, sequence: EXPR_LIMITS.sequence }, REGEX_ENGINE);
 
 /** Flags JSONata sets on the arrays it returns; a value without them is plain JSON. */
 const ARRAY_FLAGS = ["sequence", "keepSingleton", "cons", "outerWrapper", "tupleStream"];
@@ -26,9 +28,14 @@ const ARRAY_FLAGS = ["sequence", "keepSingleton", "cons", "outerWrapper", "tuple
 /**
  * Strip JSONata's bookkeeping (flagged "sequence" arrays, prototype-less objects) from a
  * result, so a value kept in memory behaves like the same value read back from the event log.
- * Copies only what changes.
+ * Copies only what changes. Throws (a JSONata-shaped failure) on a string longer than
+ * {@link EXPR_LIMITS}.string: the size bound on results, which covers `&`.
  */
 export function plainResult(value: unknown): unknown {
+  if (typeof value === "string") {
+    if (value.length > EXPR_LIMITS.string) tooLong("string", value.length);
+    return value;
+  }
   if (Array.isArray(value)) {
     let out: unknown[] | undefined = ARRAY_FLAGS.some((k) => Object.hasOwn(value, k)) ? [] : undefined;
     for (let i = 0; i < value.length; i++) {
@@ -73,6 +80,9 @@ export class CompiledExpr implements Expr {
     this.source = source;
     this.#compiled = compiled;
     const ast = compiled.ast() as unknown as AstNode;
+    checkRegexes(ast, source);
+    installGuard(compiled);
+    installBoundedBuiltins(compiled, source);
     this.refs = Object.freeze(findRoots(ast, source).refs);
     this.roots = sortedUnique(this.refs.map((r) => r.name));
     this.inputNames = sortedUnique(this.refs.flatMap((r) => (r.input ? [r.input.name] : [])));
@@ -133,7 +143,9 @@ export function compileExprInternal(source: string): CompiledExpr {
   if (hit !== undefined) return hit;
   let compiled: jsonata.Expression;
   try {
-    compiled = jsonata(source, OPTIONS);
+    // Simple paths skip JSONata's parser until (unless) the fast path hands one to JSONata.
+    const simple = simplePathAst(source);
+    compiled = simple !== undefined ? deferredExpression(simple, () => jsonata(source, OPTIONS)) : jsonata(source, OPTIONS);
   } catch (err) {
     throw syntaxError(err, source);
   }

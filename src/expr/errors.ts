@@ -91,14 +91,38 @@ export function syntaxError(err: unknown, source: string): ExprError {
   });
 }
 
+const n = (x: unknown): string => (typeof x === "number" ? x.toLocaleString("en-US") : String(x));
+
+/** How to stay inside the size bounds. */
+const SIZE_FIX = "pass large data by a simple path (`stage.field`), or build it in a `run:` stage";
+
 /** Wrap a JSONata evaluation failure, naming the limits for runaway expressions. */
-export function evaluationError(err: unknown, source: string, limits: { readonly sequence: number }): ExprError {
+export function evaluationError(
+  err: unknown,
+  source: string,
+  limits: { readonly sequence: number; readonly string: number },
+): ExprError {
   if (err instanceof ExprError) return err;
+  // V8's own size limits (past ours, e.g. `&` doubling a string) surface as RangeErrors.
+  if (err instanceof RangeError && /Invalid (string|array) length/.test(err.message)) {
+    const kind = err.message.includes("string") ? "BATON_STRING" : "BATON_ARRAY";
+    err = { code: kind, value: undefined };
+  }
   const f = asFailure(err);
   let detail: string;
   switch (f.code) {
     case "D1012":
-      detail = `ran for more than ${String(f.value)} ms`;
+      detail = `ran for more than ${String(f.value)} ms of its own work`;
+      break;
+    case "BATON_STRING":
+      detail =
+        (f.value === undefined ? "built a string longer than JavaScript allows" : `built a string of ${n(f.value)} characters`) +
+        `; expressions are limited to strings of ${n(limits.string)} characters (about ${Math.round(limits.string / 1e6)} MB): ${SIZE_FIX}`;
+      break;
+    case "BATON_ARRAY":
+      detail =
+        (f.value === undefined ? "built an array longer than JavaScript allows" : `built an array of ${n(f.value)} items`) +
+        `; expressions are limited to ${n(limits.sequence)} items: ${SIZE_FIX}`;
       break;
     case "D1011":
       detail = `recursed more than ${String(f.value)} levels deep`;

@@ -3,6 +3,9 @@
  * `toJsonValue` returns the value as JSON would carry it, or throws a clear error.
  */
 import { NonRetryableError } from "./errors.js";
+import { MAX_JSON_DEPTH, shapeOf } from "../base/json.js";
+
+export { MAX_JSON_DEPTH, shapeOf };
 
 /** Check (and normalise) a stage output. Primitives pass without serialising. */
 export function toJsonValue(value: unknown, what: string): unknown {
@@ -25,11 +28,20 @@ export function toJsonValue(value: unknown, what: string): unknown {
   if (value === null) return null;
   // Plain data (what handlers and JSONata return) is taken as it is: no copy.
   if (isPlainJson(value, 0)) return value;
+  // Deep or unusual: measure it without recursion first, so a cycle or a 10,000-level nest is
+  // named as such instead of surfacing as JSON.stringify's stack overflow.
+  const shape = shapeOf(value as object);
+  if (shape.cycle) throw new NonRetryableError(`${what} contains a cycle (an object that contains itself), which JSON cannot carry: return plain data`);
+  if (shape.depth > MAX_JSON_DEPTH) {
+    throw new NonRetryableError(
+      `${what} is nested ${shape.depth.toLocaleString("en-US")} levels deep; at most ${MAX_JSON_DEPTH.toLocaleString("en-US")} are stored: flatten it (a list of records, or a string of its JSON)`,
+    );
+  }
   let text: string;
   try {
     text = JSON.stringify(value);
   } catch (err) {
-    throw new NonRetryableError(`${what} is not JSON-serialisable (${(err as Error).message}): return plain data without cycles or BigInts`);
+    throw new NonRetryableError(`${what} is not JSON-serialisable (${(err as Error).message}): return plain data (objects, arrays, strings, numbers, booleans, null)`);
   }
   return JSON.parse(text);
 }

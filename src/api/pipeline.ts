@@ -172,6 +172,30 @@ export interface Pipeline<In = Record<string, unknown>, Out = unknown> {
 }
 
 /**
+ * The stages added with `.stage()`, newest first: each builder adds one link and shares the
+ * rest, so building N stages costs O(N) (copying a record per `.stage()` cost O(N²)).
+ */
+interface StageLink {
+  readonly name: string;
+  readonly def: unknown;
+  readonly prev: StageLink | undefined;
+  readonly length: number;
+}
+
+/** The linked stages as a record, oldest first: what spreading them one by one would give. */
+function stageRecord(last: StageLink | undefined): Record<string, unknown> {
+  const links: StageLink[] = new Array<StageLink>(last?.length ?? 0);
+  for (let l = last; l !== undefined; l = l.prev) links[l.length - 1] = l;
+  const out: Record<string, unknown> = {};
+  for (const l of links) {
+    // As an object literal's `[name]: def` does: `__proto__` is an own property here too.
+    if (l.name === "__proto__") Object.defineProperty(out, l.name, { value: l.def, enumerable: true, writable: true, configurable: true });
+    else out[l.name] = l.def;
+  }
+  return out;
+}
+
+/**
  * Builder returned by {@link definePipeline}. Each `.stage()` returns a new builder whose
  * type knows the new stage's output.
  */
@@ -181,7 +205,7 @@ export class PipelineBuilder<In, Outs extends Record<string, unknown>, Out = Out
 
   constructor(
     private readonly config: PipelineConfig<z.ZodObject>,
-    private readonly stageDefs: Record<string, unknown>,
+    private readonly stageDefs: StageLink | undefined,
     private readonly outputExpr: string | undefined,
   ) {}
 
@@ -201,7 +225,8 @@ export class PipelineBuilder<In, Outs extends Record<string, unknown>, Out = Out
     name: N,
     def: StageDef<In, Outs, D, R>,
   ): PipelineBuilder<In, Outs & { [K in N]: Awaited<R> }, Outs & { [K in N]: Awaited<R> }> {
-    return new PipelineBuilder(this.config, { ...this.stageDefs, [name]: def }, this.outputExpr);
+    const link: StageLink = { name, def, prev: this.stageDefs, length: (this.stageDefs?.length ?? 0) + 1 };
+    return new PipelineBuilder(this.config, link, this.outputExpr);
   }
 
   /** The run's output is this stage's output. */
@@ -233,7 +258,7 @@ export class PipelineBuilder<In, Outs extends Record<string, unknown>, Out = Out
   template(): Record<string, unknown> {
     const c = this.config;
     const inputs = c.inputs ? ((z.toJSONSchema(c.inputs) as { properties?: Record<string, unknown> }).properties ?? {}) : undefined;
-    const t: Record<string, unknown> = { baton: 1, name: c.name, stages: { ...(c.stages ?? {}), ...this.stageDefs } };
+    const t: Record<string, unknown> = { baton: 1, name: c.name, stages: { ...(c.stages ?? {}), ...stageRecord(this.stageDefs) } };
     for (const k of ["description", "concurrency", "timeout", "defaults", "limits", "budget", "agents", "tools", "mcp"] as const) if (c[k] !== undefined) t[k] = c[k];
     if (inputs) t.inputs = inputs;
     const out = this.outputExpr ?? c.output;
@@ -253,7 +278,7 @@ export class PipelineBuilder<In, Outs extends Record<string, unknown>, Out = Out
  * const text: string = await run(p, { topic: "tides" });
  */
 export function definePipeline<I extends z.ZodObject = z.ZodObject<{}>>(config: PipelineConfig<I>): PipelineBuilder<z.infer<I>, {}, Record<string, unknown>> {
-  return new PipelineBuilder(config as unknown as PipelineConfig<z.ZodObject>, {}, undefined);
+  return new PipelineBuilder(config as unknown as PipelineConfig<z.ZodObject>, undefined, undefined);
 }
 
 /** A pipeline from a YAML or JSON template file (untyped). */

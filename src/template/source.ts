@@ -2,7 +2,7 @@
  * Template text → data, plus a locator that turns a path in that data into a file position,
  * and the reporter every check writes its diagnostics to.
  */
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from "yaml";
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from "yaml";
 import type { Diagnostic } from "./errors.js";
 
 /** A path in the template data: keys and sequence indexes. */
@@ -137,10 +137,43 @@ function jsonErrorOffset(text: string): { offset: number; message: string } | un
   }
 }
 
-/** Parse YAML (or JSON, which is read by the same parser so positions and duplicate keys work). */
+/**
+ * True when some mapping might repeat a key: a scalar key value seen twice in one mapping (a
+ * superset of yaml's own `uniqueKeys` test, which compares scalar values with `===`).
+ */
+function mayRepeatKeys(doc: Document): boolean {
+  let repeated = false;
+  visit(doc, {
+    Map(_, map) {
+      const seen = new Set<unknown>();
+      const NO_KEY = seen; // a pair without a key: two of them repeat too
+      for (const pair of map.items) {
+        const k = pair.key === null ? NO_KEY : isScalar(pair.key) ? pair.key.value : pair.key;
+        if (seen.has(k)) {
+          repeated = true;
+          return visit.BREAK;
+        }
+        seen.add(k);
+      }
+      return undefined;
+    },
+  });
+  return repeated;
+}
+
+/**
+ * Parse YAML (or JSON, which is read by the same parser so positions and duplicate keys work).
+ * yaml's `uniqueKeys` compares each key with every earlier key of its mapping (quadratic in a
+ * 2,000-stage `stages:`), so the text is parsed without it and checked in one linear pass; only
+ * a document with errors or a repeated key is parsed again with it, for yaml's own diagnostics.
+ */
 export function parseText(text: string, format: "yaml" | "json", file: string): ParsedText {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  let lines = new LineCounter();
+  let doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false });
+  if (doc.errors.length > 0 || mayRepeatKeys(doc)) {
+    lines = new LineCounter();
+    doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  }
   const diagnostics: Diagnostic[] = [];
   let fatal = false;
   const push = (offset: number, message: string): void => {

@@ -25,6 +25,7 @@ import type { Plan } from "../plan/types.js";
 import { loadConfig } from "../agents/config.js";
 import { reportError } from "./errors.js";
 import { allowExit, guardExit, noteRun } from "./exit-guard.js";
+import { MAX_JSON_DEPTH, shapeOf } from "../base/json.js";
 
 const EXIT: Record<RunResult["status"], number> = { succeeded: 0, failed: 1, waiting: 3, cancelled: 130 };
 
@@ -55,12 +56,7 @@ function collect(value: string, prev: string[]): string[] {
 function rawInputs(pairs: string[], file: string | undefined): Record<string, unknown> {
   const raw: Record<string, unknown> = {};
   if (file) {
-    let data: unknown;
-    try {
-      data = parseYaml(readFileSync(file, "utf8"));
-    } catch (err) {
-      throw new UserError(`--input-file ${file}: ${(err as Error).message}`, 2);
-    }
+    const data = parseInputFile(file);
     if (typeof data !== "object" || data === null || Array.isArray(data)) throw new UserError(`--input-file ${file}: expected a JSON or YAML object of inputs`, 2);
     Object.assign(raw, data);
   }
@@ -70,6 +66,48 @@ function rawInputs(pairs: string[], file: string | undefined): Record<string, un
     raw[p.slice(0, eq)] = p.slice(eq + 1);
   }
   return raw;
+}
+
+/**
+ * An `--input-file`'s data. JSON (a `.json` file, or text that starts with `{`) is read with
+ * JSON.parse: the YAML parser takes minutes and gigabytes on a 100 MB JSON file and overflows
+ * the stack past ~780 levels. Data nested deeper than the store keeps is refused here.
+ */
+function parseInputFile(file: string): unknown {
+  let text: string;
+  let data: unknown;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new UserError(`--input-file ${file}: ${(err as Error).message}`, 2);
+  }
+  const json = /\.json$/i.test(file) || /^\s*\{/.test(text.slice(0, 1024));
+  try {
+    data = json ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    const jsonFile = /\.json$/i.test(file);
+    if (json && !jsonFile) {
+      try {
+        data = parseYaml(text); // not JSON after all (YAML flow mapping)
+      } catch (yamlErr) {
+        throw new UserError(`--input-file ${file}: ${inputFileError(yamlErr)}`, 2);
+      }
+    } else throw new UserError(`--input-file ${file}: ${jsonFile ? `invalid JSON: ${(err as Error).message}` : inputFileError(err)}`, 2);
+  }
+  if (typeof data === "object" && data !== null) {
+    const { depth } = shapeOf(data);
+    if (depth > MAX_JSON_DEPTH) {
+      throw new UserError(`--input-file ${file}: the inputs are nested ${depth.toLocaleString("en-US")} levels deep; at most ${MAX_JSON_DEPTH.toLocaleString("en-US")} are stored: flatten them`, 2);
+    }
+  }
+  return data;
+}
+
+/** A YAML parse error; a stack overflow is said as "nested too deeply". */
+function inputFileError(err: unknown): string {
+  const m = (err as Error).message;
+  if (err instanceof RangeError || /Maximum call stack/.test(m)) return `nested too deeply for YAML (${m.split("\n")[0]}): write it as JSON in a .json file (at most ${MAX_JSON_DEPTH.toLocaleString("en-US")} levels)`;
+  return m;
 }
 
 /** What Ctrl-C / SIGTERM do: cancel the run being followed, or (before one starts) exit 130. */

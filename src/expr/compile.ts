@@ -6,7 +6,7 @@
 import jsonata from "jsonata";
 import type { Expr, Scope } from "./types.js";
 import { installBoundedBuiltins, tooLong } from "./builtins.js";
-import { deferredExpression, simplePathAst } from "./deferred.js";
+import { deferredExpression, simpleAst } from "./deferred.js";
 import { evaluationError, syntaxError } from "./errors.js";
 import { evaluateSimplePath, FALLBACK, simplePath } from "./fastpath.js";
 import { guardedOptions, installGuard } from "./guard.js";
@@ -143,8 +143,9 @@ export function compileExprInternal(source: string): CompiledExpr {
   if (hit !== undefined) return hit;
   let compiled: jsonata.Expression;
   try {
-    // Simple paths skip JSONata's parser until (unless) the fast path hands one to JSONata.
-    const simple = simplePathAst(source);
+    // Common expressions skip JSONata's parser until their first JSONata evaluation (simple
+    // paths: until the fast path hands one to JSONata, which is rarely).
+    const simple = simpleAst(source);
     compiled = simple !== undefined ? deferredExpression(simple, () => jsonata(source, OPTIONS)) : jsonata(source, OPTIONS);
   } catch (err) {
     throw syntaxError(err, source);

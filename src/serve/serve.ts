@@ -32,6 +32,10 @@ export interface ServeOptions {
   readonly host?: string;
   /** A static admin token (as `baton ui --token`), besides the tokens of `baton token create`. */
   readonly token?: string;
+  /** The per-user UI token (`loadLocalToken()`), an admin named "local" (see `UiOptions.localToken`). */
+  readonly localToken?: string;
+  /** `"none"`: tokenless use on loopback (`baton serve --no-auth`, see `UiOptions.auth`). @default "token" */
+  readonly auth?: "token" | "none";
   /** Stage executions at once in this process. @default 8 */
   readonly concurrency?: number;
   /** How often to look for runs nobody drives, deadlines that passed and cron fires due, in ms. @default 1000 */
@@ -60,7 +64,7 @@ export interface Serving {
 export async function startServe(o: ServeOptions): Promise<Serving> {
   const log = o.log ?? (() => undefined);
   const concurrency = o.concurrency ?? 8;
-  const runtime = new Runtime({ store: o.store, loadPlan: o.loadPlan, config: o.config ?? {}, concurrency });
+  const runtime = new Runtime({ store: o.store, loadPlan: o.loadPlan, config: o.config ?? {}, concurrency, log });
   let worker: { close(): Promise<void> } | undefined;
   let runner: Runner = runtime;
   let recovery: Recovery | undefined;
@@ -88,7 +92,8 @@ export async function startServe(o: ServeOptions): Promise<Serving> {
     ui = await startUi({
       store: o.store, runtime: runner, hooks,
       ...(o.port !== undefined ? { port: o.port } : {}), ...(o.host !== undefined ? { host: o.host } : {}),
-      ...(o.token !== undefined ? { token: o.token } : {}), storeTokens: true,
+      ...(o.token !== undefined ? { token: o.token } : {}), ...(o.localToken !== undefined ? { localToken: o.localToken } : {}),
+      ...(o.auth !== undefined ? { auth: o.auth } : {}), storeTokens: true,
     });
   } catch (err) {
     await runtime.close();

@@ -299,7 +299,8 @@ const TEMPLATE_MAX_BYTES = 1024 * 1024;
 /**
  * The path of a template `POST /api/runs` may read: a regular `.yaml`/`.yml`/`.json` file of at
  * most 1 MiB under `root` (symlinks resolved), so the API cannot be made to read other files
- * (`/etc/passwd`, `/proc/self/environ`) or devices (`/dev/zero`). The error never quotes content.
+ * (`/etc/passwd`, `/proc/self/environ`) or devices (`/dev/zero`, FIFOs), nor a hard link's second
+ * name. Nothing is opened before these checks pass, and the error never quotes content.
  */
 export function confinedTemplate(template: string, root: string): string {
   const base = realpathSync(root);
@@ -317,8 +318,11 @@ export function confinedTemplate(template: string, root: string): string {
   const st = statSync(file);
   if (!st.isFile()) throw new HttpError(400, `template ${JSON.stringify(template)} is not a regular file`);
   if (st.size > TEMPLATE_MAX_BYTES) throw new HttpError(400, `template ${JSON.stringify(template)} is ${st.size} bytes; templates are at most ${TEMPLATE_MAX_BYTES} bytes`);
-  // As given when it names the file directly (messages then show the user's path).
-  return given === file ? template : file;
+  // A second name of a file elsewhere (a hard link) would pass the path check: refused too.
+  if (st.nlink > 1) throw new HttpError(400, `template ${JSON.stringify(template)} has ${st.nlink} hard links: the API reads only templates with one name (a hard link may be a file from outside ${base}); copy it instead`);
+  // As given when it names the file directly from here too (messages then show the user's
+  // path); else the checked file itself (root need not be the working directory).
+  return given === file && resolvePath(template) === file ? template : file;
 }
 
 /** Map library errors onto HTTP statuses with a one-line message. */

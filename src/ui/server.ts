@@ -7,10 +7,12 @@
  * token; with a token every /api route requires `Authorization: Bearer TOKEN` (the event
  * stream, which EventSource cannot give headers, also accepts `?token=TOKEN`).
  *
- * Tokens: the static `token` (an admin principal named "token") and, with `storeTokens`, the
- * scoped tokens of `baton token create` (src/auth/tokens.ts). Once either exists every /api
- * request needs one whose scopes cover the route (401 without, 403 short of scope); with
- * neither, a loopback server lets requests through as the admin principal "local".
+ * Tokens: the static `token` (an admin principal named "token"), the per-user `localToken` of
+ * `baton ui`/`baton serve` (src/auth/local-token.ts, an admin principal named "local") and, with
+ * `storeTokens`, the scoped tokens of `baton token create` (src/auth/tokens.ts). Every /api
+ * request needs one whose scopes cover the route (401 without, 403 short of scope). Tokenless
+ * use is explicit, `auth: "none"` (`--no-auth`), and loopback only: requests without a token
+ * then pass as the admin principal "local" while neither `token` nor a store token exists.
  * `GET /healthz` needs nothing. With `hooks` (`baton serve`), `/hooks/...` goes to it before any
  * Host, Origin or token check: webhook deliveries come from elsewhere and carry a signature.
  */
@@ -34,8 +36,22 @@ export interface UiOptions {
   readonly port?: number;
   /** Interface to bind. Anything but a loopback address requires `token`. @default "127.0.0.1" */
   readonly host?: string;
-  /** Bearer token every /api route then requires (an admin principal named "token"). @default none (loopback only) */
+  /** Bearer token every /api route then requires (an admin principal named "token"). @default none */
   readonly token?: string;
+  /**
+   * The per-user UI token (`loadLocalToken()`, src/auth/local-token.ts): accepted as the admin
+   * principal "local". It does not by itself allow a non-loopback `host` (that needs `token` or
+   * a store token).
+   * @default none
+   */
+  readonly localToken?: string;
+  /**
+   * `"none"`: tokenless local use (`baton ui --no-auth`), loopback `host` only — a request
+   * without a token passes as the admin principal "local" while no `token` is set and the store
+   * holds no token. Otherwise at least one of `token`, `localToken`, `storeTokens` is required.
+   * @default "token"
+   */
+  readonly auth?: "token" | "none";
   /**
    * Also accept the scoped tokens stored by `baton token create` (records of kind "token").
    * Once the store holds one, every /api request needs a token; a non-loopback `host` is
@@ -76,7 +92,7 @@ const ASSETS: Readonly<Record<string, { file: string; type: string }>> = {
 
 /** The static `token`: an admin. */
 const STATIC_PRINCIPAL: Principal = Object.freeze({ id: "token", name: "token", scopes: Object.freeze(["admin"] as const) });
-/** Loopback without any token: local use, an admin. */
+/** The per-user token, or tokenless loopback use (`auth: "none"`): local use, an admin. */
 const LOCAL_PRINCIPAL: Principal = Object.freeze({ id: "local", name: "local", scopes: Object.freeze(["admin"] as const) });
 
 /** dist/ui next to this module when it runs from dist, else the package's dist/ui (running from src). */
@@ -92,20 +108,28 @@ const NOT_BUILT = `<!doctype html><meta charset="utf-8"><title>Baton</title>
 /**
  * Start the UI server.
  *
- * @throws {@link UserError} when `host` is not a loopback address and no token is given, or
- *   the port is taken.
+ * @throws {@link UserError} when `host` is not a loopback address and no token is given, when
+ *   no way to authenticate is given (nor `auth: "none"`), or the port is taken.
  * @example
- * const ui = await startUi({ store: openStore(), runtime, port: 4500 });
+ * const ui = await startUi({ store: openStore(), runtime, port: 4500, localToken: loadLocalToken().token });
  * console.log(ui.url); // http://127.0.0.1:4500/
  * await ui.close();
  */
 export async function startUi(o: UiOptions): Promise<UiServer> {
   const host = o.host ?? "127.0.0.1";
   const token = o.token === "" ? undefined : o.token;
+  const localToken = o.localToken === "" ? undefined : o.localToken;
   const storeTokens = o.storeTokens === true;
   if (!isLoopback(host) && token === undefined && !(storeTokens && (await anyToken(o.store)))) {
     const create = storeTokens ? ", create one with `baton token create --name NAME --scope read`" : "";
     throw new UserError(`binding ${host} would expose runs to the network without a password: set a token with --token TOKEN (or BATON_UI_TOKEN)${create}, or keep the default --host 127.0.0.1`, 2);
+  }
+  const open = o.auth === "none";
+  if (open && !isLoopback(host)) {
+    throw new UserError(`--no-auth is for a loopback bind only: binding ${host} without tokens would let anyone who can reach it start, approve and cancel runs; drop --no-auth (a token is then required), or keep the default --host 127.0.0.1`, 2);
+  }
+  if (!open && token === undefined && localToken === undefined && !storeTokens) {
+    throw new UserError("startUi needs a way to tell who calls: give token, localToken or storeTokens, or auth: \"none\" for tokenless use on loopback", 2);
   }
   const auth = storeTokens ? new TokenAuth(o.store) : undefined;
   // With a token required of every request, any Host may be used (the server is meant to be reached from elsewhere).
@@ -165,18 +189,21 @@ export async function startUi(o: UiOptions): Promise<UiServer> {
   };
 
   /**
-   * Who a request comes from: the static token, a store token, or (no token anywhere, loopback
-   * bind) "local"; a 401 reason when none.
+   * Who a request comes from: the static token, the per-user token ("local"), a store token,
+   * or (`auth: "none"`, no token anywhere) "local"; a 401 reason when none.
    */
   const principalOfRequest = async (req: IncomingMessage, url: URL): Promise<Principal | string> => {
     // EventSource cannot send headers: the stream alone also takes ?token=.
     const presented = bearerOf(req) ?? (/\/stream$/.test(url.pathname) ? (url.searchParams.get("token") ?? undefined) : undefined);
     if (token !== undefined && tokenMatches(presented, token)) return STATIC_PRINCIPAL;
+    if (localToken !== undefined && tokenMatches(presented, localToken)) return LOCAL_PRINCIPAL;
     const found = auth === undefined ? undefined : await auth.verify(presented);
     if (found !== undefined) return found;
-    if (token === undefined && isLoopback(host) && !(auth !== undefined && (await auth.any()))) return LOCAL_PRINCIPAL;
+    if (open && token === undefined && !(auth !== undefined && (await auth.any()))) return LOCAL_PRINCIPAL;
     return presented === undefined || presented === ""
-      ? "this server requires a token: send 'Authorization: Bearer TOKEN' (open the UI as /?token=TOKEN)"
+      ? localToken !== undefined
+        ? "this server requires a token: open the URL it printed at start (it carries ?token=), or send 'Authorization: Bearer TOKEN' with the token of your ui-token file (~/.config/baton/ui-token)"
+        : "this server requires a token: send 'Authorization: Bearer TOKEN' (open the UI as /?token=TOKEN)"
       : "this token is not valid (unknown, revoked or expired): send 'Authorization: Bearer TOKEN' with a current token (baton token list)";
   };
 

@@ -72,7 +72,7 @@ output: "{ 'who': inputs.who, 'pid': where, 'review': review.approved }"
   writeFileSync(join(dir, "where.mjs"), "export default () => process.pid;\n");
   const d = baton(["deploy", join(dir, "cluster.yaml")]);
   expect(d.code, d.stderr).toBe(0);
-  const c = spawn(process.execPath, [CLI, "--store", STORE, "serve", "--port", "0", "--queue", redis.url], { env: env(), stdio: ["ignore", "pipe", "pipe"] });
+  const c = spawn(process.execPath, [CLI, "--store", STORE, "serve", "--port", "0", "--queue", redis.url, "--no-auth"], { env: env(), stdio: ["ignore", "pipe", "pipe"] });
   children.push(c);
   c.stderr!.on("data", (b) => (serveErr += b));
   url = await new Promise<string>((res, rej) => {

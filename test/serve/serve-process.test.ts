@@ -26,7 +26,7 @@ afterEach(() => {
 
 /** Start `baton serve` on a free port; resolves once it prints its URL. */
 function serve(db: string, env: Record<string, string>): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
-  const child = spawn(process.execPath, [CLI, "--db", db, "serve", "--port", "0", "--sweep-ms", "200"], {
+  const child = spawn(process.execPath, [CLI, "--db", db, "serve", "--port", "0", "--sweep-ms", "200", "--no-auth"], {
     env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"],
   });
   children.add(child);

@@ -41,7 +41,7 @@ beforeEach(async () => {
   store = SqliteStore.open(join(dir, "baton.db"));
   await deploy(store, join(dir, "triage.yaml"), { now: () => clock.now });
   process.env["BATON_TEST_GH_SECRET"] = SECRET;
-  serving = await startServe({ store, loadPlan: planFromSource, port: 0, sweepMs: 60_000, now: () => clock.now });
+  serving = await startServe({ store, loadPlan: planFromSource, port: 0, sweepMs: 60_000, now: () => clock.now, auth: "none" });
 });
 
 afterEach(async () => {

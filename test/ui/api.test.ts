@@ -290,7 +290,9 @@ describe("tokens and bind addresses", () => {
       }
 
       const saved = process.env["BATON_UI_TOKEN"];
+      const savedXdg = process.env["XDG_CONFIG_HOME"];
       delete process.env["BATON_UI_TOKEN"];
+      process.env["XDG_CONFIG_HOME"] = `${dir.dir}/config`; // the per-user UI token goes there, not into the real home
       try {
         const program = new Command().exitOverride();
         registerUi(program, () => ({ db: `${dir.dir}/cli.db` }));
@@ -301,6 +303,8 @@ describe("tokens and bind addresses", () => {
         expect(port).toMatchObject({ message: "--port must be a port number from 0 to 65535, got 'http'", exitCode: 2 });
       } finally {
         if (saved !== undefined) process.env["BATON_UI_TOKEN"] = saved;
+        if (savedXdg !== undefined) process.env["XDG_CONFIG_HOME"] = savedXdg;
+        else delete process.env["XDG_CONFIG_HOME"];
       }
     } finally {
       await dir.close();
@@ -310,7 +314,7 @@ describe("tokens and bind addresses", () => {
   it("a port in use is a clear error", async () => {
     const a = await setup();
     try {
-      await expect(startUi({ store: a.store, port: a.ui.port })).rejects.toThrow(`port ${a.ui.port} on 127.0.0.1 is in use: pick another with --port`);
+      await expect(startUi({ store: a.store, port: a.ui.port, auth: "none" })).rejects.toThrow(`port ${a.ui.port} on 127.0.0.1 is in use: pick another with --port`);
     } finally {
       await a.close();
     }
@@ -329,7 +333,8 @@ describe("POST /api/runs reads only templates under the UI's directory", () => {
     writeFileSync(join(root, "big.yaml"), "x".repeat(1024 * 1024 + 1));
     writeFileSync(join(root, "notes.txt"), "secret");
     symlinkSync("/etc/passwd", join(root, "link.yaml"));
-    expect(confinedTemplate("t/ok.yaml", root)).toBe("t/ok.yaml");
+    // The checked file, not the path as given: read relative to the working directory it would be another file.
+    expect(confinedTemplate("t/ok.yaml", root)).toBe(join(root, "t", "ok.yaml"));
     const refused = (p: string): string => {
       try {
         confinedTemplate(p, root);

@@ -28,10 +28,10 @@ function raw(url: string, o: { method?: string; headers?: Record<string, string>
 
 const freshStore = () => SqliteStore.open(join(mkdtempSync(join(tmpdir(), "baton-auth-")), "ui.db"));
 
-describe("loopback without tokens", () => {
+describe("loopback without tokens (auth: \"none\", --no-auth)", () => {
   it("passes tokenless requests (local use) until the first token exists; /healthz never needs one", async () => {
     const store = freshStore();
-    const ui = await startUi({ store, port: 0, storeTokens: true });
+    const ui = await startUi({ store, port: 0, storeTokens: true, auth: "none" });
     try {
       expect((await req(ui, "/api/runs")).status).toBe(200);
       expect((await req(ui, "/api/runs/nope/cancel", { method: "POST" })).status).not.toBe(401);
@@ -163,7 +163,7 @@ describe("the static token beside store tokens, and bind addresses", () => {
   it("without storeTokens, store tokens are not accepted (and do not lock a loopback server)", async () => {
     const store = freshStore();
     const { token } = await createToken(store, { name: "reader", scopes: ["read"] });
-    const ui = await startUi({ store, port: 0 });
+    const ui = await startUi({ store, port: 0, auth: "none" });
     try {
       expect((await req(ui, "/api/runs")).status).toBe(200);
       expect((await req(ui, "/api/runs", { token })).status).toBe(200);

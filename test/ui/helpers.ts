@@ -25,7 +25,7 @@ export async function setup(o: { token?: string; runtime?: boolean } = {}): Prom
   const dir = mkdtempSync(join(tmpdir(), "baton-ui-"));
   const store = SqliteStore.open(join(dir, "ui.db"));
   const runtime = new Runtime({ store, loadPlan: planFromSource });
-  const ui = await startUi({ store, port: 0, pollMs: 50, templates: { root: process.cwd() }, ...(o.runtime === false ? {} : { runtime }), ...(o.token ? { token: o.token } : {}) });
+  const ui = await startUi({ store, port: 0, pollMs: 50, templates: { root: process.cwd() }, ...(o.runtime === false ? {} : { runtime }), ...(o.token ? { token: o.token } : { auth: "none" as const }) });
   return {
     store, runtime, ui, dir,
     close: async () => {

@@ -76,7 +76,7 @@ beforeAll(async () => {
   runtime = new CrashOnce({ store, loadPlan: planFromSource });
   const asRunner: Runner = runtime; // Runtime satisfies the API's Runner interface structurally
   void asRunner;
-  ui = await startUi({ store, runtime, port: 0, pollMs: 50 });
+  ui = await startUi({ store, runtime, port: 0, pollMs: 50, auth: "none" });
 });
 
 afterAll(async () => {

@@ -129,7 +129,7 @@ describe("an agent run streaming through the runtime, watched from another store
     });
     env = await setup({ runtime: false });
     watcherStore = SqliteStore.open(join(env.dir, "ui.db"));
-    watcher = await startUi({ store: watcherStore, port: 0, pollMs: 50 });
+    watcher = await startUi({ store: watcherStore, port: 0, pollMs: 50, auth: "none" });
   });
   afterEach(async () => {
     await watcher.close();

@@ -38,7 +38,7 @@ output: double
 `);
 const store = SqliteStore.open(join(dir, "baton.db"));
 await deploy(store, join(dir, "p.yaml"));
-const serving = await startServe({ store, loadPlan: planFromSource, port: 0, sweepMs: 60_000, concurrency: 64 });
+const serving = await startServe({ store, loadPlan: planFromSource, port: 0, sweepMs: 60_000, concurrency: 64, auth: "none" }); // tokenless on loopback, as before
 const url = serving.url;
 const ids = [];
 

@@ -6,7 +6,7 @@ import type { CompiledExpr } from "../expr/compile.js";
 import type { McpServerPlan, RetryPolicy, ToolPlan, TriggerPlan } from "../plan/types.js";
 import { analyzeMcp, analyzeTools, checkAgentTools } from "./tools.js";
 import { BUILTIN_RETRY, checkJsonSchema, durationOf, isRec, retryOf, type Rec } from "./fields.js";
-import { ExprChecker } from "./refs.js";
+import { ExprChecker, objectNameProblem } from "./refs.js";
 import { sharedAjv, showValue } from "./schema.js";
 import type { Reporter } from "./source.js";
 import { analyzeStage, type OnErrorDraft, type StageDraft } from "./stage.js";
@@ -42,6 +42,11 @@ function analyzeInputs(raw: Rec, report: Reporter): Analysis["inputsSchema"] {
   const required: string[] = [];
   for (const [name, schema] of Object.entries(raw)) {
     if (!isRec(schema) && typeof schema !== "boolean") continue; // the schema check reported it
+    const reserved = objectNameProblem(name, "input name");
+    if (reserved) {
+      report.key(["inputs", name], `${reserved}: rename the input`);
+      continue;
+    }
     properties[name] = schema;
     if (!isRec(schema) || !("default" in schema)) required.push(name);
     checkJsonSchema(schema, ["inputs", name], `input '${name}'`, report);

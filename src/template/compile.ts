@@ -128,7 +128,8 @@ function plainData(doc: unknown, report: Reporter): { data: unknown; view: unkno
       const out: Record<string, unknown> = {};
       for (const [k, e] of Object.entries(v)) {
         const w = e === undefined ? undefined : walk(e, [...path, k], forSchema);
-        if (w !== undefined) out[k] = w;
+        // An own `__proto__` stays a key (so validation can reject it by name), not the prototype.
+        if (w !== undefined) Object.defineProperty(out, k, { value: w, enumerable: true, writable: true, configurable: true });
       }
       return out;
     }

@@ -16,6 +16,22 @@ export const FALLBACK_SCOPE = ["error", "input"] as const;
 /** Stage ids that would shadow (or be shadowed by) a scope name. */
 export const RESERVED_IDS: ReadonlySet<string> = new Set(["inputs", "item", "index", ...STAGE_SCOPE, ...FALLBACK_SCOPE, "output"]);
 
+/**
+ * Names every JavaScript object already has (Object.prototype's, and `prototype`). A stage id,
+ * an `as:` name or an input spelled so would read as the built-in — or, for `__proto__`, as
+ * null — instead of its value, so templates may not use them (issue 13.13).
+ */
+export const OBJECT_NAMES: ReadonlySet<string> = new Set([
+  "__proto__", "constructor", "prototype", "hasOwnProperty", "isPrototypeOf", "propertyIsEnumerable",
+  "toLocaleString", "toString", "valueOf", "__defineGetter__", "__defineSetter__", "__lookupGetter__", "__lookupSetter__",
+]);
+
+/** Why `name` cannot name a stage, input or item: "every JavaScript object has a '__proto__'…". */
+export function objectNameProblem(name: string, what: string): string | undefined {
+  if (!OBJECT_NAMES.has(name)) return undefined;
+  return `${what} '${name}' is reserved: every JavaScript object has a '${name}', so it would read as ${name === "__proto__" ? "null" : "a built-in function"} instead of its value`;
+}
+
 /** The stage an expression belongs to, as far as its scope is concerned. */
 export interface StageScope {
   readonly id: string;

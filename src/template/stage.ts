@@ -7,7 +7,7 @@ import type { CompiledExpr } from "../expr/compile.js";
 import type { CompiledValueTemplate } from "../expr/value-template.js";
 import type { RetryPolicy, StageKind, StageSpec } from "../plan/types.js";
 import { checkJsonSchema, durationOf, isRec, retryOf, type Rec } from "./fields.js";
-import { RESERVED_IDS, type ExprChecker, type StageScope, type Where } from "./refs.js";
+import { RESERVED_IDS, objectNameProblem, type ExprChecker, type StageScope, type Where } from "./refs.js";
 import type { DocPath, Reporter } from "./source.js";
 import { didYouMean } from "./suggest.js";
 import { analyzeLimit } from "./limit.js";
@@ -74,6 +74,7 @@ export interface StageContext {
 function checkId(id: string, path: DocPath, report: Reporter): void {
   if (!ID.test(id)) report.key(path, `stage id '${id}' is not valid: use letters, digits and _, not starting with a digit`);
   else if (RESERVED_IDS.has(id)) report.key(path, `stage id '${id}' is reserved (it names something in scope): rename the stage`);
+  else if (objectNameProblem(id, "stage id")) report.key(path, `${objectNameProblem(id, "stage id")}: rename the stage`);
   else if (JSONATA_WORDS.has(id)) report.key(path, `stage id '${id}' is a JSONata keyword: rename the stage`);
 }
 
@@ -122,7 +123,8 @@ export function analyzeStage(id: string, idx: number, raw: unknown, ctx: StageCo
   if (has("concurrency") && !has("for_each")) report.key(at("concurrency"), `stage '${id}': 'concurrency' limits for_each items: it needs for_each`);
 
   const as = typeof s.as === "string" ? s.as : "item";
-  if (as !== "item" && (RESERVED_IDS.has(as) || ctx.stageIds.has(as))) {
+  if (objectNameProblem(as, "as name")) report.value(at("as"), `stage '${id}': ${objectNameProblem(as, "as name")}: pick another name`);
+  else if (as !== "item" && (RESERVED_IDS.has(as) || ctx.stageIds.has(as))) {
     report.value(at("as"), `stage '${id}': as '${as}' would hide the ${ctx.stageIds.has(as) ? "stage" : "scope name"} of that name: pick another name`);
   }
   const scope: StageScope = {

@@ -7,22 +7,18 @@
 import { Command, CommanderError, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { planFromSource } from "../api/run.js";
-import { Runtime, UserError, type RunHandle, type RunResult } from "../runtime/index.js";
-import { openStoreAsync } from "../store/open.js";
+// Only what `validate` and `plan` use is imported here; everything else (the runtime, the store
+// adapters, the trace, telemetry, the subcommands' modules, the distributed layer) is loaded by
+// the command that needs it (issue 14: every command loads only what it uses).
+// test/architecture/startup-imports.test.ts checks the import graph.
+import { UserError } from "../base/errors.js";
+import type { RunHandle, RunResult, Runtime } from "../runtime/runtime.js";
 import type { Store } from "../store/port.js";
 import { describePlan, loadPlanFile, validateFile, validateInputs, formatDiagnostic } from "../template/index.js";
-import { renderTrace, type Trace } from "../trace/index.js";
+import type { Trace } from "../trace/index.js";
 import { Progress } from "./progress.js";
-import { createTelemetry, type Telemetry } from "../telemetry/index.js";
-import { loadTrace, registerDiff } from "./commands/diff.js";
-import { registerUi } from "./commands/ui.js";
-import { registerDeploy } from "./commands/deploy.js";
-import { registerToken } from "./commands/token.js";
-import { registerServe } from "./commands/serve.js";
-import { registerMigrate } from "./commands/migrate.js";
+import type { Telemetry } from "../telemetry/index.js";
 import type { Plan } from "../plan/types.js";
-import { loadConfig } from "../agents/config.js";
 import { reportError } from "./errors.js";
 import { allowExit, guardExit, noteRun } from "./exit-guard.js";
 import { MAX_JSON_DEPTH, shapeOf } from "../base/json.js";
@@ -45,6 +41,7 @@ function prefixOf(g: GlobalOpts): string {
 
 /** The run store: --store URL (PostgreSQL) or --db PATH (SQLite), else $BATON_STORE / $BATON_DB / .baton/baton.db. */
 async function storeOf(g: GlobalOpts, durability?: string): Promise<Store> {
+  const { openStoreAsync } = await import("../store/open.js");
   return openStoreAsync(g.store ?? g.db, durability === "full" ? { durability: "full" } : {});
 }
 
@@ -159,20 +156,31 @@ async function follow(runtime: Runtime, start: () => Promise<{ id: string; done:
 /** OpenTelemetry export of this process (off unless OTEL_EXPORTER_OTLP_ENDPOINT is set). */
 let telemetry: Telemetry | undefined;
 let telemetryChecked = false;
-function processTelemetry(): Telemetry | undefined {
+async function processTelemetry(): Promise<Telemetry | undefined> {
   if (!telemetryChecked) {
     telemetryChecked = true;
-    telemetry = createTelemetry();
+    telemetry = (await import("../telemetry/index.js")).createTelemetry();
   }
   return telemetry;
+}
+
+/** `planFromSource` (a stored run's plan from its recorded source), loaded with the runtime it brings in. */
+async function planLoader(): Promise<typeof import("../api/run.js").planFromSource> {
+  return (await import("../api/run.js")).planFromSource;
+}
+
+/** The agents' configuration (baton.config.* / providers), loaded by the commands that execute stages. */
+async function config(): Promise<Awaited<ReturnType<typeof import("../agents/config.js").loadConfig>>> {
+  return (await import("../agents/config.js")).loadConfig();
 }
 
 async function makeRuntime(store: Store, concurrency: string | undefined, progress: Progress): Promise<Runtime> {
   const n = concurrency === undefined ? undefined : Number(concurrency);
   if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new UserError(`--concurrency must be a whole number from 1 up, got '${concurrency}'`, 2);
-  const tel = processTelemetry();
+  const tel = await processTelemetry();
+  const [{ Runtime }, loadPlan] = await Promise.all([import("../runtime/runtime.js"), planLoader()]);
   return new Runtime({
-    store, ...(n !== undefined ? { concurrency: n } : {}), loadPlan: planFromSource, config: await loadConfig(),
+    store, ...(n !== undefined ? { concurrency: n } : {}), loadPlan, config: await config(),
     onEvents: (id, events, plan) => {
       noteRun(id);
       progress.onEvents(id, events, plan);
@@ -223,7 +231,7 @@ async function followOnWorkers(store: Store, id: string, json: boolean, progress
     let plan = known;
     if (!plan) {
       const first = (await store.load(id)).events[0];
-      plan = first?.type === "run_started" ? planFromSource(first.source) : undefined;
+      plan = first?.type === "run_started" ? (await planLoader())(first.source) : undefined;
     }
     const result = await followRun(store, id, (es) => plan && progress.onEvents(id, es, plan), ctl.signal);
     progress.end();
@@ -242,6 +250,15 @@ async function followOnWorkers(store: Store, id: string, json: boolean, progress
   }
 }
 
+/** Baton's version, from its package.json. */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+  } catch {
+    return "unknown";
+  }
+}
+
 /** Build the program; `run(argv)` returns the exit code. */
 export function program(): Command {
   const cmd = new Command("baton")
@@ -250,6 +267,7 @@ export function program(): Command {
     .option("--store <url>", "run store: postgres://… for distributed mode, or a SQLite path (default: $BATON_STORE)")
     .option("--queue-prefix <name>", "Redis key prefix of the deployment: workers and submitters with different prefixes share nothing (default: $BATON_QUEUE_PREFIX or baton)")
     .option("--debug", "show stack traces for errors")
+    .version(packageVersion(), "--version", "print the version")
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   const g = (): GlobalOpts => cmd.opts<GlobalOpts>();
@@ -335,7 +353,7 @@ export function program(): Command {
         try {
           const id = await store.resolveId(run);
           const { resumeOnWorkers } = await import("../distributed/submit.js");
-          await resumeOnWorkers(store, workers, id, planFromSource, code);
+          await resumeOnWorkers(store, workers, id, await planLoader(), code);
           set(await followOnWorkers(store, id, o.json === true, progress));
         } finally {
           await store.close();
@@ -418,7 +436,7 @@ export function program(): Command {
     await continueRun(run, o, {
       onWorkers: async (store, workers, id) => {
         const { answerOnWorkers } = await import("../distributed/submit.js");
-        return said(id, await answerOnWorkers(store, workers, id, stage, human, planFromSource, code));
+        return said(id, await answerOnWorkers(store, workers, id, stage, human, await planLoader(), code));
       },
       here: async (runtime, id) => {
         const r = await runtime.answer(id, stage, human, code);
@@ -449,7 +467,7 @@ export function program(): Command {
       await continueRun(run, o, {
         onWorkers: async (store, workers, id) => {
           const { signalOnWorkers } = await import("../distributed/submit.js");
-          await signalOnWorkers(store, workers, id, name, sig, planFromSource, code);
+          await signalOnWorkers(store, workers, id, name, sig, await planLoader(), code);
           return `signal '${name}' sent to run ${id}`;
         },
         here: async (runtime, id) => ({ ...(await runtime.signal(id, name, sig, code)), line: `signal '${name}' sent to run ${id}` }),
@@ -478,7 +496,7 @@ export function program(): Command {
         const options = async () => {
           const { events } = await store.load(id);
           const first = events[0];
-          const base = plan ?? (first?.type === "run_started" ? planFromSource(first.source) : undefined);
+          const base = plan ?? (first?.type === "run_started" ? (await planLoader())(first.source) : undefined);
           const inputs = base && o.input.length ? validateInputs(base, { ...(first?.type === "run_started" ? first.inputs : {}), ...overrides }) : undefined;
           return { ...(plan ? { plan } : {}), ...(inputs ? { inputs } : {}) };
         };
@@ -516,7 +534,7 @@ export function program(): Command {
       if (!(Number.isInteger(n) && n >= 1)) throw new UserError(`--concurrency must be a whole number from 1 up, got '${o.concurrency}'`, 2);
       const store = await storeOf(g(), o.durability);
       const { BatonWorker, redisConnection } = await import("../distributed/worker.js");
-      const worker = new BatonWorker({ store, connection: redisConnection(queue), prefix: prefixOf(g()), concurrency: n, lockMs: Math.max(500, Number(o.lockMs) || 10000), sweepMs: Math.max(100, Number(o.sweepMs) || 5000), loadPlan: planFromSource, config: await loadConfig(), log: (l) => process.stderr.write(l + "\n"), ...(o.allowCodeChange ? { allowCodeChange: true } : {}) });
+      const worker = new BatonWorker({ store, connection: redisConnection(queue), prefix: prefixOf(g()), concurrency: n, lockMs: Math.max(500, Number(o.lockMs) || 10000), sweepMs: Math.max(100, Number(o.sweepMs) || 5000), loadPlan: await planLoader(), config: await config(), log: (l) => process.stderr.write(l + "\n"), ...(o.allowCodeChange ? { allowCodeChange: true } : {}) });
       worker.start();
       process.stderr.write(`baton worker ${worker.id} ready (concurrency ${n})\n`);
       await new Promise<void>((res) => {
@@ -551,7 +569,8 @@ export function program(): Command {
       }
       return;
     }
-    const runtime = new Runtime({ store, loadPlan: planFromSource });
+    const [{ Runtime }, loadPlan] = await Promise.all([import("../runtime/runtime.js"), planLoader()]);
+    const runtime = new Runtime({ store, loadPlan });
     try {
       const id = await store.resolveId(run);
       const r = await runtime.cancel(id);
@@ -592,6 +611,7 @@ export function program(): Command {
     .option("--messages", "add the messages each agent turn sent to the model").action(async (run: string, o: { json?: boolean; messages?: boolean }) => {
     const store = await storeOf(g());
     try {
+      const [{ loadTrace }, { renderTrace }] = await Promise.all([import("./commands/diff.js"), import("../trace/render.js")]);
       const trace = await loadTrace(store, await store.resolveId(run), { messages: o.messages === true });
       process.stdout.write(o.json ? JSON.stringify(trace, null, 2) + "\n" : renderTrace(trace, { color: process.stdout.isTTY === true, width: process.stdout.isTTY ? (process.stdout.columns ?? 100) : 160 }) + "\n");
       if (o.messages && !o.json) process.stdout.write(renderMessages(trace));
@@ -600,20 +620,54 @@ export function program(): Command {
     }
   });
 
-  const storeGlobals = () => ({ ...g(), ...(g().store ? { db: g().store } : {}) });
-  registerDiff(cmd, storeGlobals);
-  registerUi(cmd, storeGlobals);
-  registerDeploy(cmd, storeGlobals);
-  registerToken(cmd, storeGlobals);
-  registerServe(cmd, () => ({ ...storeGlobals(), prefix: prefixOf(g()) }));
-  registerMigrate(cmd);
   return Object.assign(cmd, { exitCode: () => code });
+}
+
+/**
+ * The commands defined in their own modules (src/cli/commands/), by the names they register.
+ * Only the module of the command being run is loaded; all of them for help or an unknown name.
+ */
+const MODULE_COMMANDS: readonly { readonly names: readonly string[]; readonly register: (cmd: Command, g: () => GlobalOpts) => Promise<void> }[] = [
+  { names: ["diff"], register: async (cmd, g) => (await import("./commands/diff.js")).registerDiff(cmd, storeGlobals(g)) },
+  { names: ["ui"], register: async (cmd, g) => (await import("./commands/ui.js")).registerUi(cmd, storeGlobals(g)) },
+  { names: ["deploy", "pipelines", "show"], register: async (cmd, g) => (await import("./commands/deploy.js")).registerDeploy(cmd, storeGlobals(g)) },
+  { names: ["token"], register: async (cmd, g) => (await import("./commands/token.js")).registerToken(cmd, storeGlobals(g)) },
+  { names: ["serve"], register: async (cmd, g) => (await import("./commands/serve.js")).registerServe(cmd, () => ({ ...storeGlobals(g)(), prefix: prefixOf(g()) })) },
+  { names: ["migrate"], register: async (cmd) => (await import("./commands/migrate.js")).registerMigrate(cmd) },
+];
+
+function storeGlobals(g: () => GlobalOpts): () => GlobalOpts & { db?: string } {
+  return () => ({ ...g(), ...(g().store ? { db: g().store } : {}) });
+}
+
+/** Global options that take a value (so the command name is not mistaken for one). */
+const VALUE_OPTIONS = new Set(["--db", "--store", "--queue-prefix"]);
+
+/** The command name in argv (the first word that is neither a global option nor its value). */
+function commandName(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (VALUE_OPTIONS.has(a)) i++;
+    else if (!a.startsWith("-")) return a;
+  }
+  return undefined;
+}
+
+/** Register the module-defined commands `argv` may run: the one it names, or all of them. */
+async function registerModules(cmd: Command, argv: readonly string[]): Promise<void> {
+  const name = commandName(argv);
+  const builtIn = name !== undefined && name !== "help" && cmd.commands.some((c) => c.name() === name);
+  if (builtIn || (name === undefined && argv.includes("--version"))) return;
+  const only = MODULE_COMMANDS.filter((m) => name !== undefined && m.names.includes(name));
+  const g = (): GlobalOpts => cmd.opts<GlobalOpts>();
+  for (const m of only.length > 0 ? only : MODULE_COMMANDS) await m.register(cmd, g);
 }
 
 /** Run the CLI with argv; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const cmd = program() as Command & { exitCode: () => number };
   try {
+    await registerModules(cmd, argv);
     await cmd.parseAsync(argv, { from: "user" });
     await telemetry?.shutdown();
     return cmd.exitCode();

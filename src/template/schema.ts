@@ -1,18 +1,29 @@
 /**
  * Structural validation against `schema/template.schema.json` (draft 2020-12) with ajv,
  * and the translation of ajv's errors into one clear message per problem.
+ *
+ * The template validator is precompiled at build time (scripts/build-schema.mjs writes ajv
+ * standalone code to dist/template/template-validator.cjs), so a command that compiles a
+ * template loads no ajv compiler; ajv itself is loaded only for the templates' own JSON Schemas
+ * (inputs, agent outputs) — issue 14.
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
+import { createRequire } from "node:module";
+import type { Ajv2020, ErrorObject, ValidateFunction } from "ajv/dist/2020.js";
 import { parseDuration } from "../expr/index.js";
 import type { DocPath, Reporter } from "./source.js";
 import { didYouMean } from "./suggest.js";
 
 type Schema = Record<string, unknown>;
 
-/** A fresh ajv for draft 2020-12 that knows Baton's `x-expect` annotation. @internal */
-export function newAjv(opts: { useDefaults?: boolean } = {}): Ajv2020 {
-  return new Ajv2020({
+const require = createRequire(import.meta.url);
+
+/** A fresh ajv for draft 2020-12 that knows Baton's `x-expect` annotation (ajv is loaded on first use). @internal */
+export function newAjv(opts: { useDefaults?: boolean; validateSchema?: boolean } = {}): Ajv2020 {
+  const { Ajv2020: Ajv } = require("ajv/dist/2020.js") as typeof import("ajv/dist/2020.js");
+  // Keep these options in step with TEMPLATE_AJV_OPTIONS in scripts/build-schema.mjs.
+  return new Ajv({
     allErrors: true,
     verbose: true,
     strict: false,
@@ -37,14 +48,34 @@ export function sharedAjv(): Ajv2020 {
   return shared;
 }
 
+function templateSchemaText(): string {
+  return readFileSync(new URL("../../schema/template.schema.json", import.meta.url), "utf8");
+}
+
 /** The template JSON Schema, as shipped in `schema/template.schema.json`. */
 export function templateSchema(): Schema {
-  const url = new URL("../../schema/template.schema.json", import.meta.url);
-  return JSON.parse(readFileSync(url, "utf8")) as Schema;
+  return JSON.parse(templateSchemaText()) as Schema;
+}
+
+/**
+ * The build's precompiled validator, if there is one and it was built from this schema text
+ * (from src/ there is none; a schema edited after the build has another hash).
+ */
+function precompiledValidator(text: string): ValidateFunction | undefined {
+  let mod: ValidateFunction & { schemaHash?: string };
+  try {
+    mod = require("./template-validator.cjs") as ValidateFunction & { schemaHash?: string };
+  } catch {
+    return undefined;
+  }
+  return mod.schemaHash === createHash("sha256").update(text).digest("hex") ? mod : undefined;
 }
 
 function validator(): ValidateFunction {
-  templateValidator ??= sharedAjv().compile(templateSchema());
+  if (templateValidator === undefined) {
+    const text = templateSchemaText();
+    templateValidator = precompiledValidator(text) ?? sharedAjv().compile(JSON.parse(text) as Schema);
+  }
   return templateValidator;
 }
 

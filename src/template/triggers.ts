@@ -3,7 +3,8 @@
  * webhooks. Checked at validate time and compiled to {@link TriggerPlan}s. Triggers never
  * change how a run executes, so they are left out of both plan hashes.
  */
-import { Cron } from "croner";
+import { createRequire } from "node:module";
+import type { Cron } from "croner";
 import { ExprError } from "../expr/index.js";
 import { compileExprInternal, type CompiledExpr } from "../expr/compile.js";
 import type { CatchUpPolicy, Plan, TriggerPlan } from "../plan/types.js";
@@ -33,7 +34,9 @@ const CRON_HELP = `write 5 fields "minute hour day-of-month month day-of-week", 
  * @internal shared with `serve/cron.ts`.
  */
 export function cronSchedule(expression: string, timezone: string): Cron {
-  return new Cron(expression, { timezone, mode: "5-part" });
+  // Loaded on first use: only templates with cron triggers (and `baton serve`) need croner.
+  const { Cron: CronClass } = createRequire(import.meta.url)("croner") as typeof import("croner");
+  return new CronClass(expression, { timezone, mode: "5-part" });
 }
 
 /** Why `tz` is not an IANA time zone this runtime knows, or undefined when it is one. */

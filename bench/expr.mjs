@@ -24,7 +24,14 @@ async function bench(name, unit, perRep, fn) {
   }
   const m = median(ms);
   const value = unit === "ns/eval" ? (m * 1e6) / perRep : unit === "evals/s" ? perRep / (m / 1000) : m;
-  rows.push(`| ${name} | ${fmt(value)} | ${unit} |`);
+  let note = "";
+  if (unit === "ms") {
+    const c0 = process.cpuUsage();
+    await fn();
+    const c = process.cpuUsage(c0);
+    note = `CPU ${fmt((c.user + c.system) / 1000)} ms`;
+  }
+  rows.push(`| ${name} | ${fmt(value)} | ${unit} | ${note} |`);
   process.stderr.write(`  ${name}: ${fmt(value)} ${unit}\n`);
 }
 
@@ -71,4 +78,4 @@ await bench("two runaway expressions at once, until both are stopped", "ms", 1, 
   await Promise.allSettled([runaway.evaluate({}), runaway.evaluate({ x: 1 })]);
 });
 
-console.log(`| case (node ${process.version}) | figure | unit |\n|---|---:|---|\n${rows.join("\n")}`);
+console.log(`| case (node ${process.version}) | figure | unit | note |\n|---|---:|---|---|\n${rows.join("\n")}`);

@@ -11,8 +11,38 @@ import RE2 from "re2";
 import { ExprError, quoteExpr } from "./errors.js";
 import type { AstNode } from "./roots.js";
 
+/** Compiled RE2 per regex literal (JSONata's AST owns the `RegExp`s, so they key a WeakMap). */
+const compiled = new WeakMap<RegExp, RE2>();
+
+/**
+ * What JSONata gets from `new RegexEngine(literal)` on every evaluation of a regex literal:
+ * its own `lastIndex` over an RE2 compiled once per literal (compiling costs about as much as
+ * matching a short string). `exec` is synchronous, so sharing the RE2 cannot mix up matches.
+ */
+class SharedRE2 {
+  lastIndex = 0;
+  readonly #re: RE2;
+
+  constructor(literal: RegExp) {
+    let re = compiled.get(literal);
+    if (re === undefined) {
+      re = new RE2(literal);
+      compiled.set(literal, re);
+    }
+    this.#re = re;
+  }
+
+  exec(str: string): RegExpExecArray | null {
+    const re = this.#re;
+    re.lastIndex = this.lastIndex;
+    const m = re.exec(str);
+    this.lastIndex = re.lastIndex;
+    return m;
+  }
+}
+
 /** The regex engine JSONata is compiled with (its `RegexEngine` option). */
-export const REGEX_ENGINE = RE2 as unknown as RegExpConstructor;
+export const REGEX_ENGINE = SharedRE2 as unknown as RegExpConstructor;
 
 /** Every regex literal node of `ast`. */
 function regexNodes(node: unknown, out: AstNode[]): AstNode[] {

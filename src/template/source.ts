@@ -2,7 +2,7 @@
  * Template text → data, plus a locator that turns a path in that data into a file position,
  * and the reporter every check writes its diagnostics to.
  */
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from "yaml";
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from "yaml";
 import type { Diagnostic } from "./errors.js";
 
 /** A path in the template data: keys and sequence indexes. */
@@ -139,26 +139,27 @@ function jsonErrorOffset(text: string): { offset: number; message: string } | un
 
 /**
  * True when some mapping might repeat a key: a scalar key value seen twice in one mapping (a
- * superset of yaml's own `uniqueKeys` test, which compares scalar values with `===`).
+ * superset of yaml's own `uniqueKeys` test, which compares scalar values with `===`). One walk
+ * over the nodes, keys included (aliases are not followed: their anchors are walked where they are).
  */
-function mayRepeatKeys(doc: Document): boolean {
-  let repeated = false;
-  visit(doc, {
-    Map(_, map) {
-      const seen = new Set<unknown>();
-      const NO_KEY = seen; // a pair without a key: two of them repeat too
-      for (const pair of map.items) {
-        const k = pair.key === null ? NO_KEY : isScalar(pair.key) ? pair.key.value : pair.key;
-        if (seen.has(k)) {
-          repeated = true;
-          return visit.BREAK;
-        }
-        seen.add(k);
-      }
-      return undefined;
-    },
-  });
-  return repeated;
+function mayRepeatKeys(node: unknown): boolean {
+  if (isMap(node)) {
+    const seen = new Set<unknown>();
+    for (const pair of node.items) {
+      const key: unknown = pair.key;
+      // A pair without a key counts as a key too (two of them repeat, as in yaml's test).
+      const k = key === null ? seen : isScalar(key) ? key.value : key;
+      if (seen.has(k)) return true;
+      seen.add(k);
+      if (key !== null && !isScalar(key) && mayRepeatKeys(key)) return true;
+      if (mayRepeatKeys(pair.value)) return true;
+    }
+    return false;
+  }
+  if (isSeq(node)) {
+    for (const item of node.items) if (mayRepeatKeys(item)) return true;
+  }
+  return false;
 }
 
 /**
@@ -170,7 +171,7 @@ function mayRepeatKeys(doc: Document): boolean {
 export function parseText(text: string, format: "yaml" | "json", file: string): ParsedText {
   let lines = new LineCounter();
   let doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false });
-  if (doc.errors.length > 0 || mayRepeatKeys(doc)) {
+  if (doc.errors.length > 0 || mayRepeatKeys(doc.contents)) {
     lines = new LineCounter();
     doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   }

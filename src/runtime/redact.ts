@@ -29,7 +29,9 @@ interface Frame {
   readonly slot: number | string;
 }
 
-/** Nesting beyond which the walk checks for cycles (JSON has none; a live object graph might). */
+/** Nesting walked by plain recursion; deeper, an explicit stack takes over. */
+const RECURSION_DEPTH = 64;
+/** Nesting (of the explicit-stack walk) beyond which it checks for cycles (JSON has none; a live object graph might). */
 const CYCLE_CHECK_DEPTH = 256;
 
 /** A redactor for the given secret values. */
@@ -56,10 +58,47 @@ export class Redactor {
    * new Redactor(["hunter2hunter2"]).value({ "hunter2hunter2": ["pw hunter2hunter2"] }); // { "[redacted]": ["pw [redacted]"] }
    */
   value<T>(v: T): T {
-    if (typeof v === "string") return this.text(v) as T;
+    if (typeof v === "string") return (v.length < this.shortest ? v : this.text(v)) as T;
     if (v === null || typeof v !== "object") return v;
-    const root = frame(v as object, 0);
-    const stack: Frame[] = [root];
+    return this.walk(v, 0) as T;
+  }
+
+  /** The common case: plain recursion (no allocation unless something changes), to {@link RECURSION_DEPTH}. */
+  private walk(v: object, depth: number): object {
+    if (depth >= RECURSION_DEPTH) return this.deep(v);
+    if (Array.isArray(v)) {
+      let copy: unknown[] | undefined;
+      for (let i = 0; i < v.length; i++) {
+        const x: unknown = v[i];
+        let r = x;
+        if (typeof x === "string") {
+          if (x.length >= this.shortest) r = this.text(x);
+        } else if (typeof x === "object" && x !== null) r = this.walk(x, depth + 1);
+        if (r !== x) (copy ??= v.slice())[i] = r;
+      }
+      return copy ?? v;
+    }
+    const obj = v as Record<string, unknown>;
+    let copy: Record<string, unknown> | undefined;
+    let renamed: Map<string, string> | undefined;
+    for (const k in obj) {
+      if (k.length >= this.shortest) {
+        const rk = this.text(k);
+        if (rk !== k) (renamed ??= new Map()).set(k, rk);
+      }
+      const x = obj[k];
+      let r = x;
+      if (typeof x === "string") {
+        if (x.length >= this.shortest) r = this.text(x);
+      } else if (typeof x === "object" && x !== null) r = this.walk(x, depth + 1);
+      if (r !== x) (copy ??= { ...obj })[k] = r;
+    }
+    return renamed ? renameKeys(copy ?? obj, renamed) : (copy ?? obj);
+  }
+
+  /** Deeper than {@link RECURSION_DEPTH}: the same walk with an explicit stack (any depth, no stack overflow). */
+  private deep(v: object): object {
+    const stack: Frame[] = [frame(v, 0)];
     let ancestors: Set<object> | undefined;
     for (;;) {
       const f = stack[stack.length - 1]!;
@@ -95,7 +134,7 @@ export class Redactor {
       ancestors?.delete(node);
       const out = f.renamed ? renameKeys((f.copy ?? node) as Record<string, unknown>, f.renamed) : (f.copy ?? node);
       const parent = stack[stack.length - 1];
-      if (!parent) return out as T;
+      if (!parent) return out;
       if (out !== node) ((parent.copy ??= copyOf(parent.node)) as Record<string | number, unknown>)[f.slot] = out;
     }
   }

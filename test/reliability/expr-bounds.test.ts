@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { SqliteStore } from "../../src/store/sqlite.js";
+import { formatDiagnostic, validateFile } from "../../src/template/index.js";
 
 const CLI = resolve("dist/cli/main.js");
 
@@ -130,4 +131,26 @@ describe("expressions that used to kill or stall the process, end to end", () =>
     expect(again.code).not.toBe(133);
     expect((await events(db)).status).toBe("failed");
   }, 300_000);
+
+  it("`baton validate` reports a regex RE2 cannot run at FILE:LINE:COL, like other expression errors", () => {
+    const file = join(dir, "regex.yaml");
+    writeFileSync(
+      file,
+      [
+        "baton: 1",
+        "name: rx",
+        "inputs:",
+        "  s: { type: string }",
+        "stages:",
+        "  a:",
+        "    value: '$match(inputs.s, /(ab)\\1/)'",
+        "  b:",
+        "    value: '$contains(inputs.s, /x(?=y)/i)'",
+      ].join("\n") + "\n",
+    );
+    expect(validateFile(file).map((d) => formatDiagnostic(d).replace(dir + "/", ""))).toEqual([
+      expect.stringMatching(/^regex\.yaml:7:30: regex \/\(ab\)\\1\/ uses a backreference: expressions match with RE2, which runs in linear time/),
+      expect.stringMatching(/^regex\.yaml:9:33: regex \/x\(\?=y\)\/ uses lookahead or lookbehind/),
+    ]);
+  });
 });

@@ -41,7 +41,8 @@ function checkFile(file: string, st: { mode: number; uid: number; isFile(): bool
   if (me !== undefined && st.uid !== me) {
     throw new UserError(`${file} is owned by another account (uid ${st.uid}), so it may be known to others: remove it (rm ${file}) and Baton writes a new UI token`, 2);
   }
-  if ((st.mode & 0o077) !== 0) {
+  // (Windows has no such mode bits: its ACLs keep a profile's files to their user.)
+  if (process.platform !== "win32" && (st.mode & 0o077) !== 0) {
     throw new UserError(`${file} can be read by other users (mode ${(st.mode & 0o777).toString(8).padStart(3, "0")}): restrict it with \`chmod 600 ${file}\` (and, as it may be known, consider removing it so a new token is written)`, 2);
   }
 }
@@ -51,7 +52,7 @@ function checkDir(dir: string): void {
   const st = statSync(dir);
   const me = uid();
   if (me !== undefined && st.uid !== me) throw new UserError(`${dir} is owned by another account (uid ${st.uid}): the UI token must live in a directory of yours; set XDG_CONFIG_HOME to one`, 2);
-  if ((st.mode & 0o022) !== 0) throw new UserError(`${dir} can be written by other users (mode ${(st.mode & 0o777).toString(8).padStart(3, "0")}): restrict it with \`chmod 700 ${dir}\``, 2);
+  if (process.platform !== "win32" && (st.mode & 0o022) !== 0) throw new UserError(`${dir} can be written by other users (mode ${(st.mode & 0o777).toString(8).padStart(3, "0")}): restrict it with \`chmod 700 ${dir}\``, 2);
 }
 
 /** Read an existing token file (checked first), or undefined when there is none. */

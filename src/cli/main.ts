@@ -372,11 +372,15 @@ export function program(): Command {
   /** `--data JSON` of approve and signal. */
   const dataOf = (text: string | undefined): unknown => {
     if (text === undefined) return undefined;
+    let data: unknown;
     try {
-      return JSON.parse(text);
+      data = JSON.parse(text);
     } catch (err) {
       throw new UserError(`--data must be JSON (e.g. '{"ok": true}'): ${(err as Error).message}`, 2);
     }
+    const depth = typeof data === "object" && data !== null ? shapeOf(data).depth : 0;
+    if (depth > MAX_JSON_DEPTH) throw new UserError(`--data is nested ${depth.toLocaleString("en-US")} levels deep; at most ${MAX_JSON_DEPTH.toLocaleString("en-US")} are stored: flatten it`, 2);
+    return data;
   };
 
   /**

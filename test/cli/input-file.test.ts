@@ -70,3 +70,18 @@ describe("--input-file", () => {
     expect(JSON.parse(r.stdout).output).toBe(50_000);
   });
 });
+
+describe("approve --data", () => {
+  it("--data nested 20,000 levels deep: exit 2 with the depth and the limit (was 'internal error: Maximum call stack size exceeded')", () => {
+    const adb = join(dir, "approve.db");
+    const cli = (args: string[]) => spawnSync(process.execPath, [CLI, "--db", adb, ...args], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+    const started = cli(["run", resolve("test/fixtures/cli/approve.yaml"), "--json"]);
+    expect(started.status, started.stderr).toBe(3);
+    const id = JSON.parse(started.stdout).id as string;
+    const r = cli(["approve", id, "review", "--data", "[".repeat(20_000) + "]".repeat(20_000)]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim()).toBe("baton: --data is nested 20,000 levels deep; at most 1,000 are stored: flatten it");
+    const ok = cli(["approve", id, "review", "--data", '{"ok": [[1]]}', "--json"]);
+    expect(ok.status, ok.stderr).toBe(0);
+  });
+});

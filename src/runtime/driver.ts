@@ -289,7 +289,7 @@ export class RunDriver implements HostPort {
  * The result of a run that stopped, from its state; output and error as the log has them
  * (redacted: the state may hold the values from before the append redacted its events).
  */
-export function runResult(plan: Plan, runId: string, s: RunState, loop: Pick<RunLoop, "output" | "finished">): RunResult {
+export function runResult(plan: Plan, runId: string, s: RunState, loop: Pick<RunLoop, "output" | "finished" | "waited">): RunResult {
   const output = loop.output;
   const failure = loop.finished?.error ?? s.failure;
   const status = s.status === "running" ? "waiting" : s.status;
@@ -299,7 +299,7 @@ export function runResult(plan: Plan, runId: string, s: RunState, loop: Pick<Run
     status: status as RunResult["status"],
     ...(s.status === "succeeded" ? { output } : {}),
     ...(failure && s.status !== "succeeded" ? { error: failure } : {}),
-    ...(s.status === "waiting" && s.waiting ? { error: { stage: s.waiting.stage, kind: "waiting", message: s.waiting.message } } : {}),
+    ...(s.status === "waiting" && s.waiting ? { error: { stage: s.waiting.stage, kind: "waiting", message: loop.waited?.stage === s.waiting.stage ? loop.waited.message : s.waiting.message } } : {}),
     duration_ms: Math.max(0, s.lastAt - s.startedAt),
   };
 }

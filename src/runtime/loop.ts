@@ -10,7 +10,7 @@
  * The loop is synchronous when the host is (the simulator's in-memory append, synchronous
  * evaluation): `advance` then returns a plain value, not a promise.
  */
-import { apply, decide, nextWakeAt, type BatonEvent, type RunFinished, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunState } from "../engine/index.js";
+import { apply, decide, nextWakeAt, type BatonEvent, type RunFinished, type RunWaiting, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunState } from "../engine/index.js";
 import type { Plan } from "../plan/types.js";
 
 /** What a host gives the loop. */
@@ -70,6 +70,8 @@ export class RunLoop {
   private external: BatonEvent[] = [];
   /** The run's `run_finished`, once appended (redacted by the store's append, in place). */
   finished: RunFinished | undefined;
+  /** The run's last `run_waiting` appended by this loop (redacted likewise). */
+  waited: RunWaiting | undefined;
   /** The assembled output, once the run succeeded (as stored: redacted). */
   get output(): unknown {
     return this.finished?.status === "succeeded" ? this.finished.output : undefined;
@@ -244,12 +246,10 @@ export class RunLoop {
     const host = this.host;
     return then(host.append(this.runId, batch, this.seq), (seq) => {
       this.seq = seq;
-      for (let i = batch.length - 1; i >= 0; i--) {
+      for (let i = 0; i < batch.length; i++) {
         const e = batch[i]!;
-        if (e.type === "run_finished") {
-          this.finished = e;
-          break;
-        }
+        if (e.type === "run_finished") this.finished = e;
+        else if (e.type === "run_waiting") this.waited = e;
       }
       if (this.waiters) this.settleWaiters(this.external);
       this.external = [];

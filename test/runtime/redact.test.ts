@@ -183,6 +183,34 @@ output: publish
     expect(signals[0]?.data).toEqual({ stage: "s", approved: true, data: { "[redacted]": "[redacted]" }, comment: "[redacted]" });
   });
 
+  it("a paused run's result names the waiting message as the log has it (redacted)", async () => {
+    const { Runtime } = await import("../../src/index.js");
+    const { compileSource } = await import("../../src/template/index.js");
+    process.env[NAME] = secret;
+    try {
+      // The message reads a stage output: the state holds it from before the append redacted it.
+      const { mkdtempSync, writeFileSync } = await import("node:fs");
+      const { tmpdir } = await import("node:os");
+      const { join } = await import("node:path");
+      const dir = mkdtempSync(join(tmpdir(), "baton-redact-"));
+      writeFileSync(join(dir, "draft.mjs"), `export const draft = () => "with " + process.env.${NAME};\n`);
+      const plan = compileSource(`
+baton: 1
+name: waits
+stages:
+  draft: { run: ./draft.mjs#draft }
+  review: { needs: [draft], approval: { message: "Publish {{ draft }}?" } }
+`, { format: "yaml", baseDir: dir });
+      const rt = new Runtime({ store: new MemoryStore() });
+      const r = await (await rt.start(plan, {})).done;
+      expect(r.status).toBe("waiting");
+      expect(r.error?.message).toBe("Publish with [redacted]?");
+      await rt.close();
+    } finally {
+      delete process.env[NAME];
+    }
+  });
+
   it("a run's result (what `baton run` prints) is the redacted output, also when the output is built by an expression", async () => {
     process.env[NAME] = secret;
     try {

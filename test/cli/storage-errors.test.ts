@@ -2,8 +2,8 @@
  * Issue 13.11 end to end: the built CLI on a really full disk and a really read-only
  * filesystem. Each case runs in its own mount namespace (`unshare -m`, or `-rm` when not root)
  * on a tiny tmpfs, so it works as root, where chmod would not stop anything. Where mount
- * namespaces are not allowed, the cases are skipped (test/store/sqlite-errors.test.ts covers
- * the same messages through SQLite's own switches).
+ * namespaces are not allowed, the suite fails (never skips) saying so; test/store/sqlite-errors.test.ts
+ * covers the same messages through SQLite's own switches.
  */
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
@@ -25,6 +25,7 @@ function probe(): string[] | undefined {
 const flags = probe();
 
 beforeAll(() => {
+  if (flags === undefined) throw new Error("`unshare -m` (or `-rm`) with a tmpfs mount is not allowed here: these tests need a mount namespace (run as root, or allow user namespaces)");
   if (!existsSync(CLI)) throw new Error("dist/cli/main.js is missing: run `npm run build` first (npm test does)");
   writeFileSync(join(dir, "big.mjs"), 'export function big() { return "x".repeat(400000); }\n');
   writeFileSync(join(dir, "big.yaml"), "baton: 1\nname: big\nstages:\n  a: { value: \"1\" }\n  b: { run: ./big.mjs#big, needs: [a] }\noutput: b\n");
@@ -41,7 +42,7 @@ function inNamespace(size: string, script: string) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, db: `${m}/baton.db` };
 }
 
-describe.skipIf(flags === undefined)("storage failures through the CLI", () => {
+describe("storage failures through the CLI", () => {
   it("a full disk mid-run: one line with the file, what failed and `baton resume RUN` (not 'internal error')", () => {
     const r = inNamespace("300k", "b run big.yaml || echo \"rc=$?\"");
     expect(r.stdout).toMatch(/rc=1/);

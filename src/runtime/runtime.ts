@@ -217,7 +217,7 @@ export class Runtime {
     const now = this.clock();
     const batch: BatonEvent[] = [];
     if (codeChanged) batch.push(codeChanged);
-    for (const k of runningAttempts(state)) batch.push({ type: "stage_cancelled", at: now, ...k, reason: "interrupted: the process running it stopped" });
+    for (const k of runningAttempts(state)) batch.push({ type: "stage_cancelled", at: now, ...k, reason: "interrupted: the process running it stopped (or stopped renewing its lease)" });
     batch.push({ type: "run_resumed", at: now });
     let seq: number;
     try {

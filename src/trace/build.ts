@@ -94,9 +94,9 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
     const a = x.attempts[x.attempts.length - 1];
     if (a?.status !== "running") return;
     a.status = "cancelled";
-    a.error = { kind: "interrupted", message: "the process stopped during this attempt; it ran again after resume", retryable: true };
+    a.error = { kind: "interrupted", message: "its process stopped or lost the lease; it ran again after resume", retryable: true };
     x.status = "cancelled";
-    x.reason = "interrupted (the process stopped)";
+    x.reason = "interrupted (the process stopped or lost its lease)";
     open.delete(x);
   };
   const addPool = (x: Entry, e: { pool?: string; pool_key?: string; pool_wait_ms?: number; pool_wait_reason?: string; child_run?: string }): void => {

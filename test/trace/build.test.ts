@@ -279,7 +279,7 @@ describe("buildTrace: cancelled, then resumed", () => {
     const a = buildTrace(crash.events).stages[0]!;
     expect(a.attempts[0]).toEqual({
       n: 1, started_at: iso(0), ended_at: null, status: "cancelled",
-      error: { kind: "interrupted", message: "the process stopped during this attempt; it ran again after resume", retryable: true },
+      error: { kind: "interrupted", message: "its process stopped or lost the lease; it ran again after resume", retryable: true },
     });
     expect(a).toMatchObject({ status: "succeeded", attempts: [{}, { rerun: true }] });
   });

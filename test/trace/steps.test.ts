@@ -299,7 +299,7 @@ describe("text view", () => {
     const at = text.findIndex((l) => l.startsWith("✓ research"));
     expect(text.slice(at, at + 11)).toEqual([
       "✓ research  1.90s  3 attempts · openai:gpt-4o-mini · 1,300 tokens · $0.0100",
-      "  ⊗ attempt 1  interrupted: the process stopped during this attempt; it ran again after resume",
+      "  ⊗ attempt 1  interrupted: its process stopped or lost the lease; it ran again after resume",
       "  ✗ attempt 2 (rerun)  600ms  truncated: stage 'research' (openai:gpt-4o-mini): the reply was cut o…",
       "  ✓ attempt 3  200ms",
       "  turn 1  openai:gpt-4o-mini  100→20 tokens  tool_calls  90ms · replayed",

@@ -8,7 +8,8 @@
  * result of every evaluation is checked too (`compile.ts`), which covers `&`.
  * @internal
  */
-import jsonata from "jsonata";
+import { createRequire } from "node:module";
+import type jsonata from "jsonata";
 import { EXPR_LIMITS, LIMIT_CODES } from "./limits.js";
 
 /** A JSONata function value: what `$pad` evaluates to. */
@@ -89,7 +90,7 @@ const CHECKS: Readonly<Record<string, Check>> = {
  */
 function readBuiltins(names: readonly string[]): Map<string, JsonataFunction> {
   const out = new Map<string, JsonataFunction>();
-  const probe = jsonata("0");
+  const probe = (createRequire(import.meta.url)("jsonata") as typeof jsonata)("0");
   probe.assign(Symbol.for("jsonata.__createFrame_push") as unknown as string, (parent: { lookup(n: string): unknown }) => {
     if (out.size > 0) return;
     for (const n of names) out.set(n, parent.lookup(n) as JsonataFunction);
@@ -102,8 +103,14 @@ function readBuiltins(names: readonly string[]): Map<string, JsonataFunction> {
   return out;
 }
 
-/** The bounded replacements, built once: `[name, function value]`. */
-const BOUNDED: readonly (readonly [string, JsonataFunction])[] = (() => {
+let bounded: readonly (readonly [string, JsonataFunction])[] | undefined;
+/** The bounded replacements, built once, on first use (it loads JSONata): `[name, function value]`. */
+function boundedBuiltins(): readonly (readonly [string, JsonataFunction])[] {
+  bounded ??= buildBounded();
+  return bounded;
+}
+
+function buildBounded(): readonly (readonly [string, JsonataFunction])[] {
   const names = Object.keys(CHECKS);
   const builtins = readBuiltins(names);
   return names.map((n) => {
@@ -111,10 +118,10 @@ const BOUNDED: readonly (readonly [string, JsonataFunction])[] = (() => {
     const check = CHECKS[n] as Check;
     return [n, { ...orig, implementation: check(orig.implementation) }] as const;
   });
-})();
+}
 
 /** Bind the bounded built-ins `source` calls into `compiled` (by name: `$pad` must appear to be called). */
 export function installBoundedBuiltins(compiled: jsonata.Expression, source: string): void {
   if (!source.includes("$")) return;
-  for (const [name, fn] of BOUNDED) if (source.includes("$" + name)) compiled.assign(name, fn);
+  for (const [name, fn] of boundedBuiltins()) if (source.includes("$" + name)) compiled.assign(name, fn);
 }

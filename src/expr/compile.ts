@@ -3,7 +3,8 @@
  * synchronous fast path for simple paths, and the bounds of `limits.ts` on everything else:
  * own-work time and depth (`guard.ts`), sizes (`builtins.ts`, results), RE2 regexes (`regex.ts`).
  */
-import jsonata from "jsonata";
+import { createRequire } from "node:module";
+import type jsonata from "jsonata";
 import type { Expr, Scope } from "./types.js";
 import { installBoundedBuiltins, tooLong } from "./builtins.js";
 import { deferredExpression, simpleAst } from "./deferred.js";
@@ -137,6 +138,13 @@ export function compileExpr(source: string): Expr {
 const cache = new Map<string, CompiledExpr>();
 const CACHE_MAX = 10_000;
 
+let jsonataFn: typeof jsonata | undefined;
+/** JSONata, loaded on first use: templates whose expressions all take the fast paths never need it to validate (issue 14). */
+function jsonataOf(): typeof jsonata {
+  jsonataFn ??= createRequire(import.meta.url)("jsonata") as typeof jsonata;
+  return jsonataFn;
+}
+
 /** {@link compileExpr} with the implementation type. @internal */
 export function compileExprInternal(source: string): CompiledExpr {
   const hit = cache.get(source);
@@ -146,7 +154,7 @@ export function compileExprInternal(source: string): CompiledExpr {
     // Common expressions skip JSONata's parser until their first JSONata evaluation (simple
     // paths: until the fast path hands one to JSONata, which is rarely).
     const simple = simpleAst(source);
-    compiled = simple !== undefined ? deferredExpression(simple, () => jsonata(source, OPTIONS)) : jsonata(source, OPTIONS);
+    compiled = simple !== undefined ? deferredExpression(simple, () => jsonataOf()(source, OPTIONS)) : jsonataOf()(source, OPTIONS);
   } catch (err) {
     throw syntaxError(err, source);
   }

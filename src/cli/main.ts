@@ -14,7 +14,7 @@ import { parse as parseYaml } from "yaml";
 import { UserError } from "../base/errors.js";
 import type { RunHandle, RunResult, Runtime } from "../runtime/runtime.js";
 import type { Store } from "../store/port.js";
-import { describePlan, loadPlanFile, validateFile, validateInputs, formatDiagnostic } from "../template/index.js";
+import { describePlan, loadPlanFile, TemplateError, validateInputs, formatDiagnostic } from "../template/index.js";
 import type { Trace } from "../trace/index.js";
 import { Progress } from "./progress.js";
 import type { Telemetry } from "../telemetry/index.js";
@@ -267,7 +267,6 @@ export function program(): Command {
     .option("--store <url>", "run store: postgres://… for distributed mode, or a SQLite path (default: $BATON_STORE)")
     .option("--queue-prefix <name>", "Redis key prefix of the deployment: workers and submitters with different prefixes share nothing (default: $BATON_QUEUE_PREFIX or baton)")
     .option("--debug", "show stack traces for errors")
-    .version(packageVersion(), "--version", "print the version")
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   const g = (): GlobalOpts => cmd.opts<GlobalOpts>();
@@ -277,13 +276,17 @@ export function program(): Command {
   cmd.command("validate <files...>").description("check templates; errors as FILE:LINE:COL: message").action((files: string[]) => {
     let errors = 0;
     for (const file of files) {
-      const diags = validateFile(file);
-      for (const d of diags) process.stderr.write(formatDiagnostic(d) + "\n");
-      errors += diags.length;
-      if (diags.length === 0) {
-        const plan = loadPlanFile(file);
-        process.stdout.write(`${file}: ok (${plan.stages.length} stages, plan ${plan.hash.slice(0, 12)})\n`);
+      // One compile per file: the plan when it is valid, else every diagnostic (as validateFile).
+      let plan: Plan;
+      try {
+        plan = loadPlanFile(file);
+      } catch (err) {
+        if (!(err instanceof TemplateError) || err.diagnostics.length === 0) throw err;
+        for (const d of err.diagnostics) process.stderr.write(formatDiagnostic(d) + "\n");
+        errors += err.diagnostics.length;
+        continue;
       }
+      process.stdout.write(`${file}: ok (${plan.stages.length} stages, plan ${plan.hash.slice(0, 12)})\n`);
     }
     if (errors > 0) process.stderr.write(`${errors} error${errors === 1 ? "" : "s"}\n`);
     set(errors === 0 ? 0 : 1);
@@ -661,7 +664,7 @@ function commandName(argv: readonly string[]): string | undefined {
 async function registerModules(cmd: Command, argv: readonly string[]): Promise<void> {
   const name = commandName(argv);
   const builtIn = name !== undefined && name !== "help" && cmd.commands.some((c) => c.name() === name);
-  if (builtIn || (name === undefined && argv.includes("--version"))) return;
+  if (builtIn) return;
   const only = MODULE_COMMANDS.filter((m) => name !== undefined && m.names.includes(name));
   const g = (): GlobalOpts => cmd.opts<GlobalOpts>();
   for (const m of only.length > 0 ? only : MODULE_COMMANDS) await m.register(cmd, g);
@@ -669,6 +672,12 @@ async function registerModules(cmd: Command, argv: readonly string[]): Promise<v
 
 /** Run the CLI with argv; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  // `baton --version` before any command (not commander's .version(): a program option is also
+  // read after the command name, and `baton pipelines show NAME --version N` has its own).
+  if (commandName(argv) === undefined && argv.includes("--version")) {
+    process.stdout.write(packageVersion() + "\n");
+    return 0;
+  }
   const cmd = program() as Command & { exitCode: () => number };
   try {
     await registerModules(cmd, argv);

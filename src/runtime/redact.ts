@@ -48,6 +48,24 @@ export class Redactor {
   }
 
   /**
+   * Redact text still streaming in: also hold back an end that may be the start of a secret
+   * (4+ characters of it), which the next piece may complete.
+   */
+  streaming(s: string): string {
+    const out = this.text(s);
+    let cut = out.length;
+    for (const v of this.secrets) {
+      for (let n = Math.min(v.length - 1, out.length); n >= 4; n--) {
+        if (out.endsWith(v.slice(0, n))) {
+          cut = Math.min(cut, out.length - n);
+          break;
+        }
+      }
+    }
+    return cut === out.length ? out : out.slice(0, cut);
+  }
+
+  /**
    * Redact any JSON value at any depth (an explicit stack: no recursion limit, no stack
    * overflow), keys included: a key containing a secret is renamed with the secret replaced
    * (`"tok_…_id"` → `"[redacted]_id"`; a clash with another key gets ` (2)`, ` (3)`, …).
@@ -204,7 +222,7 @@ export function redactingStore<S extends Store>(store: S, redactor: Redactor = n
     signal: (id: string, kind: string, data?: unknown) => (data === undefined ? store.signal(id, kind) : store.signal(id, kind, redactor.value(data))),
   };
   if (store.appendNow) writes.appendNow = (id: string, es: readonly BatonEvent[], seq: number) => store.appendNow!(id, events(es), seq);
-  if (store.putLive) writes.putLive = (id: string, key: string, text: string | undefined) => store.putLive!(id, key, text === undefined ? undefined : redactor.text(text));
+  if (store.putLive) writes.putLive = (id: string, key: string, text: string | undefined) => store.putLive!(id, key, text === undefined ? undefined : redactor.streaming(text));
   const bound = new Map<PropertyKey, unknown>();
   return new Proxy(store, {
     get(target, p) {

@@ -228,3 +228,17 @@ stages:
     }
   });
 });
+
+describe("live text of a streaming turn (issue 13 item 3)", () => {
+  it("is redacted before the store keeps it, and an end that may be the start of a secret is held back", async () => {
+    const { redactingStore } = await import("../../src/runtime/redact.js");
+    const secret = "tok_live_stream_0a9b8c7d";
+    const store = new MemoryStore();
+    const wrapped = redactingStore(store, new Redactor([secret]));
+    await wrapped.create({ id: "r1", pipeline: "p", planHash: "h" }, [{ type: "run_started", at: 1, run_id: "r1", inputs: {} } as never]);
+    await wrapped.putLive!("r1", "s#1:turn:1", `the key is ${secret.slice(0, 10)}`);
+    expect((await store.live!("r1"))["s#1:turn:1"]?.text).toBe("the key is ");
+    await wrapped.putLive!("r1", "s#1:turn:1", `the key is ${secret}, done`);
+    expect((await store.live!("r1"))["s#1:turn:1"]?.text).toBe("the key is [redacted], done");
+  });
+});

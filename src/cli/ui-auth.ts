@@ -43,6 +43,6 @@ export function uiAuth(command: string, o: { host: string; token?: string; auth?
   const local = loadLocalToken(localTokenPath(env));
   return {
     localToken: local.token, file: local.file, fromEnv: false,
-    ...(local.created ? { note: `${command}: wrote a new UI token to ${local.file} (mode 0600); the URL below carries it` } : {}),
+    ...(local.created ? { note: `${command}: wrote a new UI token to ${local.file} (mode 0600)` } : {}),
   };
 }

@@ -6,6 +6,7 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { readFileSync } from "node:fs";
+import { userInfo } from "node:os";
 import { parse as parseYaml } from "yaml";
 // Only what `validate` and `plan` use is imported here; everything else (the runtime, the store
 // adapters, the trace, telemetry, the subcommands' modules, the distributed layer) is loaded by
@@ -22,6 +23,7 @@ import type { Plan } from "../plan/types.js";
 import { reportError } from "./errors.js";
 import { allowExit, guardExit, noteRun } from "./exit-guard.js";
 import { MAX_JSON_DEPTH, shapeOf } from "../base/json.js";
+import { isRunStatus, RUN_STATUSES } from "../base/result.js";
 
 const EXIT: Record<RunResult["status"], number> = { succeeded: 0, failed: 1, waiting: 3, cancelled: 130 };
 
@@ -190,9 +192,20 @@ async function makeRuntime(store: Store, concurrency: string | undefined, progre
   });
 }
 
+/** Who runs this command, as decisions record it: $USER, $USERNAME, else the OS account's name. */
+function whoAmI(): string | undefined {
+  const env = process.env.USER || process.env.USERNAME;
+  if (env) return env;
+  try {
+    return userInfo().username || undefined;
+  } catch {
+    return undefined; // no passwd entry for this uid (some containers)
+  }
+}
+
 /** `--allow-code-change` (code pinning) and who continues the run. */
 function codeChangeOf(o: { allowCodeChange?: boolean }): { allowCodeChange?: boolean; by?: string } {
-  const by = process.env.USER ?? process.env.USERNAME;
+  const by = whoAmI();
   return { ...(o.allowCodeChange ? { allowCodeChange: true } : {}), ...(by ? { by } : {}) };
 }
 
@@ -437,7 +450,7 @@ export function program(): Command {
     const data = dataOf(o.data);
     const item = o.item === undefined ? undefined : Number(o.item);
     if (item !== undefined && !(Number.isInteger(item) && item >= 0)) throw new UserError(`--item must be a for_each item index (0, 1, …), got '${o.item}'`, 2);
-    const by = process.env.USER ?? process.env.USERNAME;
+    const by = whoAmI();
     const human = { approved, ...(data !== undefined ? { data } : {}), ...(item !== undefined ? { item } : {}), ...(by ? { by } : {}), ...(o.comment ? { comment: o.comment } : {}), ...(o.call ? { call: o.call } : {}) };
     const said = (id: string, n: number): string => `${approved ? "approved" : "rejected"} '${stage}' in run ${id}${n > 1 ? ` (${n} items)` : ""}`;
     await continueRun(run, o, {
@@ -469,7 +482,7 @@ export function program(): Command {
     .action(async (run: string, name: string, o: { data?: string; json?: boolean; queue?: string; allowCodeChange?: boolean }) => {
       const code = codeChangeOf(o);
       const data = dataOf(o.data);
-      const by = process.env.USER ?? process.env.USERNAME;
+      const by = whoAmI();
       const sig = { ...(data !== undefined ? { data } : {}), ...(by ? { by } : {}) };
       await continueRun(run, o, {
         onWorkers: async (store, workers, id) => {
@@ -597,9 +610,12 @@ export function program(): Command {
 
   cmd.command("runs").description("list runs, newest first").option("--json", "print JSON").option("--status <status>", "only runs with this status").option("--pipeline <name>", "only runs of this pipeline").option("--limit <n>", "at most this many", "50")
     .action(async (o: { json?: boolean; status?: string; pipeline?: string; limit: string }) => {
+      if (o.status !== undefined && !isRunStatus(o.status)) throw new UserError(`--status must be one of ${RUN_STATUSES.join(", ")}, got '${o.status}'`, 2);
+      const limit = Number(o.limit);
+      if (!(Number.isInteger(limit) && limit >= 1)) throw new UserError(`--limit must be a whole number from 1 up, got '${o.limit}'`, 2);
       const store = await storeOf(g());
       try {
-        const runs = await store.list({ ...(o.status ? { status: o.status as "running" } : {}), ...(o.pipeline ? { pipeline: o.pipeline } : {}), limit: Number(o.limit) || 50 });
+        const runs = await store.list({ ...(o.status ? { status: o.status } : {}), ...(o.pipeline ? { pipeline: o.pipeline } : {}), limit });
         if (o.json) {
           process.stdout.write(JSON.stringify(runs.map((r) => ({ id: r.id, pipeline: r.pipeline, status: r.status, started_at: r.startedAt, ended_at: r.endedAt ?? null }))) + "\n");
           return;

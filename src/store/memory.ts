@@ -5,7 +5,7 @@
  */
 import { rowChange } from "./status.js";
 import type { BatonEvent } from "../engine/events.js";
-import { ConflictError, RunNotFoundError, checkRecordKey, liveTail, recordJson } from "./port.js";
+import { ConflictError, RunNotFoundError, checkRecordKey, liveTail, pickByPrefix, recordJson } from "./port.js";
 import type { LiveText, RunFilter, RunRecord, RunSignal, RunStatus, Store, StoredRecord } from "./port.js";
 
 interface PendingSignal {
@@ -144,9 +144,7 @@ export class MemoryStore implements Store {
     if (prefix.length < 4) throw new RunNotFoundError(prefix);
     const ids: string[] = [];
     for (const id of this.runs.keys()) if (id.startsWith(prefix)) ids.push(id);
-    if (ids.length === 1) return ids[0] as string;
-    if (ids.length === 0) throw new RunNotFoundError(prefix);
-    throw new Error(`run id prefix '${prefix}' matches ${ids.length} runs: give more characters`);
+    return pickByPrefix(prefix, ids);
   }
 
   async claim(runId: string, owner: string, ttlMs: number): Promise<boolean> {

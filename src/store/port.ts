@@ -235,3 +235,18 @@ export function recordJson(kind: string, key: string, value: unknown): string {
   if (json === undefined) throw new TypeError(`record ${kind}/${key}: the value is not JSON`);
   return json;
 }
+
+/**
+ * The run a unique id prefix names, among the ids that start with it: the only one, or — when
+ * the prefix names a run and its child runs (`PARENT~stage…`, which start with the parent's id) —
+ * the shortest, which all the others descend from. Throws {@link RunNotFoundError} for none and
+ * an ambiguity error otherwise (`total`: how many match, when `ids` holds only some of them).
+ */
+export function pickByPrefix(prefix: string, ids: readonly string[], total = ids.length): string {
+  if (ids.length === 0) throw new RunNotFoundError(prefix);
+  if (total === 1) return ids[0]!;
+  let top = ids[0]!;
+  for (const id of ids) if (id.length < top.length) top = id;
+  if (total === ids.length && ids.every((id) => id === top || id.startsWith(`${top}~`))) return top;
+  throw new Error(`run id prefix '${prefix}' matches ${total} runs: give more characters`);
+}

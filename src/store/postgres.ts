@@ -16,7 +16,7 @@ import { Client, Pool } from "pg";
 import type { ClientBase, ClientConfig, PoolClient, QueryResult, QueryResultRow } from "pg";
 import type { BatonEvent } from "../engine/events.js";
 import { encodeEvent, parseStored, restoreBlobs } from "./payload.js";
-import { ConflictError, RunNotFoundError, checkRecordKey, liveTail, recordJson } from "./port.js";
+import { ConflictError, RunNotFoundError, checkRecordKey, liveTail, pickByPrefix, recordJson } from "./port.js";
 import type { LiveText, RunFilter, RunRecord, RunSignal, RunStatus, Store, StoredRecord } from "./port.js";
 import { POSTGRES_MIGRATIONS } from "./postgres-migrations.js";
 import { rowChange } from "./status.js";
@@ -388,17 +388,16 @@ export class PostgresStore implements Store {
       if (rows[0] === undefined) throw new RunNotFoundError(prefix);
       return prefix;
     }
-    // The exact id first (it may prefix others), then the first two matches and their count.
+    // The exact id first (it may prefix others); else every match (a parent and its children
+    // resolve to the parent, see pickByPrefix), at most 1,000 of them, and their count.
     const pattern = prefix.replace(/[\\%_]/g, (c) => "\\" + c) + "%";
     const { rows } = await this.query<{ id: string; n: string }>(
       `SELECT id, count(*) OVER () AS n FROM runs WHERE id LIKE $2
-       ORDER BY id = $1 DESC, id LIMIT 2`,
+       ORDER BY id = $1 DESC, id LIMIT 1000`,
       [prefix, pattern],
     );
-    const first = rows[0];
-    if (first === undefined) throw new RunNotFoundError(prefix);
-    if (first.id === prefix || rows.length === 1) return first.id;
-    throw new Error(`run id prefix '${prefix}' matches ${Number(first.n)} runs: give more characters`);
+    if (rows[0]?.id === prefix) return prefix;
+    return pickByPrefix(prefix, rows.map((r) => r.id), Number(rows[0]?.n ?? 0));
   }
 
   async claim(runId: string, owner: string, ttlMs: number): Promise<boolean> {

@@ -9,7 +9,7 @@ import Database from "better-sqlite3";
 import { rowChange } from "./status.js";
 import type { BatonEvent } from "../engine/events.js";
 import { decodeEvent, encodeEvent } from "./payload.js";
-import { ConflictError, RunNotFoundError, checkRecordKey, liveTail, recordJson } from "./port.js";
+import { ConflictError, RunNotFoundError, checkRecordKey, liveTail, pickByPrefix, recordJson } from "./port.js";
 import type { LiveText, RunFilter, RunRecord, RunSignal, RunStatus, Store, StoredRecord } from "./port.js";
 import { SQLITE_MIGRATIONS } from "./sqlite-migrations.js";
 import { SQLITE_BUSY_TIMEOUT_MS, storeIOError } from "./sqlite-errors.js";
@@ -212,9 +212,7 @@ export class SqliteStore implements Store {
     if (this.s.getSeq.get(prefix) !== undefined) return prefix;
     if (prefix.length < 4) throw new RunNotFoundError(prefix);
     const ids = this.s.byPrefix.all({ p: prefix }) as string[];
-    if (ids.length === 1) return ids[0] as string;
-    if (ids.length === 0) throw new RunNotFoundError(prefix);
-    throw new Error(`run id prefix '${prefix}' matches ${ids.length} runs: give more characters`);
+    return pickByPrefix(prefix, ids);
   }
 
   async claim(runId: string, owner: string, ttlMs: number): Promise<boolean> {

@@ -278,6 +278,17 @@ export function storeConformance(name: string, make: () => Promise<Store> | Stor
         await expect(store.resolveId("abcd22")).rejects.toThrow(/matches 2 runs/);
       });
 
+      it("a prefix of a parent run names the parent, not its child runs (PARENT~stage…)", async () => {
+        await newRun(store, "eeee0000~sub", T0, "p", "eeee0000");
+        await newRun(store, "eeee0000~sub~deeper", T0, "p", "eeee0000~sub");
+        await newRun(store, "eeee0000");
+        expect(await store.resolveId("eeee")).toBe("eeee0000");
+        expect(await store.resolveId("eeee0000~s")).toBe("eeee0000~sub");
+        await newRun(store, "eeee1111");
+        await expect(store.resolveId("eeee")).rejects.toThrow(/matches 4 runs/); // two parents
+        expect(await store.resolveId("eeee0")).toBe("eeee0000");
+      });
+
       it("throws RunNotFoundError for an unknown prefix", async () => {
         await expect(store.resolveId("zzzz")).rejects.toBeInstanceOf(RunNotFoundError);
         await expect(store.resolveId("ABCD")).rejects.toBeInstanceOf(RunNotFoundError);

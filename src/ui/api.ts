@@ -7,7 +7,7 @@ import { realpathSync, statSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { resolve as resolvePath, sep } from "node:path";
 import { InputError, loadPlanFile, TemplateError, validateInputs } from "../template/index.js";
-import { getPipeline, listPipelines, listVersions, planOf } from "../registry/pipelines.js";
+import { getPipeline, listPipelines, listVersions, planOf, TEMPLATE_MAX_BYTES } from "../registry/pipelines.js";
 import { UserError } from "../base/errors.js";
 import { isRunStatus, RUN_STATUSES } from "../base/result.js";
 import { RunNotFoundError, type Store } from "../store/port.js";
@@ -292,9 +292,6 @@ function afterOf(url: URL, req?: IncomingMessage): number {
   if (!Number.isInteger(n) || n < 0) throw new HttpError(400, `after must be an event sequence number (0, 1, …), got '${text}'`);
   return n;
 }
-
-/** Templates the API reads: no bigger than this. */
-const TEMPLATE_MAX_BYTES = 1024 * 1024;
 
 /**
  * The path of a template `POST /api/runs` may read: a regular `.yaml`/`.yml`/`.json` file of at

@@ -2,7 +2,7 @@
  * The latest registered version of every pipeline, compiled: what the scheduler (cron
  * triggers) and the webhook handler look at. The list of latest versions is read from the
  * store on every call (a deploy takes effect at once, on every server sharing the store); each
- * version is compiled once (`planOf`).
+ * version is read and compiled once.
  */
 import type { Plan } from "../plan/types.js";
 import type { Store } from "../store/port.js";
@@ -18,8 +18,11 @@ export interface Deployment {
 }
 
 export class Deployments {
-  /** Versions that no longer compile (a `run:` module or sub-pipeline moved): logged once. */
-  private readonly broken = new Set<string>();
+  /**
+   * Each version's plan, or null when it does not compile (said once): a version's text never
+   * changes, so the record (up to 1 MiB of text) is read once, not on every tick and delivery.
+   */
+  private readonly plans = new Map<string, Plan | null>();
 
   constructor(private readonly store: Store, private readonly log?: (line: string) => void) {}
 
@@ -35,15 +38,18 @@ export class Deployments {
   }
 
   private async planOf(name: string, version: string): Promise<Plan | undefined> {
+    const k = `${name}@${version}`;
+    if (this.plans.has(k)) return this.plans.get(k) ?? undefined;
     const entry = await getPipeline(this.store, name, version);
-    if (entry === undefined) return undefined;
+    if (entry === undefined) return undefined; // not stored (yet): look again next time
+    let plan: Plan | null;
     try {
-      return planOf(entry); // compiled once per version (see planOf)
+      plan = planOf(entry);
     } catch (err) {
-      const k = `${name}@${version}`;
-      if (!this.broken.has(k)) this.log?.(`pipeline '${k}' no longer compiles: ${(err as Error).message.split("\n")[0]}`);
-      this.broken.add(k); // said once
-      return undefined;
+      this.log?.(`pipeline '${k}' no longer compiles: ${(err as Error).message.split("\n")[0]}`);
+      plan = null;
     }
+    this.plans.set(k, plan);
+    return plan ?? undefined;
   }
 }

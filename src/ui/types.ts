@@ -20,6 +20,29 @@ export interface RunSummary {
   readonly cost_usd: number;
   /** The parent run of a sub-pipeline (or the run a rerun forked), else `null`. */
   readonly parent_id: string | null;
+  /** A failed or cancelled run: why (the trace's `run.error`; `message` may span lines). */
+  readonly error?: { readonly stage?: string; readonly kind: string; readonly message: string };
+  /** A waiting run: what it waits for, one entry per waiting stage execution (the first is the run's `waiting`). */
+  readonly waiting_for?: readonly WaitReason[];
+}
+
+/**
+ * What a run waits for: `approval` (a human: `baton approve`/`reject`, tool calls included),
+ * `signal` (a `wait:` stage: `baton signal RUN NAME`), `sleep` (a `sleep:`/`until:` stage, due
+ * at `due_at`), `escalation` (an `escalate:` route). `due_at`: its deadline (`timeout:`), if any.
+ */
+export interface WaitReason {
+  readonly kind: "approval" | "signal" | "sleep" | "escalation";
+  readonly stage: string;
+  readonly visit?: number;
+  readonly item?: number;
+  readonly message: string;
+  /** `signal`: the signal's name. */
+  readonly signal?: string;
+  /** ISO-8601: the deadline (or a sleep's wake-up). */
+  readonly due_at?: string;
+  /** `approval` of an agent's tool calls: how many wait. */
+  readonly calls?: number;
 }
 
 /** One route of a stage in {@link PlanView}: exactly one of goto / fail / escalate is set. */

@@ -3,14 +3,14 @@
  * the runs list (tokens and cost come from each run's trace, cached by sequence number), and
  * a run's detail. Nothing here writes.
  */
-import type { RunStarted } from "../engine/events.js";
+import type { BatonEvent, RunStarted, StageWaiting } from "../engine/events.js";
 import type { Plan } from "../plan/types.js";
 import type { RunRecord, Store } from "../store/port.js";
 import { recordedPlan } from "../api/run.js";
 import { describePlan } from "../template/index.js";
 import { buildTrace } from "../trace/index.js";
 import type { Trace } from "../trace/types.js";
-import type { PlanView, RunDetail, RunSummary, StageView } from "./types.js";
+import type { PlanView, RunDetail, RunSummary, StageView, WaitReason } from "./types.js";
 
 /** The plan as the web app draws it: {@link describePlan} plus routes, for_each and fallbacks. */
 export function planView(plan: Plan): PlanView {
@@ -37,12 +37,49 @@ export function planView(plan: Plan): PlanView {
   return { name: plan.name, hash: plan.hash, output: plan.output?.source ?? null, stages, critical_path: d.critical_path };
 }
 
-/** Summary of one run for `GET /api/runs`. */
-export function runSummary(record: RunRecord, trace: Trace): RunSummary {
+const execKey = (e: { stage: string; visit: number; item?: number; fallback_for?: string }): string =>
+  `${e.stage}#${e.visit}${e.item !== undefined ? `[${e.item}]` : ""}${e.fallback_for !== undefined ? `<-${e.fallback_for}` : ""}`;
+
+/**
+ * What a waiting run waits for, from its events and trace: each execution the trace shows
+ * waiting, with the kind of its last `stage_waiting` (signal, sleep, approval, tool calls);
+ * a waiting stage without one is an escalating route (`run.waiting`).
+ */
+export function waitReasons(events: readonly BatonEvent[], trace: Trace): WaitReason[] {
+  if (trace.run.status !== "waiting") return [];
+  const last = new Map<string, StageWaiting>();
+  for (const e of events) if (e.type === "stage_waiting") last.set(execKey(e), e);
+  const iso = (ms: number | undefined): string | undefined => (ms === undefined ? undefined : new Date(ms).toISOString());
+  const out: WaitReason[] = [];
+  for (const x of trace.stages) {
+    if (x.status !== "waiting" && x.status !== "escalated") continue;
+    const w = last.get(x.id);
+    if (!w) continue;
+    const due = iso(w.due_at);
+    out.push({
+      kind: w.signal !== undefined ? "signal" : w.sleep ? "sleep" : "approval", stage: x.stage, visit: x.visit,
+      ...(x.item !== undefined ? { item: x.item } : {}), message: w.message,
+      ...(w.signal !== undefined ? { signal: w.signal } : {}), ...(due !== undefined ? { due_at: due } : {}),
+      ...(w.calls && w.calls.length > 0 ? { calls: w.calls.length } : {}),
+    });
+  }
+  const first = trace.run.waiting;
+  if (first && !out.some((r) => r.stage === first.stage)) out.unshift({ kind: "escalation", stage: first.stage, message: first.message });
+  // The run's own `waiting` (its first waiting stage) leads.
+  const lead = out.findIndex((r) => r.stage === first?.stage);
+  if (lead > 0) out.unshift(...out.splice(lead, 1));
+  return out;
+}
+
+/** Summary of one run for `GET /api/runs` (`events`: its log, for what a waiting run waits for). */
+export function runSummary(record: RunRecord, trace: Trace, events: readonly BatonEvent[] = []): RunSummary {
+  const waiting = record.status === "waiting" ? waitReasons(events, trace) : [];
   return {
     id: record.id, pipeline: record.pipeline, status: record.status, started_at: record.startedAt,
     ended_at: record.endedAt ?? null, duration_ms: trace.run.duration_ms, tokens: { ...trace.run.tokens },
     cost_usd: trace.run.cost_usd, parent_id: record.parentId ?? null,
+    ...(trace.run.error && record.status !== "succeeded" ? { error: { ...trace.run.error } } : {}),
+    ...(waiting.length > 0 ? { waiting_for: waiting } : {}),
   };
 }
 
@@ -77,7 +114,7 @@ export class Views {
         continue;
       }
       const { run, events } = await this.store.load(r.id);
-      const summary = runSummary(run, buildTrace(events));
+      const summary = runSummary(run, buildTrace(events), events);
       this.summaries.set(r.id, { seq: events.length, summary });
       out.push(summary);
     }

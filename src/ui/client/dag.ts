@@ -1,9 +1,13 @@
 /// <reference lib="dom" />
 /**
  * The run's graph: stages laid out left to right with elkjs (layered, orthogonal edges) and
- * drawn in SVG. Nodes are coloured by the status of their latest visit, show how often they
- * ran (×2) and, for for_each stages, their items; route edges that were taken are dashed and
- * labelled. The layout depends only on the graph's shape, so live updates only recolour.
+ * drawn in SVG. Nodes are coloured by the status of their latest visit; a stage that ran more
+ * than once shows a visit count (×3) and one segment per visit, coloured by that visit's
+ * status. for_each stages are one group node with counts of their items per status (the items
+ * themselves when expanded); route edges that were taken are dashed and labelled. A long graph
+ * wraps into rows (elk's graph wrapping) so that it reads at a legible zoom; the layout depends
+ * only on the graph's shape (and the wrap width), so live updates only recolour. Zoom and pan:
+ * graph-view.ts.
  */
 import * as elkModule from "elkjs/lib/elk.bundled.js";
 import type { ELK, ELKConstructorArguments, ElkExtendedEdge, ElkNode, ElkPoint } from "elkjs/lib/elk-api.js";
@@ -11,7 +15,7 @@ import type { Trace } from "../../trace/types.js";
 import type { PlanView } from "../types.js";
 import { s } from "./dom.js";
 import { duration } from "./format.js";
-import { itemsOf, latestOf, STATUS_LABEL, visitsOf, type NodeStatus } from "./model.js";
+import { itemsOf, latestOf, STATUS_LABEL, visitStatusesOf, visitsOf, type NodeStatus } from "./model.js";
 
 export interface DagNode {
   readonly id: string;
@@ -23,6 +27,10 @@ export interface DagNode {
   readonly description?: string;
   /** for_each stages: the latest visit's items. */
   readonly items?: readonly NodeStatus[];
+  /** The status of each visit, in visit order (one entry per visit; a for_each visit counts once). */
+  readonly visitStatuses: readonly NodeStatus[];
+  /** Parallel wave of the stage in the plan (0 without a plan). */
+  readonly level: number;
 }
 
 export interface DagEdge {
@@ -41,9 +49,17 @@ export interface DagModel {
   readonly edges: readonly DagEdge[];
 }
 
-const W = 200;
-const H = 58;
-const H_EACH = 78;
+const W = 190;
+const H = 60;
+const H_EACH = 88;
+/** Item cells of an expanded for_each group: size and gap (px). */
+const CELL = 13;
+const CELL_GAP = 3;
+/** Space between layers: the layout's `nodeNodeBetweenLayers`, and a layer's width with it. */
+const LAYER_GAP = 60;
+export const LAYER_W = W + LAYER_GAP;
+/** Font size of a node's title (px, app.css `.node-title`): the text the default zoom keeps legible. */
+export const TITLE_PX = 14;
 
 /** The graph of a run: the plan's stages and edges, coloured by the trace. */
 export function dagModel(plan: PlanView | null, trace: Trace): DagModel {
@@ -58,6 +74,7 @@ export function dagModel(plan: PlanView | null, trace: Trace): DagModel {
     return {
       id: st.id, kind: plan ? st.kind : "stage", status: last?.status ?? "pending", visits: visitsOf(trace, st.id), durationMs: last?.duration_ms ?? null,
       isFallback: st.is_fallback === true, ...(st.description ? { description: st.description } : {}),
+      visitStatuses: visitStatusesOf(trace, st.id), level: st.level,
       ...(st.for_each || items ? { items: Array.from({ length: n }, (_, i) => items?.find((x) => x.item === i)?.status ?? "pending") } : {}),
     };
   });
@@ -96,11 +113,56 @@ const Elk = (typeof mod.default === "function" ? mod.default : mod.default?.defa
 const elk = new Elk();
 const layouts = new Map<string, Promise<ElkNode>>();
 
-/** Lay the graph out (cached by its shape). */
-export function layout(model: DagModel): Promise<ElkNode> {
-  const key = JSON.stringify([model.nodes.map((n) => [n.id, n.items !== undefined]), model.edges.map((e) => [e.id, e.label])]);
+/** How to lay a graph out: where it wraps, which for_each groups show their items. */
+export interface LayoutOptions {
+  /** Wrap the layers into rows about this wide (layout px); none: one row. */
+  readonly wrapWidth?: number;
+  /** for_each stages drawn expanded (their items as cells). */
+  readonly expanded?: ReadonlySet<string>;
+}
+
+/** Item cells per row of an expanded for_each group. */
+const cellsPerRow = (bw: number): number => Math.max(1, Math.floor((bw - 32 + CELL_GAP) / (CELL + CELL_GAP)));
+
+/** A node's size: a for_each group is taller, and taller still when expanded. */
+function nodeSize(n: DagNode, expanded: boolean): { width: number; height: number } {
+  if (!n.items) return { width: W, height: H };
+  if (!expanded || n.items.length === 0) return { width: W, height: H_EACH };
+  const rows = Math.ceil(n.items.length / cellsPerRow(W - 6));
+  return { width: W, height: H_EACH + 4 + rows * (CELL + CELL_GAP) + 6 };
+}
+
+/** Number of layers a graph needs at least (its longest dependency chain), from the plan's levels. */
+export function layersOf(model: DagModel): number {
+  let max = 0;
+  for (const n of model.nodes) max = Math.max(max, n.level);
+  return max + 1;
+}
+
+/** Lay the graph out (cached by its shape, wrap width and expanded groups). */
+export function layout(model: DagModel, o: LayoutOptions = {}): Promise<ElkNode> {
+  const expanded = o.expanded ?? new Set<string>();
+  const sizes = model.nodes.map((n) => nodeSize(n, expanded.has(n.id)));
+  const key = JSON.stringify([model.nodes.map((n, i) => [n.id, sizes[i]!.height]), model.edges.map((e) => [e.id, e.label]), o.wrapWidth ?? 0]);
   let p = layouts.get(key);
   if (!p) {
+    const wrap: Record<string, string> = {};
+    if (o.wrapWidth !== undefined) {
+      // elk's graph wrapping cuts the layers into rows by aspect ratio: aim at rows about wrapWidth wide.
+      const layers = layersOf(model);
+      const perLevel = new Map<number, number>();
+      for (const n of model.nodes) perLevel.set(n.level, (perLevel.get(n.level) ?? 0) + 1);
+      const tallest = Math.max(1, ...perLevel.values());
+      const rows = Math.max(1, Math.ceil((layers * LAYER_W) / o.wrapWidth));
+      const rowH = tallest * (H + 30) + 40;
+      Object.assign(wrap, {
+        "elk.layered.wrapping.strategy": "SINGLE_EDGE",
+        "elk.aspectRatio": String(Math.max(0.02, o.wrapWidth / (rows * rowH))),
+        "elk.layered.wrapping.additionalEdgeSpacing": "16",
+        // A long graph: fewer crossing-minimization passes (a chain has no crossings to remove).
+        "elk.layered.thoroughness": "2",
+      });
+    }
     const graph: ElkNode = {
       id: "root",
       layoutOptions: {
@@ -110,14 +172,15 @@ export function layout(model: DagModel): Promise<ElkNode> {
         "elk.layered.cycleBreaking.strategy": "MODEL_ORDER",
         "elk.layered.considerModelOrder.strategy": "NODES_AND_EDGES",
         "elk.spacing.nodeNode": "30",
-        "elk.layered.spacing.nodeNodeBetweenLayers": "70",
+        "elk.layered.spacing.nodeNodeBetweenLayers": String(LAYER_GAP),
         "elk.spacing.edgeNode": "20",
         "elk.spacing.edgeEdge": "14",
         "elk.spacing.edgeLabel": "4",
         "elk.layered.spacing.edgeNodeBetweenLayers": "20",
         "elk.padding": "[top=20,left=20,bottom=20,right=20]",
+        ...wrap,
       },
-      children: model.nodes.map((n) => ({ id: n.id, width: W, height: n.items ? H_EACH : H })),
+      children: model.nodes.map((n, i) => ({ id: n.id, ...sizes[i]! })),
       edges: model.edges.map((e): ElkExtendedEdge => ({
         id: e.id, sources: [e.from], targets: [e.to],
         ...(e.label ? { labels: [{ text: e.label, width: e.label.length * 6.4 + 12, height: 18 }] } : {}),
@@ -158,14 +221,34 @@ function marker(id: string, cls: string): SVGMarkerElement {
 
 const clip = (t: string, n: number): string => (t.length > n ? t.slice(0, n - 1) + "…" : t);
 
-function drawNode(n: DagNode, box: ElkNode, selected: boolean, onSelect: (stage: string) => void): SVGGElement {
+/** Short words for item counts inside a group node. */
+const COUNT_WORD: Readonly<Record<string, string>> = { succeeded: "done", continued: "continued", fallback: "fallback", failed: "failed", running: "running", retrying: "retrying", waiting: "waiting", escalated: "escalated", skipped: "skipped", cancelled: "cancelled", pending: "pending" };
+/** The order item counts are listed in: what needs attention first. */
+const COUNT_ORDER = ["failed", "waiting", "escalated", "running", "retrying", "succeeded", "continued", "fallback", "cancelled", "skipped", "pending"];
+
+/** Items per status, in {@link COUNT_ORDER}. */
+export function itemCounts(items: readonly NodeStatus[]): [NodeStatus, number][] {
+  const by = new Map<NodeStatus, number>();
+  for (const st of items) by.set(st, (by.get(st) ?? 0) + 1);
+  return [...by].sort((a, b) => COUNT_ORDER.indexOf(a[0]) - COUNT_ORDER.indexOf(b[0]));
+}
+
+/** What a node does when clicked: select the stage, one item, or show/hide a group's items. */
+export interface NodeActions {
+  readonly onSelect: (stage: string) => void;
+  readonly onSelectItem?: (stage: string, item: number) => void;
+  readonly onToggle?: (stage: string) => void;
+}
+
+function drawNode(n: DagNode, box: ElkNode, selected: boolean, expanded: boolean, act: NodeActions): SVGGElement {
   const w = box.width ?? W;
   const hgt = box.height ?? H;
   const g = s("g", {
-    class: `node st-${n.status}${selected ? " selected" : ""}${n.isFallback ? " fallback-stage" : ""}${n.items ? " foreach" : ""}`,
-    transform: `translate(${box.x ?? 0},${box.y ?? 0})`, "data-stage": n.id, "data-status": n.status, tabindex: "0", role: "button",
+    class: `node st-${n.status}${selected ? " selected" : ""}${n.isFallback ? " fallback-stage" : ""}${n.items ? " foreach" : ""}${expanded ? " expanded" : ""}`,
+    transform: `translate(${box.x ?? 0},${box.y ?? 0})`, "data-stage": n.id, "data-status": n.status, "data-visits": n.visits, tabindex: "0", role: "button",
   });
-  g.appendChild(s("title", null, `${n.id}: ${STATUS_LABEL[n.status] ?? n.status}${n.visits > 1 ? `, ${n.visits} visits` : ""}${n.description ? `\n${n.description}` : ""}`));
+  const visitList = n.visits > 1 ? `\n${n.visitStatuses.map((st, i) => `visit ${i + 1}: ${STATUS_LABEL[st] ?? st}`).join("\n")}` : "";
+  g.appendChild(s("title", null, `${n.id}: ${STATUS_LABEL[n.status] ?? n.status}${n.visits > 1 ? `, ${n.visits} visits` : ""}${visitList}${n.description ? `\n${n.description}` : ""}`));
   if (n.items) {
     // A stack: one execution per item.
     g.appendChild(s("rect", { class: "node-stack", x: 6, y: 6, width: w - 6, height: hgt - 6, rx: 9 }));
@@ -175,19 +258,18 @@ function drawNode(n: DagNode, box: ElkNode, selected: boolean, onSelect: (stage:
   const bh = n.items ? hgt - 6 : hgt;
   g.appendChild(s("rect", { class: "node-box", width: bw, height: bh, rx: 9 }));
   g.appendChild(s("rect", { class: "node-stripe", x: 0, y: 0, width: 6, height: bh, rx: 3 }));
-  g.appendChild(s("text", { class: "node-title", x: 16, y: 22 }, clip(n.id, n.visits > 1 ? 17 : 21)));
+  g.appendChild(s("text", { class: "node-title", x: 16, y: 23 }, clip(n.id, n.visits > 1 ? 15 : 19)));
   // Second line: status word (coloured), kind, and the latest visit's duration on the right.
   const dur = n.durationMs !== null && n.status !== "skipped" && n.status !== "pending" ? duration(n.durationMs) : "";
-  // Estimated widths at 11.5px: ~6.3 px per character, ~7.1 in bold (the status word).
-  const statusW = n.status === "pending" ? 0 : n.status.length * 7.1;
-  const room = Math.floor((bw - 16 - statusW - dur.length * 6.3 - 16) / 6.3);
-  const kind = n.kind; // for_each shows as a stack with its items
-  const sub = s("text", { class: "node-sub", x: 16, y: 40 });
+  // Estimated widths at 12px: ~6.6 px per character, ~7.4 in bold (the status word).
+  const statusW = n.status === "pending" ? 0 : n.status.length * 7.4;
+  const room = Math.floor((bw - 16 - statusW - dur.length * 6.6 - 16) / 6.6);
+  const sub = s("text", { class: "node-sub", x: 16, y: 42 });
   if (n.status !== "pending") sub.appendChild(s("tspan", { class: "node-status" }, n.status));
-  const rest = n.status === "pending" ? kind : ` · ${kind}`;
+  const rest = n.status === "pending" ? n.kind : ` · ${n.kind}`;
   sub.appendChild(s("tspan", null, clip(rest, Math.max(4, room))));
   g.appendChild(sub);
-  if (dur) g.appendChild(s("text", { class: "node-dur", x: bw - 10, y: 40, "text-anchor": "end" }, dur));
+  if (dur) g.appendChild(s("text", { class: "node-dur", x: bw - 10, y: 42, "text-anchor": "end" }, dur));
   if (n.visits > 1) {
     const label = `×${n.visits}`;
     const bwid = label.length * 7 + 10;
@@ -195,46 +277,102 @@ function drawNode(n: DagNode, box: ElkNode, selected: boolean, onSelect: (stage:
       s("title", null, `ran ${n.visits} times (visits)`),
       s("rect", { width: bwid, height: 18, rx: 9 }),
       s("text", { x: bwid / 2, y: 13, "text-anchor": "middle" }, label)));
-  }
-  if (n.items) {
-    const total = n.items.length;
-    const done = n.items.filter((x) => x === "succeeded" || x === "continued" || x === "fallback").length;
-    const y = 53;
-    const x0 = 16;
-    const avail = bw - x0 - 84;
-    const strip = s("g", { class: "items" });
-    if (total > 0 && total <= 30) {
-      const cw = Math.min(10, avail / total);
-      n.items.forEach((st, i) => strip.appendChild(s("rect", { class: `item st-${st}`, x: x0 + i * cw, y, width: Math.max(1, cw - 2), height: 9, rx: 2 })));
-    } else if (total > 0) {
-      const counts = new Map<string, number>();
-      for (const st of n.items) counts.set(st, (counts.get(st) ?? 0) + 1);
-      let x = x0;
-      for (const [st, c] of counts) {
-        const wd = (c / total) * avail;
-        strip.appendChild(s("rect", { class: `item st-${st}`, x, y, width: Math.max(1, wd), height: 9 }));
-        x += wd;
-      }
-    }
-    strip.appendChild(s("text", { class: "items-count", x: bw - 10, y: y + 9, "text-anchor": "end" }, `${done}/${total} item${total === 1 ? "" : "s"}`));
+    // One segment per visit along the bottom edge, coloured by that visit's status.
+    const x0 = 12;
+    const seg = (bw - x0 - 10) / n.visitStatuses.length;
+    const strip = s("g", { class: "visit-strip" });
+    n.visitStatuses.forEach((st, i) => strip.appendChild(s("rect", { class: `visit-seg st-${st}`, "data-visit": i + 1, x: x0 + i * seg, y: n.items ? bh - 5 : bh - 8, width: Math.max(2, seg - 2), height: 4, rx: 2 },
+      s("title", null, `visit ${i + 1}: ${STATUS_LABEL[st] ?? st}`))));
     g.appendChild(strip);
   }
-  g.addEventListener("click", () => onSelect(n.id));
+  if (n.items) drawItems(g, n, bw, expanded, act);
+  g.addEventListener("click", (e) => {
+    if ((e.target as Element).closest(".expand, .grid-item")) return;
+    act.onSelect(n.id);
+  });
   g.addEventListener("keydown", (e) => {
+    if (e.target !== g) return;
     if (e.key === "Enter" || e.key === " ") {
       e.preventDefault();
-      onSelect(n.id);
+      act.onSelect(n.id);
     }
   });
   return g;
 }
 
-/** Draw the laid-out graph into `host`. */
-export function drawDag(host: HTMLElement, model: DagModel, laid: ElkNode, o: { selected?: string; onSelect: (stage: string) => void }): void {
-  const width = Math.ceil(laid.width ?? 600);
-  const height = Math.ceil(laid.height ?? 200);
-  const svg = s("svg", { class: "dag-svg", viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": "pipeline graph" });
-  svg.appendChild(s("defs", null, marker("arrow-dep", "arrow-dep"), marker("arrow-route", "arrow-route"), marker("arrow-route-idle", "arrow-route-idle"), marker("arrow-fallback", "arrow-fallback")));
+/** A for_each group's items: a status strip, counts per status, and (expanded) one cell per item. */
+function drawItems(g: SVGGElement, n: DagNode, bw: number, expanded: boolean, act: NodeActions): void {
+  const items = n.items!;
+  const total = items.length;
+  const done = items.filter((x) => x === "succeeded" || x === "continued" || x === "fallback").length;
+  const y = 52;
+  const x0 = 16;
+  const avail = bw - x0 - 84;
+  const strip = s("g", { class: "items" });
+  const counts = itemCounts(items);
+  if (total > 0 && total <= 30) {
+    const cw = Math.min(10, avail / total);
+    items.forEach((st, i) => strip.appendChild(s("rect", { class: `item st-${st}`, x: x0 + i * cw, y, width: Math.max(1, cw - 2), height: 9, rx: 2 })));
+  } else if (total > 0) {
+    let x = x0;
+    for (const [st, c] of counts) {
+      const wd = (c / total) * avail;
+      strip.appendChild(s("rect", { class: `item-seg st-${st}`, "data-status": st, x, y, width: Math.max(1, wd), height: 9 }, s("title", null, `${c} ${STATUS_LABEL[st] ?? st}`)));
+      x += wd;
+    }
+  }
+  strip.appendChild(s("text", { class: "items-count", x: bw - 10, y: y + 9, "text-anchor": "end" }, `${done}/${total} item${total === 1 ? "" : "s"}`));
+  // Counts per status ("45 done · 3 failed · 2 running"), as far as they fit; all of them in the tooltip.
+  const line = s("text", { class: "item-counts", x: x0, y: 76 });
+  let room = Math.floor((bw - x0 - 34) / 6);
+  counts.forEach(([st, c], i) => {
+    const word = `${i > 0 ? " · " : ""}${c} ${COUNT_WORD[st] ?? st}`;
+    if (room <= 0) return;
+    if (word.length > room) {
+      line.appendChild(s("tspan", null, " …"));
+      room = 0;
+      return;
+    }
+    room -= word.length;
+    line.appendChild(s("tspan", { class: `count st-${st}`, "data-status": st, "data-count": c }, word));
+  });
+  line.appendChild(s("title", null, counts.map(([st, c]) => `${c} ${STATUS_LABEL[st] ?? st}`).join("\n")));
+  strip.appendChild(line);
+  if (total > 0 && act.onToggle) {
+    const label = expanded ? "hide the items" : `show the ${total} item${total === 1 ? "" : "s"}`;
+    const tog = s("g", { class: "expand", transform: `translate(${bw - 30},64)`, role: "button", tabindex: "0", "aria-label": label, "aria-expanded": String(expanded) },
+      s("title", null, label), s("rect", { width: 20, height: 16, rx: 4 }), s("text", { x: 10, y: 12, "text-anchor": "middle" }, expanded ? "−" : "+"));
+    const toggle = (e: Event): void => {
+      e.stopPropagation();
+      e.preventDefault();
+      act.onToggle!(n.id);
+    };
+    tog.addEventListener("click", toggle);
+    tog.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") toggle(e);
+    });
+    strip.appendChild(tog);
+  }
+  if (expanded) {
+    const per = cellsPerRow(bw);
+    const grid = s("g", { class: "item-grid-g" });
+    items.forEach((st, i) => {
+      const cell = s("rect", { class: `grid-item st-${st}`, "data-item": i, x: x0 + (i % per) * (CELL + CELL_GAP), y: H_EACH - 2 + Math.floor(i / per) * (CELL + CELL_GAP), width: CELL, height: CELL, rx: 3 },
+        s("title", null, `item ${i}: ${STATUS_LABEL[st] ?? st}`));
+      cell.addEventListener("click", (e) => {
+        e.stopPropagation();
+        (act.onSelectItem ?? (() => act.onSelect(n.id)))(n.id, i);
+      });
+      grid.appendChild(cell);
+    });
+    strip.appendChild(grid);
+  }
+  g.appendChild(strip);
+}
+
+/** Draw the laid-out graph: the arrow markers and one group of edges, nodes and edge labels. */
+export function drawGraph(model: DagModel, laid: ElkNode, o: NodeActions & { selected?: string; expanded?: ReadonlySet<string> }): { defs: SVGDefsElement; world: SVGGElement } {
+  const defs = s("defs", null, marker("arrow-dep", "arrow-dep"), marker("arrow-route", "arrow-route"), marker("arrow-route-idle", "arrow-route-idle"), marker("arrow-fallback", "arrow-fallback"));
   const byId = new Map(model.edges.map((e) => [e.id, e]));
   const edgeLayer = s("g", { class: "edges" });
   const labelLayer = s("g", { class: "edge-labels" });
@@ -256,14 +394,11 @@ export function drawDag(host: HTMLElement, model: DagModel, laid: ElkNode, o: { 
         s("text", { x: (l.width ?? 40) / 2, y: 13, "text-anchor": "middle" }, l.text ?? "")));
     }
   }
-  svg.appendChild(edgeLayer);
   const nodes = new Map(model.nodes.map((n) => [n.id, n]));
   const nodeLayer = s("g", { class: "nodes" });
   for (const box of laid.children ?? []) {
     const n = nodes.get(box.id);
-    if (n) nodeLayer.appendChild(drawNode(n, box, o.selected === n.id, o.onSelect));
+    if (n) nodeLayer.appendChild(drawNode(n, box, o.selected === n.id, o.expanded?.has(n.id) === true, o));
   }
-  svg.appendChild(nodeLayer);
-  svg.appendChild(labelLayer);
-  host.replaceChildren(svg);
+  return { defs, world: s("g", { class: "dag-world" }, edgeLayer, nodeLayer, labelLayer) };
 }

@@ -31,6 +31,18 @@ export function visitsOf(trace: Trace, stage: string): number {
   return v.size;
 }
 
+/** The status of each visit of a stage, in visit order: its entry for that visit (the last one when a fallback call also ran). */
+export function visitStatusesOf(trace: Trace, stage: string): NodeStatus[] {
+  const by = new Map<number, TraceStage>();
+  for (const s of trace.stages) {
+    if (s.stage !== stage) continue;
+    const had = by.get(s.visit);
+    // A visit's own entry beats its items; a later entry of the visit (a fallback call) beats an earlier one.
+    if (!had || (had.item !== undefined && s.item === undefined) || (s.item === undefined && had.item === undefined)) by.set(s.visit, s);
+  }
+  return [...by.entries()].sort((a, b) => a[0] - b[0]).map(([, s]) => s.status);
+}
+
 /** Entries a human can answer now (approval stages, on_error escalate). */
 export function waitingOf(trace: Trace): TraceStage[] {
   return trace.stages.filter((s) => s.status === "waiting" || s.status === "escalated");

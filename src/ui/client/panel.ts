@@ -42,6 +42,29 @@ function section(title: string, ...body: Child[]): HTMLElement {
   return h("section", { class: "panel-section" }, h("h3", null, title), ...body);
 }
 
+/**
+ * Every execution of a stage (its visits, and fallback calls) with status, start, duration,
+ * why it ended and the route taken just before it began (what brought the run back here).
+ */
+function visitsSection(ctx: PanelContext, execs: readonly TraceStage[], entry: TraceStage): HTMLElement {
+  const routes = ctx.trace.decisions.filter((d) => d.kind === "route" && d.taken && d.goto !== undefined);
+  const rows = execs.map((x) => {
+    const start = Date.parse(x.started_at);
+    let cause: (typeof routes)[number] | undefined;
+    if (x.visit > 1) for (const d of routes) if (Date.parse(d.at) <= start) cause = d;
+    const b = h("button", { class: `visit-row st-${x.status}${x.id === entry.id ? " active" : ""}`, type: "button", "data-entry": x.id, "data-visit": String(x.visit) },
+      h("strong", null, `#${x.visit}`), pill(x.status),
+      h("span", { class: "muted" }, `${clock(x.started_at)} · ${duration(x.duration_ms)}`),
+      x.item_count !== undefined ? h("span", { class: "chip" }, `${x.item_count} items`) : null,
+      x.fallback_for ? h("span", { class: "chip" }, `fallback for ${x.fallback_for}`) : null,
+      cause ? h("span", { class: "visit-cause" }, `after the route ${cause.stage} #${cause.visit} → ${cause.goto}`) : null,
+      x.reason && x.status !== "waiting" ? h("span", { class: "visit-cause" }, x.reason) : null);
+    b.addEventListener("click", () => ctx.onSelect(x.id));
+    return h("li", null, b);
+  });
+  return section(`Visits (${new Set(execs.map((x) => x.visit)).size})`, h("ol", { class: "visits" }, ...rows));
+}
+
 /** The panel for one entry. */
 export function stagePanel(ctx: PanelContext, entry: TraceStage): HTMLElement {
   const { trace } = ctx;
@@ -70,6 +93,7 @@ export function stagePanel(ctx: PanelContext, entry: TraceStage): HTMLElement {
     }
     parts.push(tabs);
   }
+  if (execs.length > 1 && entry.item === undefined) parts.push(visitsSection(ctx, execs, entry));
   if (entry.item !== undefined) {
     const whole = execs.find((x) => x.visit === entry.visit && x.fallback_for === entry.fallback_for);
     if (whole) {

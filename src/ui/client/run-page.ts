@@ -12,7 +12,8 @@ import type { PlanView, RunDetail } from "../types.js";
 import { CALL_EVENT_TYPES, CallWaits, liveTurnOver, parseDelta, waitKey, type LiveTurn, type LogEvent, type WaitingCall } from "./agent.js";
 import { api, ApiFailure } from "./api.js";
 import { approvalForm, callApprovals } from "./approve.js";
-import { dagModel, drawDag, layout } from "./dag.js";
+import { dagModel } from "./dag.js";
+import { GraphView } from "./graph-view.js";
 import { h, link, mount } from "./dom.js";
 import { ago, cost, dateTime, duration, tokens } from "./format.js";
 import { jsonView } from "./json-view.js";
@@ -150,19 +151,19 @@ export function runPage(root: HTMLElement, id: string): () => void {
       : approvalForm(id, { stage: q.stage, ...(q.message ? { message: q.message } : {}), waitingItems: q.items }, () => refresh(0))));
   };
 
-  let dagSeq = 0;
+  const graphView = new GraphView(graph.body, {
+    onSelect: (stage) => selectStage(stage),
+    onSelectItem: (stage, item) => {
+      const last = detail ? latestOf(detail.trace, stage) : undefined;
+      const entry = last ? detail!.trace.stages.find((x) => x.stage === stage && x.visit === last.visit && x.item === item && x.fallback_for === last.fallback_for) : undefined;
+      select(entry ? entry.id : last?.id);
+    },
+  });
   const renderDag = (d: RunDetail): void => {
     const model = dagModel(d.plan, d.trace);
     const sel = selected?.startsWith("stage:") ? selected.slice(6) : selected ? entryById(d.trace, selected)?.stage : undefined;
     if (!changed("dag", JSON.stringify([model, sel]))) return;
-    const mine = ++dagSeq;
-    layout(model).then(
-      (laid) => {
-        if (mine !== dagSeq || disposed) return;
-        drawDag(graph.body, model, laid, { ...(sel ? { selected: sel } : {}), onSelect: selectStage });
-      },
-      (err: unknown) => mount(graph.body, h("p", { class: "form-error" }, `graph layout failed: ${String(err)}`)),
-    );
+    graphView.show(model, sel);
   };
 
   const renderPanel = (d: RunDetail): void => {

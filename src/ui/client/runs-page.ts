@@ -1,12 +1,37 @@
 /// <reference lib="dom" />
 /** The runs list: newest first, filtered by status and pipeline, refreshed every few seconds; and a form to start a run. */
 import { RUN_STATUSES } from "../../base/result.js";
-import type { RunSummary } from "../types.js";
+import type { RunSummary, WaitReason } from "../types.js";
 import { api, ApiFailure } from "./api.js";
 import { h, link, mount, navigate } from "./dom.js";
 import { ago, cost, dateTime, duration, tokens } from "./format.js";
 
 const POLL_MS = 2500;
+
+const firstLine = (text: string): string => text.split("\n", 1)[0]!.trim();
+
+/** "approval at review: Publish v1?", "signal review_done at wait_for_ci", "sleep at cool_down until 14:05". */
+export function waitText(w: WaitReason): string {
+  const at = `${w.stage}${w.item !== undefined ? `[${w.item}]` : ""}`;
+  const due = w.due_at ? ` (${w.kind === "sleep" ? "until" : "deadline"} ${dateTime(w.due_at)})` : "";
+  const what = w.kind === "signal" ? `signal ${w.signal ?? ""} at ${at}` : w.kind === "sleep" ? `sleep at ${at}` : w.kind === "escalation" ? `escalation at ${at}` : `${w.calls ? `approval of ${w.calls} tool call${w.calls === 1 ? "" : "s"}` : "approval"} at ${at}`;
+  const msg = w.kind === "sleep" || w.message === "" ? "" : `: ${firstLine(w.message)}`;
+  return `${what}${due}${msg}`;
+}
+
+/** Why a run stopped or what it waits for, in one line (empty for other runs). */
+function reasonOf(r: RunSummary): HTMLElement | null {
+  if (r.waiting_for && r.waiting_for.length > 0) {
+    const [w, ...more] = r.waiting_for;
+    return h("div", { class: "run-reason waits", "data-wait": w!.kind, title: r.waiting_for.map(waitText).join("\n") },
+      h("span", { class: "reason-kind" }, "waits for "), waitText(w!), more.length > 0 ? h("span", { class: "muted" }, ` · +${more.length} more`) : null);
+  }
+  if (r.error) {
+    const where = r.error.stage ? `${r.error.stage}: ` : "";
+    return h("div", { class: "run-reason error", "data-error-kind": r.error.kind, title: `${where}${r.error.message}` }, h("code", null, r.error.kind), " ", where, firstLine(r.error.message));
+  }
+  return null;
+}
 
 function startForm(): HTMLElement {
   const template = h("input", { type: "text", name: "template", placeholder: "examples/research-report.yaml", "aria-label": "template path", class: "grow" });
@@ -75,7 +100,7 @@ export function runsPage(root: HTMLElement): () => void {
         const href = `/runs/${encodeURIComponent(r.id)}`;
         const tr = h("tr", { class: "run-row", "data-run": r.id, "data-status": r.status },
           h("td", null, h("span", { class: `pill st-${r.status}` }, r.status)),
-          h("td", null, link(href, { class: "strong" }, r.pipeline)),
+          h("td", null, link(href, { class: "strong" }, r.pipeline), reasonOf(r)),
           h("td", { class: "mono" }, r.id, r.parent_id ? h("div", { class: "muted small" }, "↳ child of ", r.parent_id) : null),
           h("td", { title: r.started_at }, dateTime(r.started_at), h("div", { class: "muted small" }, ago(r.started_at, now))),
           h("td", { class: "num" }, r.duration_ms === null ? h("span", { class: "muted" }, r.status === "running" ? "running…" : r.status) : duration(r.duration_ms)),

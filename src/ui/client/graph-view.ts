@@ -1,0 +1,289 @@
+/// <reference lib="dom" />
+/**
+ * The graph card's viewport: the laid-out graph (dag.ts) in an SVG that keeps its text legible
+ * at any size, with zoom and pan.
+ *
+ * - Default view: the whole graph when it fits at a legible zoom (node titles at least
+ *   {@link MIN_TEXT_PX} px, never enlarged past 100 %); else the full width when that is still
+ *   legible; else the legible minimum, starting at the stage that needs attention (running,
+ *   waiting, failed) or the first one. A graph whose layers would need more than two widths
+ *   of the card at that zoom is laid out in rows (elk's wrapping) about one card wide.
+ * - Zoom: Ctrl/⌘ + wheel (a trackpad pinch) about the pointer, the +/−/fit buttons, or the
+ *   keys + − 0 on the focused graph. Pan: drag, the wheel (when the graph overflows), or the
+ *   arrow keys; Home goes back to the default view.
+ * - Live updates redraw the nodes under the same zoom and pan; a new layout (a new shape, a
+ *   group expanded) keeps the zoom and the point under the view's top left.
+ */
+import type { ElkNode } from "elkjs/lib/elk-api.js";
+import { drawGraph, layersOf, layout, LAYER_W, TITLE_PX, type DagModel } from "./dag.js";
+import { h, mount, s } from "./dom.js";
+
+/** Smallest on-screen size (px) of a node title the default view allows. */
+export const MIN_TEXT_PX = 12;
+/** The default view's smallest zoom: node titles at {@link MIN_TEXT_PX}. */
+export const MIN_LEGIBLE = MIN_TEXT_PX / TITLE_PX;
+const MAX_ZOOM = 3;
+const MIN_HEIGHT = 170;
+const PAD = 12;
+const KEY_STEP = 80;
+
+interface View {
+  k: number;
+  x: number;
+  y: number;
+}
+
+const ATTENTION = ["running", "retrying", "waiting", "escalated", "failed"];
+
+/** The graph of a run, zoomable and pannable, in `host` (the graph card's body). */
+export class GraphView {
+  private readonly viewport = h("div", { class: "dag-viewport", tabindex: "0", role: "group", "aria-label": "pipeline graph: drag or use the arrow keys to pan, Ctrl + wheel or + and − to zoom, 0 to fit" });
+  private readonly svg = s("svg", { class: "dag-svg", role: "img", "aria-label": "pipeline graph" });
+  private readonly zoomLabel = h("span", { class: "zoom-level", "aria-live": "polite" });
+  private readonly expanded = new Set<string>();
+  private view: View = { k: 1, x: 0, y: 0 };
+  private laid: ElkNode | undefined;
+  private model: DagModel | undefined;
+  private selected: string | undefined;
+  private seq = 0;
+  private viewSet = false;
+  private dragged = false;
+
+  constructor(
+    host: HTMLElement,
+    private readonly o: { onSelect: (stage: string) => void; onSelectItem: (stage: string, item: number) => void },
+  ) {
+    const btn = (label: string, title: string, action: string, run: () => void): HTMLButtonElement => {
+      const b = h("button", { class: "zoom-btn", type: "button", title, "aria-label": title, "data-zoom-action": action }, label);
+      b.addEventListener("click", run);
+      return b;
+    };
+    const tools = h("div", { class: "dag-tools" },
+      btn("−", "zoom out (−)", "out", () => this.zoomAt(1 / 1.25)),
+      this.zoomLabel,
+      btn("+", "zoom in (+)", "in", () => this.zoomAt(1.25)),
+      btn("fit", "fit the whole graph (0)", "fit", () => this.fit()),
+      btn("reset", "back to the default view (Home)", "reset", () => this.reset()));
+    this.viewport.appendChild(this.svg);
+    mount(host, h("div", { class: "dag" }, tools, this.viewport));
+    this.listen();
+  }
+
+  /** Show `model` (laid out anew when its shape changed), with `selected` highlighted. */
+  show(model: DagModel, selected: string | undefined): void {
+    this.model = model;
+    this.selected = selected;
+    const mine = ++this.seq;
+    const width = this.viewportWidth();
+    // elk's rows come out a little wider than asked for: aim at 80 % of the width at the legible zoom.
+    const wrapWidth = layersOf(model) * LAYER_W * MIN_LEGIBLE > 2 * width ? Math.max(LAYER_W * 2, ((width - 2 * PAD) / MIN_LEGIBLE) * 0.8) : undefined;
+    layout(model, { ...(wrapWidth !== undefined ? { wrapWidth } : {}), expanded: this.expanded }).then(
+      (laid) => {
+        if (mine !== this.seq) return;
+        const fresh = laid !== this.laid;
+        this.laid = laid;
+        this.draw();
+        if (!this.viewSet) this.reset();
+        else if (fresh) this.apply();
+      },
+      (err: unknown) => {
+        if (mine === this.seq) mount(this.viewport, h("p", { class: "form-error" }, `graph layout failed: ${String(err)}`));
+      },
+    );
+  }
+
+  private draw(): void {
+    const model = this.model!;
+    const { defs, world } = drawGraph(model, this.laid!, {
+      ...(this.selected ? { selected: this.selected } : {}),
+      expanded: this.expanded,
+      onSelect: (stage) => {
+        if (!this.dragged) this.o.onSelect(stage);
+      },
+      onSelectItem: (stage, item) => {
+        if (!this.dragged) this.o.onSelectItem(stage, item);
+      },
+      onToggle: (stage) => {
+        if (this.dragged) return;
+        if (this.expanded.has(stage)) this.expanded.delete(stage);
+        else this.expanded.add(stage);
+        this.show(model, this.selected);
+      },
+    });
+    this.svg.replaceChildren(defs, world);
+    this.apply();
+  }
+
+  private viewportWidth(): number {
+    return Math.max(240, this.viewport.clientWidth || this.viewport.parentElement?.clientWidth || 900);
+  }
+
+  private size(): { w: number; h: number } {
+    return { w: this.laid?.width ?? 1, h: this.laid?.height ?? 1 };
+  }
+
+  /** The tallest the viewport gets: most of the window. */
+  private maxHeight(): number {
+    return Math.max(320, Math.min(720, Math.round(window.innerHeight * 0.72)));
+  }
+
+  /** The default view (see the module comment); sizes the viewport to the graph. */
+  reset(): void {
+    if (!this.laid) return;
+    const { w, h: gh } = this.size();
+    const vw = this.viewportWidth();
+    const maxH = this.maxHeight();
+    const fitAll = Math.min(1, (vw - PAD) / w, (maxH - PAD) / gh);
+    const fitWidth = Math.min(1, (vw - PAD) / w);
+    let k: number;
+    if (fitAll >= MIN_LEGIBLE) k = fitAll;
+    else if (fitWidth >= MIN_LEGIBLE) k = fitWidth;
+    else k = MIN_LEGIBLE;
+    const vh = Math.round(Math.max(MIN_HEIGHT, Math.min(maxH, gh * k + PAD)));
+    this.svg.setAttribute("height", String(vh)); // an attribute: the CSP allows no inline styles
+    const focus = this.focusNode();
+    let x = (vw - w * k) / 2;
+    let y = (vh - gh * k) / 2;
+    if (w * k > vw && focus) x = PAD - (focus.x ?? 0) * k + 8;
+    if (gh * k > vh) y = focus ? vh / 3 - ((focus.y ?? 0) + (focus.height ?? 0) / 2) * k : PAD;
+    this.view = this.clamp({ k, x, y });
+    this.viewSet = true;
+    this.apply();
+  }
+
+  /** The whole graph in view, however small. */
+  fit(): void {
+    if (!this.laid) return;
+    const { w, h: gh } = this.size();
+    const vw = this.viewportWidth();
+    const vh = this.viewport.clientHeight || MIN_HEIGHT;
+    const k = Math.min(MAX_ZOOM, (vw - PAD) / w, (vh - PAD) / gh);
+    this.view = { k, x: (vw - w * k) / 2, y: (vh - gh * k) / 2 };
+    this.viewSet = true;
+    this.apply();
+  }
+
+  /** The stage the default view starts at: the first that needs attention, else the first one. */
+  private focusNode(): ElkNode | undefined {
+    const boxes = new Map((this.laid?.children ?? []).map((c) => [c.id, c]));
+    const nodes = this.model?.nodes ?? [];
+    for (const st of ATTENTION) {
+      const n = nodes.find((x) => x.status === st);
+      if (n) return boxes.get(n.id);
+    }
+    const first = this.laid?.children ?? [];
+    return [...first].sort((a, b) => (a.y ?? 0) - (b.y ?? 0) || (a.x ?? 0) - (b.x ?? 0))[0];
+  }
+
+  /** Keep some of the graph in view: it may not be panned entirely out. */
+  private clamp(v: View): View {
+    const { w, h: gh } = this.size();
+    const vw = this.viewportWidth();
+    const vh = this.viewport.clientHeight || MIN_HEIGHT;
+    const keep = 60;
+    const cx = (lo: number, hi: number, x: number): number => Math.min(hi, Math.max(lo, x));
+    return {
+      k: v.k,
+      x: cx(Math.min(PAD, vw - w * v.k - PAD) - keep, Math.max(PAD, vw - w * v.k - PAD) + keep, v.x),
+      y: cx(Math.min(PAD, vh - gh * v.k - PAD) - keep, Math.max(PAD, vh - gh * v.k - PAD) + keep, v.y),
+    };
+  }
+
+  private minZoom(): number {
+    const { w, h: gh } = this.size();
+    const vw = this.viewportWidth();
+    const vh = this.viewport.clientHeight || MIN_HEIGHT;
+    return Math.min(0.5, (vw - PAD) / w, (vh - PAD) / gh);
+  }
+
+  /** Zoom by `factor` about a viewport point (default: its centre). */
+  zoomAt(factor: number, px?: number, py?: number): void {
+    const vw = this.viewportWidth();
+    const vh = this.viewport.clientHeight || MIN_HEIGHT;
+    const cx = px ?? vw / 2;
+    const cy = py ?? vh / 2;
+    const k = Math.min(MAX_ZOOM, Math.max(this.minZoom(), this.view.k * factor));
+    const gx = (cx - this.view.x) / this.view.k;
+    const gy = (cy - this.view.y) / this.view.k;
+    this.view = this.clamp({ k, x: cx - gx * k, y: cy - gy * k });
+    this.apply();
+  }
+
+  panBy(dx: number, dy: number): boolean {
+    const before = this.view;
+    this.view = this.clamp({ k: before.k, x: before.x + dx, y: before.y + dy });
+    this.apply();
+    return this.view.x !== before.x || this.view.y !== before.y;
+  }
+
+  private apply(): void {
+    const v = this.view;
+    const world = this.svg.querySelector<SVGGElement>(".dag-world");
+    world?.setAttribute("transform", `translate(${round(v.x)},${round(v.y)}) scale(${round(v.k, 4)})`);
+    this.viewport.dataset["zoom"] = String(round(v.k, 3));
+    this.zoomLabel.textContent = `${Math.round(v.k * 100)}%`;
+  }
+
+  private listen(): void {
+    const vp = this.viewport;
+    vp.addEventListener("wheel", (e) => {
+      if (!this.laid) return;
+      const r = vp.getBoundingClientRect();
+      const unit = e.deltaMode === 1 ? 16 : e.deltaMode === 2 ? vp.clientHeight : 1;
+      if (e.ctrlKey || e.metaKey) {
+        e.preventDefault();
+        this.zoomAt(Math.exp(-e.deltaY * unit * 0.0025), e.clientX - r.left, e.clientY - r.top);
+        return;
+      }
+      // The wheel pans while the graph can move that way; at its edge the page scrolls on.
+      const dx = e.shiftKey && e.deltaX === 0 ? e.deltaY : e.deltaX;
+      const dy = e.shiftKey && e.deltaX === 0 ? 0 : e.deltaY;
+      if (this.panBy(-dx * unit, -dy * unit)) e.preventDefault();
+    }, { passive: false });
+
+    let start: { x: number; y: number; vx: number; vy: number; id: number } | undefined;
+    vp.addEventListener("pointerdown", (e) => {
+      if (e.button !== 0 || (e.target as Element).closest(".dag-tools")) return;
+      start = { x: e.clientX, y: e.clientY, vx: this.view.x, vy: this.view.y, id: e.pointerId };
+      this.dragged = false;
+    });
+    vp.addEventListener("pointermove", (e) => {
+      if (!start || e.pointerId !== start.id) return;
+      const dx = e.clientX - start.x;
+      const dy = e.clientY - start.y;
+      if (!this.dragged && Math.hypot(dx, dy) < 4) return;
+      if (!this.dragged) {
+        this.dragged = true;
+        vp.setPointerCapture(e.pointerId);
+        vp.classList.add("dragging");
+      }
+      this.view = this.clamp({ k: this.view.k, x: start.vx + dx, y: start.vy + dy });
+      this.apply();
+    });
+    const end = (e: PointerEvent): void => {
+      if (!start || e.pointerId !== start.id) return;
+      start = undefined;
+      vp.classList.remove("dragging");
+      if (vp.hasPointerCapture(e.pointerId)) vp.releasePointerCapture(e.pointerId);
+      // The click that ends a drag selects nothing; the next one does.
+      if (this.dragged) setTimeout(() => (this.dragged = false), 0);
+    };
+    vp.addEventListener("pointerup", end);
+    vp.addEventListener("pointercancel", end);
+
+    vp.addEventListener("keydown", (e) => {
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      const moves: Record<string, [number, number]> = { ArrowLeft: [KEY_STEP, 0], ArrowRight: [-KEY_STEP, 0], ArrowUp: [0, KEY_STEP], ArrowDown: [0, -KEY_STEP] };
+      const m = moves[e.key];
+      if (m) this.panBy(m[0], m[1]);
+      else if (e.key === "+" || e.key === "=") this.zoomAt(1.25);
+      else if (e.key === "-" || e.key === "_") this.zoomAt(1 / 1.25);
+      else if (e.key === "0") this.fit();
+      else if (e.key === "Home") this.reset();
+      else return;
+      e.preventDefault();
+    });
+  }
+}
+
+const round = (x: number, digits = 2): number => Math.round(x * 10 ** digits) / 10 ** digits;

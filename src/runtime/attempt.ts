@@ -8,7 +8,7 @@ import { idempotencyKey, usageBeyondSteps, type BatonEvent, type ExecuteCommand 
 import type { Plan, StagePlan } from "../plan/types.js";
 import { executorFor, type StageContext } from "../stages/index.js";
 import type { RunServices } from "../stages/types.js";
-import type { PoolLease } from "./pools.js";
+import type { PoolLease, PoolLimitKind } from "./pools.js";
 import { evaluatePoolKey } from "../plan/limit.js";
 import type { AttemptUsage } from "../engine/events.js";
 import { toStageError } from "./errors.js";
@@ -25,8 +25,13 @@ export interface AttemptHost {
   readonly plan: Plan;
   now(): number;
   readonly services: RunServices;
-  /** Wait for a pool (`pool`, else the stage's `limit:`); undefined when there is none. */
-  acquire(stage: StagePlan, tokens: number, signal: AbortSignal, pool?: string, key?: string): Promise<PoolLease | undefined>;
+  /**
+   * Wait for a pool (`pool`, else the stage's `limit:`); undefined when there is none. `onWait`
+   * is called once if the request has to wait (why, and which limit holds it).
+   */
+  acquire(stage: StagePlan, tokens: number, signal: AbortSignal, pool?: string, key?: string, onWait?: (reason: string, limit: PoolLimitKind) => void): Promise<PoolLease | undefined>;
+  /** The attempt waits for a pool, or (`state` granted/gave_up) no longer does (live views); optional. */
+  poolWait?(a: Attempt, w: PoolWait): void;
   /** Append a completed durable step to the run's log; resolves once it is stored. */
   record(a: Attempt, e: StepRecorded): Promise<void>;
   /** Streamed text of a model turn (live views); optional. */
@@ -35,6 +40,18 @@ export interface AttemptHost {
   readonly budget: BudgetPort;
   /** The attempt is over; `event` (its outcome) is undefined when it was cancelled. */
   done(a: Attempt, event: BatonEvent | undefined): void;
+}
+
+/** A wait of an attempt for a pool, as live views see it. */
+export interface PoolWait {
+  readonly state: "waiting" | "granted" | "gave_up";
+  readonly pool: string;
+  readonly key?: string;
+  /** Which limit holds it ("rpm", "tpm", "concurrency", "paused"), and the pool's words for it. */
+  readonly limit: PoolLimitKind;
+  readonly reason: string;
+  /** granted: how long it waited. */
+  readonly waitedMs?: number;
 }
 
 /** The `ctx` handed to handlers (a class: a getter on the prototype is far cheaper than on a literal). */
@@ -88,6 +105,13 @@ export class Attempt {
   /** A pool lease held by the attempt itself (stages other than agents, which manage their own). */
   private lease: PoolLease | undefined;
   private journalOf: Journal | undefined;
+  /** Pool waits in progress: the timeout does not run while any is (it restarts at the grant). */
+  private waits = 0;
+  /** When the running timeout fires (Date.now() based, like its timer), and what was left of it at a pause. */
+  private deadline = 0;
+  private left: number | undefined;
+  /** Some wait of the current pause really waited (then the timeout starts anew at the grant). */
+  private waited = false;
   private args: import("../stages/types.js").ExecuteArgs | undefined;
   private agentCalls = 0;
 
@@ -147,18 +171,64 @@ export class Attempt {
     if (this.ctrl && !this.ctrl.signal.aborted) this.ctrl.abort(reason);
   }
 
-  /** (Re)start the per-attempt timeout. */
-  private armTimeout(): void {
+  /** (Re)start the per-attempt timeout; `leftMs`: run only what was left of it (after a pause). */
+  private armTimeout(leftMs?: number): void {
     const { stage, ef } = this;
     if (stage.timeoutMs === undefined || this.over) return;
     this.timer?.clear();
     const ms = stage.timeoutMs;
+    const runFor = leftMs ?? ms;
+    this.deadline = Date.now() + runFor;
     // `timeout: 25d` is longer than one Node timer holds: a chained timer, never a 1 ms one.
     this.timer = setLongTimeout(() => {
       const reason = new DOMException(`stage '${stage.id}' attempt ${ef.attempt} timed out after ${ms} ms`, "TimeoutError");
       this.abort(reason);
       this.fail(reason); // a late result of the timed-out attempt is ignored
-    }, ms);
+    }, runFor);
+  }
+
+  /**
+   * A pool wait begins: the timeout bounds the call, not the queue, so it stops until no wait is
+   * left (every path — an agent's turns, tool calls, `ctx.agent`, a stage's own lease — waits here).
+   */
+  private pauseTimeout(): void {
+    if (this.waits++ > 0 || this.timer === undefined) return;
+    this.left = Math.max(0, this.deadline - Date.now());
+    this.timer.clear();
+    this.timer = undefined;
+  }
+
+  /** A pool wait ended (`waitedMs`: how long it waited): with none left, the timeout runs again — anew if one really waited. */
+  private resumeTimeout(waitedMs: number): void {
+    if (waitedMs > 0) this.waited = true;
+    if (--this.waits > 0) return;
+    const left = this.left;
+    const anew = this.waited;
+    this.left = undefined;
+    this.waited = false;
+    if (left !== undefined) this.armTimeout(anew ? undefined : left);
+  }
+
+  /** Wait for a pool, with the timeout paused and live views told while it waits. */
+  private async waitForPool(tokens: number, signal: AbortSignal, pool: string | undefined, key: string | undefined): Promise<PoolLease | undefined> {
+    const { host, stage } = this;
+    let told: PoolWait | undefined;
+    const onWait = host.poolWait
+      ? (reason: string, limit: PoolLimitKind): void => {
+        if (this.over) return;
+        told = { state: "waiting", pool: pool ?? stage.limit ?? "", ...(key !== undefined ? { key } : {}), limit, reason };
+        host.poolWait!(this, told);
+      }
+      : undefined;
+    this.pauseTimeout();
+    let lease: PoolLease | undefined;
+    try {
+      lease = await host.acquire(stage, tokens, signal, pool, key, onWait);
+      return lease;
+    } finally {
+      this.resumeTimeout(lease?.waitedMs ?? 0);
+      if (told) host.poolWait!(this, lease ? { ...told, state: "granted", waitedMs: lease.waitedMs } : { ...told, state: "gave_up" });
+    }
   }
 
   start(): void {
@@ -203,12 +273,9 @@ export class Attempt {
           const own = pool === undefined || pool === stage.limit;
           // The stage's own keyed limit: a pool instance per key, the key evaluated in the stage's scope.
           if (key === undefined && own && stage.limitKey !== undefined) key = await evaluatePoolKey(stage.limitKey, scope, `stage '${stage.id}'`);
-          const lease = await host.acquire(stage, tokens, ctx.signal, pool, key);
-          if (lease && own) {
-            this.report({ pool: lease.pool, ...(lease.key !== undefined ? { pool_key: lease.key } : {}), pool_wait_ms: lease.waitedMs, ...(lease.reason ? { pool_wait_reason: lease.reason } : {}) });
-            // The per-attempt timeout bounds the call, not the wait for the pool: start it anew.
-            if (lease.waitedMs > 0) this.armTimeout();
-          }
+          const lease = await this.waitForPool(tokens, ctx.signal, pool, key);
+          // Every pool the attempt drew from shows in its trace (the wait of `ctx.agent`'s and its tools' too).
+          if (lease) this.report({ pool: lease.pool, ...(lease.key !== undefined ? { pool_key: lease.key } : {}), pool_wait_ms: lease.waitedMs, ...(lease.reason ? { pool_wait_reason: lease.reason } : {}) });
           return lease;
         },
         settle: (h: BudgetHold, spent: { tokens: number; usd: number }) => {
@@ -338,6 +405,13 @@ export class Attempt {
 function mergeUsage(a: AttemptUsage | undefined, u: AttemptUsage): AttemptUsage {
   if (!a) return u;
   const merged: AttemptUsage = { ...a, ...u };
+  // Pool waits add up; the trace names the first pool that made the attempt wait, and why.
+  if (a.pool_wait_ms !== undefined && u.pool_wait_ms !== undefined) {
+    const first = a.pool_wait_ms > 0 || u.pool_wait_ms === 0 ? a : u;
+    Object.assign(merged, { pool: first.pool, pool_key: first.pool_key, pool_wait_reason: a.pool_wait_reason ?? u.pool_wait_reason, pool_wait_ms: a.pool_wait_ms + u.pool_wait_ms });
+    if (first.pool_key === undefined) delete (merged as { pool_key?: string }).pool_key;
+    if (merged.pool_wait_reason === undefined) delete (merged as { pool_wait_reason?: string }).pool_wait_reason;
+  }
   if (a.tokens && u.tokens) (merged as { tokens: AttemptUsage["tokens"] }).tokens = { input: a.tokens.input + u.tokens.input, output: a.tokens.output + u.tokens.output };
   if (a.cost_usd !== undefined && u.cost_usd !== undefined) (merged as { cost_usd: number }).cost_usd = a.cost_usd + u.cost_usd;
   if (a.recorded_tokens && u.recorded_tokens) (merged as { recorded_tokens: AttemptUsage["recorded_tokens"] }).recorded_tokens = { input: a.recorded_tokens.input + u.recorded_tokens.input, output: a.recorded_tokens.output + u.recorded_tokens.output };

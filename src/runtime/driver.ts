@@ -11,13 +11,13 @@ import { ConflictError, type Store } from "../store/port.js";
 import { LeaseLostError } from "./errors.js";
 import type { BatonConfig } from "../agents/config.js";
 import type { ChildRuns } from "../stages/types.js";
-import { Attempt, type AttemptHost } from "./attempt.js";
+import { Attempt, type AttemptHost, type PoolWait } from "./attempt.js";
 import { evaluateCommand } from "./effects.js";
 import { RunLoop, type HostPort } from "./loop.js";
 import { LocalBudget } from "./budget.js";
 import { mcpToolsReady } from "./mcp-tools.js";
 export { truthy } from "./effects.js";
-import type { PoolLease } from "./pools.js";
+import type { PoolLease, PoolLimitKind } from "./pools.js";
 import { setLongTimeout, type LongTimer } from "../base/timers.js";
 
 /** What a run ended as (SPEC §4 `--json`): declared in ../base/result.ts, below stages and workers. */
@@ -30,7 +30,9 @@ export interface DriverHost {
   readonly config: BatonConfig;
   readonly children: ChildRuns;
   /** Wait for a stage's resource pool (undefined when it has none). */
-  acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal, pool?: string, key?: string): Promise<PoolLease | undefined>;
+  acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal, pool?: string, key?: string, onWait?: (reason: string, limit: PoolLimitKind) => void): Promise<PoolLease | undefined>;
+  /** An execution waits for a pool, or no longer does (live views); optional. */
+  poolWait?(driver: RunDriver, key: ExecuteCommand["key"], w: PoolWait): void;
   /** Streamed text of a model turn (live views); optional. */
   delta?(driver: RunDriver, stage: StagePlan, key: ExecuteCommand["key"], text: string, turn: number): void;
   now(): number;
@@ -94,7 +96,8 @@ export class RunDriver implements HostPort {
     this.loop = new RunLoop(this, plan, state, runId, seq);
     this.attemptHost = {
       plan, budget,
-      acquire: (stage, tokens, signal, pool, key) => host.acquire(plan, stage, tokens, signal, pool, key),
+      acquire: (stage, tokens, signal, pool, key, onWait) => host.acquire(plan, stage, tokens, signal, pool, key, onWait),
+      ...(host.poolWait ? { poolWait: (a: Attempt, w: PoolWait) => host.poolWait!(this, a.ef.key, w) } : {}),
       record: (_a, e) => {
         const stored = this.loop.pushDurable(e);
         this.schedule();

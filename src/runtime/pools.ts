@@ -52,7 +52,12 @@ export interface PoolRequest {
   readonly signal?: AbortSignal | undefined;
   /** For diagnostics. */
   readonly label?: string;
+  /** Called once, when the request first has to wait (live views): why, and which limit holds it. */
+  readonly onWait?: (reason: string, limit: PoolLimitKind) => void;
 }
+
+/** Which of a pool's limits holds a waiter back. */
+export type PoolLimitKind = "concurrency" | "rpm" | "tpm" | "paused";
 
 // A lease and what a finished call reports back are what stage kinds see of a pool, so they are
 // declared with the stage contract (../stages/types.ts) and implemented here.
@@ -173,15 +178,15 @@ export class Pool {
   }
 
   /** Why `w` cannot start now (undefined: it can), and when to look again. */
-  private blocked(w: Waiter, now: number): { reason: string; retryAt: number | undefined } | undefined {
+  private blocked(w: Waiter, now: number): { reason: string; retryAt: number | undefined; limit: PoolLimitKind } | undefined {
     const { concurrency, rpm, tpm } = this.spec;
-    if (now < this.pausedUntil) return { reason: `${this.label} paused by the provider until ${new Date(this.pausedUntil).toISOString()}`, retryAt: this.pausedUntil };
+    if (now < this.pausedUntil) return { reason: `${this.label} paused by the provider until ${new Date(this.pausedUntil).toISOString()}`, retryAt: this.pausedUntil, limit: "paused" };
     if (concurrency !== undefined && this.inflight >= Math.max(1, Math.floor(concurrency * this.factor))) {
-      return { reason: `${this.label} at its concurrency of ${Math.max(1, Math.floor(concurrency * this.factor))}`, retryAt: undefined };
+      return { reason: `${this.label} at its concurrency of ${Math.max(1, Math.floor(concurrency * this.factor))}`, retryAt: undefined, limit: "concurrency" };
     }
     if (rpm !== undefined) {
       const cap = Math.max(1, Math.floor(rpm * this.factor));
-      if (this.sent.length >= cap) return { reason: `${this.label} at its ${cap} requests per minute`, retryAt: this.sent[this.sent.length - cap]!.at + WINDOW_MS };
+      if (this.sent.length >= cap) return { reason: `${this.label} at its ${cap} requests per minute`, retryAt: this.sent[this.sent.length - cap]!.at + WINDOW_MS, limit: "rpm" };
     }
     if (tpm !== undefined && this.tokens.length > 0) {
       const cap = Math.max(1, Math.floor(tpm * this.factor));
@@ -199,7 +204,7 @@ export class Pool {
             break;
           }
         }
-        return { reason: `${this.label} at its ${cap} tokens per minute`, retryAt: at ?? byAge[byAge.length - 1]!.at + WINDOW_MS };
+        return { reason: `${this.label} at its ${cap} tokens per minute`, retryAt: at ?? byAge[byAge.length - 1]!.at + WINDOW_MS, limit: "tpm" };
       }
     }
     return undefined;
@@ -227,8 +232,11 @@ export class Pool {
       if (!w) break;
       const b = this.blocked(w, now);
       if (b) {
-        w.reason ??= b.reason;
-        for (const o of this.waiters) o.reason ??= b.reason;
+        for (const o of this.waiters) {
+          if (o.reason !== undefined) continue;
+          o.reason = b.reason;
+          o.req.onWait?.(b.reason, b.limit);
+        }
         this.schedule(b.retryAt, now);
         return;
       }

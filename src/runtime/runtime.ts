@@ -13,14 +13,15 @@ import { ConflictError, type Store } from "../store/port.js";
 import type { BatonConfig } from "../agents/config.js";
 import { UserError } from "./errors.js";
 import { redactingStore } from "./redact.js";
-import { Pools, type PoolLease } from "./pools.js";
+import { Pools, type PoolLease, type PoolLimitKind } from "./pools.js";
+import type { PoolWait } from "./attempt.js";
 import { StageHistory } from "./history.js";
 import { childRunId, parentOf } from "./children.js";
 import { checkCompiledPlan, runStartedEvent } from "./started.js";
 import { checkCode } from "./code.js";
 import { RunDriver, sliceUsed, type DriverHost, type RunResult } from "./driver.js";
 import { LiveWriter } from "../store/live.js";
-import { liveKey, type LiveExec } from "../store/port.js";
+import { liveExecKey, liveKey, type LiveExec } from "../store/port.js";
 
 export type { RunResult } from "./driver.js";
 
@@ -67,6 +68,12 @@ export interface RuntimeOptions {
    * stream; so does a shared store (its live text is written, coalesced, for other processes).
    */
   readonly onDelta?: (runId: string, key: string, text: string) => void;
+  /**
+   * Called when an execution starts waiting for a resource pool (`w.state` "waiting") and when it
+   * stops (granted, or gave up: cancelled or timed out): `key` is `liveExecKey(exec)`
+   * (`stage#visit[item]`). For live views; the wait is recorded with the attempt's outcome.
+   */
+  readonly onPoolWait?: (runId: string, key: string, w: PoolWait) => void;
 }
 
 let shared: Pools | undefined;
@@ -136,7 +143,8 @@ export class Runtime {
         const text = live.delta(d.runId, k, piece);
         opts.onDelta?.(d.runId, k, text);
       } } : {}),
-      acquire: (plan, stage, tokens, signal, pool, key) => self.acquire(plan, stage, tokens, signal, pool, key),
+      acquire: (plan, stage, tokens, signal, pool, key, onWait) => self.acquire(plan, stage, tokens, signal, pool, key, onWait),
+      ...(opts.onPoolWait ? { poolWait: (d: RunDriver, key: LiveExec, w: PoolWait) => opts.onPoolWait!(d.runId, liveExecKey(key), w) } : {}),
       store: this.store,
       config: opts.config ?? {},
       children: { run: (plan, inputs, base, attempt, signal) => self.runChild(plan, inputs, base, attempt, signal) },
@@ -388,7 +396,7 @@ export class Runtime {
   }
 
   /** Wait for a stage's pool, ranked by the stage's remaining critical path. */
-  private async acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal, poolName?: string, key?: string): Promise<PoolLease | undefined> {
+  private async acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal, poolName?: string, key?: string, onWait?: (reason: string, limit: PoolLimitKind) => void): Promise<PoolLease | undefined> {
     const name = poolName ?? stage.limit;
     if (name === undefined) return undefined;
     const pool = this.pools.get(name, key);

@@ -105,6 +105,7 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
     x.pool = e.pool;
     if (e.pool_key !== undefined) x.poolKey = e.pool_key;
     if (e.pool_wait_ms) x.queuedMs = (x.queuedMs ?? 0) + e.pool_wait_ms;
+    if (e.pool_wait_ms !== undefined) x.poolWaitMs = (x.poolWaitMs ?? 0) + e.pool_wait_ms;
     if (e.pool_wait_reason !== undefined) x.waitedFor ??= e.pool_wait_reason;
   };
   const addUsage = (x: Entry, e: unknown): void => {

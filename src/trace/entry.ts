@@ -66,6 +66,8 @@ export interface Entry {
   /** Its pool instance's key (`limit: { pool, key }`). */
   poolKey?: string;
   waitedFor?: string;
+  /** ms its attempts waited for pools. */
+  poolWaitMs?: number;
   child?: string;
   reusedFrom?: string;
   /** Durable steps (agent turns, tool calls, ctx.step), once the execution recorded one. */
@@ -182,6 +184,7 @@ export function toStage(x: Entry, durable?: { readonly turns: readonly TraceTurn
     ...(x.pool !== undefined ? { pool: x.pool } : {}),
     ...(x.poolKey !== undefined ? { pool_key: x.poolKey } : {}),
     ...(x.waitedFor !== undefined ? { waited_for: x.waitedFor } : {}),
+    ...(x.poolWaitMs !== undefined ? { pool_wait_ms: x.poolWaitMs } : {}),
     ...(x.child !== undefined ? { child_run: x.child } : {}),
     ...(x.reusedFrom !== undefined ? { reused_from: x.reusedFrom } : {}),
     ...(durable ? { turns: durable.turns, steps: durable.steps } : {}),

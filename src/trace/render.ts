@@ -157,6 +157,9 @@ class Renderer {
     const inner = indent + 2;
     const ds = this.decisions.get(s.id) ?? [];
     for (const d of ds) if (d.kind === "if" || d.kind === "for_each") this.decision(d, inner);
+    if (s.pool !== undefined && s.waited_for !== undefined && s.pool_wait_ms !== undefined) {
+      this.line(inner, [`waited ${duration(s.pool_wait_ms)} for pool ${s.pool}${s.pool_key !== undefined ? ` (key ${s.pool_key})` : ""}: ${s.waited_for}`, "dim"]);
+    }
     if (s.attempts.length > 1 || s.attempts.some((a) => a.status === "failed" || a.status === "cancelled")) {
       for (const a of s.attempts) this.attempt(a, inner);
     }

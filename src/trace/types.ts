@@ -112,6 +112,8 @@ export interface TraceStage {
   readonly pool_key?: string;
   /** Why the stage waited for its pool (its first reason), e.g. "pool 'llm' at its 60 requests per minute". */
   readonly waited_for?: string;
+  /** ms its attempts waited for pools in all (part of `queued_ms`; never counted against `timeout:`). */
+  readonly pool_wait_ms?: number;
   /** pipeline stages: the child run (its own trace). */
   readonly child_run?: string;
   /** `baton rerun`: the output was reused from this run, not executed. */

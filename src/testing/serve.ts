@@ -195,6 +195,10 @@ async function main(argv: string[]): Promise<number> {
   }
   const fake = await startFakeOpenAI(opts);
   process.stdout.write(`${fake.url}\n`);
+  if (args.script === undefined) {
+    // Without rules every request gets the default reply, which no output schema accepts.
+    process.stderr.write(`serve: no --script: every request is answered "ok"; give --script FILE with rules (e.g. examples/research-report-llm/fake-model.json)\n`);
+  }
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);

@@ -59,7 +59,7 @@ function baton(args: string[], env: Record<string, string>): Promise<{ code: num
 describe("examples/research-report-llm.yaml against an OpenAI-compatible server", () => {
   it("completes through a 429 storm and a repaired reply, routing back once to research", async () => {
     const db = join(mkdtempSync(join(tmpdir(), "baton-llm-")), "llm.db");
-    const env = { REPORT_MODEL: "openai-compatible:gpt-4o-mini", REPORT_BASE_URL: fake.url, REPORT_API_KEY: "sk-local-test-key-0123456789", BATON_DB: db };
+    const env = { REPORT_MODEL: "openai-compatible:gpt-4o-mini", REPORT_BASE_URL: fake.url, BATON_DB: db };
     const r = await baton(["run", "examples/research-report-llm.yaml", "--input", "topic=tides", "--json"], env);
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout);
@@ -85,8 +85,7 @@ describe("examples/research-report-llm.yaml against an OpenAI-compatible server"
     // The repair request showed the model its prose reply.
     const repair = fake.requests.filter((q) => q.prompt.includes("Write a short report"))[1]!;
     expect(repair.messages.some((m) => m.role === "assistant" && m.content.startsWith("Sure! Here is a lovely report"))).toBe(true);
-    // The key went in the Authorization header and nowhere into the log.
-    expect(fake.requests[0]!.headers.authorization).toBe("Bearer sk-local-test-key-0123456789");
-    expect(t.stdout).not.toContain("sk-local-test-key-0123456789");
+    // A local OpenAI-compatible server needs no key (issue 15.6): none is required, none is sent.
+    expect(fake.requests.every((q) => q.headers.authorization === undefined)).toBe(true);
   }, 60_000);
 });

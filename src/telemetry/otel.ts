@@ -143,7 +143,13 @@ class OtelTelemetry implements Telemetry {
   shutdown(): Promise<void> {
     this.closed ??= (async () => {
       this.mapper.endAll(Date.now(), "interrupted");
-      await this.provider.shutdown();
+      try {
+        await this.provider.shutdown();
+      } catch (err) {
+        // A collector that is down or unreachable loses the spans, never the command (issue 15.6:
+        // `baton run` exited 1 after a successful run when nothing listened on the endpoint).
+        process.emitWarning(`Baton telemetry: could not export spans${this.endpoint ? ` to ${this.endpoint}` : ""}: ${(err as Error).message} (the runs are not affected)`, "BatonTelemetry");
+      }
     })();
     return this.closed;
   }

@@ -423,6 +423,34 @@ output: publish
 });
 
 describe("robustness", () => {
+  it("a collector that is not listening costs the spans, not the command: shutdown resolves with one warning (issue 15.6)", async () => {
+    const { createServer } = await import("node:net");
+    const port = await new Promise<number>((res) => {
+      const srv = createServer().listen(0, "127.0.0.1", () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => res(p));
+      });
+    });
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.message);
+    process.on("warning", onWarning);
+    try {
+      const telemetry = createTelemetry({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` } })!;
+      const at = Date.now();
+      telemetry.onEvents("r2", [
+        { type: "run_started", at, run_id: "r2", pipeline: "p", plan_hash: "h", source: { format: "ts" }, inputs: {}, seed: 1 },
+        { type: "run_finished", at: at + 1, status: "succeeded" },
+      ]);
+      await expect(telemetry.shutdown()).resolves.toBeUndefined();
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+    } finally {
+      process.off("warning", onWarning);
+    }
+    const ours = warnings.filter((w) => w.startsWith("Baton telemetry: could not export spans"));
+    expect(ours).toHaveLength(1);
+    expect(ours[0]).toContain(`127.0.0.1:${port}`);
+  });
+
   it("never throws on events it cannot place; shutdown ends runs still open as interrupted", async () => {
     const spans: ReadableSpan[] = [];
     const exporter: SpanExporter = {

@@ -8,6 +8,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parse as parseYaml } from "yaml";
 import { UserError } from "../base/errors.js";
+import { findUp } from "../base/project.js";
 import type { ModelInfo } from "./models.js";
 
 /** How to reach one provider. */
@@ -31,7 +32,10 @@ export interface BatonConfig {
 
 const NAMES = ["baton.config.yaml", "baton.config.yml", "baton.config.json", "baton.config.ts", "baton.config.mjs", "baton.config.js"];
 
-/** Find the config: `$BATON_CONFIG`, else `baton.config.*` in `dir`. Undefined when there is none. */
+/**
+ * Find the config: `$BATON_CONFIG` (relative to `dir`), else `baton.config.*` in `dir` or the
+ * nearest directory above it that has one (the project root, as for `.baton/`). Undefined when there is none.
+ */
 export function findConfig(dir = process.cwd()): string | undefined {
   const env = process.env.BATON_CONFIG;
   if (env) {
@@ -39,8 +43,7 @@ export function findConfig(dir = process.cwd()): string | undefined {
     if (!existsSync(file)) throw new UserError(`BATON_CONFIG points at ${file}, which does not exist`);
     return file;
   }
-  for (const n of NAMES) if (existsSync(resolve(dir, n))) return resolve(dir, n);
-  return undefined;
+  return findUp(NAMES, dir, false);
 }
 
 /** Load and check the config (an empty config when there is none). */

@@ -1,7 +1,8 @@
 /**
  * Pick a store adapter from a user-facing spec (`--db`, `--store`, `BATON_STORE`, `BATON_DB`).
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { findUp } from "../base/project.js";
 import { MemoryStore } from "./memory.js";
 import type { Store } from "./port.js";
 import type { PostgresStoreOptions } from "./postgres.js";
@@ -14,9 +15,14 @@ import type { SqliteStoreOptions } from "./sqlite.js";
  */
 export type OpenStoreOptions = SqliteStoreOptions & PostgresStoreOptions;
 
-/** Where the embedded store lives when nothing else is said: `.baton/baton.db` under the working directory. */
+/**
+ * Where the embedded store lives when nothing else is said: `.baton/baton.db` in the project
+ * root — the nearest directory from `cwd` upward that has a `.baton/` directory (as git finds
+ * `.git`, so commands work from a subdirectory) — else under `cwd` itself (created on first use).
+ */
 export function defaultStorePath(cwd: string = process.cwd()): string {
-  return join(cwd, ".baton", "baton.db");
+  const found = findUp([".baton"], cwd, true);
+  return join(found === undefined ? cwd : dirname(found), ".baton", "baton.db");
 }
 
 /** Whether `spec` names a PostgreSQL store (`postgres://…` or `postgresql://…`). */
@@ -26,7 +32,7 @@ export function isPostgresSpec(spec: string): boolean {
 
 /**
  * The store a spec names, with the defaults filled in: `spec` if given (non-empty), else
- * `BATON_STORE`, else `BATON_DB`, else `.baton/baton.db` under `process.cwd()`.
+ * `BATON_STORE`, else `BATON_DB`, else {@link defaultStorePath} (the nearest `.baton/` upward from `process.cwd()`).
  */
 export function resolveStoreSpec(spec?: string): string {
   if (spec !== undefined && spec !== "") return spec;

@@ -130,6 +130,8 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
   };
   /** Executions whose tool calls wait for approval, by what an `approval` names: stage#visit[item]. */
   const callWaits = new Map<string, Entry>();
+  /** Signals sent and not yet taken, by name, in the order sent (each is taken by one wait). */
+  const signals = new Map<string, { by: string | undefined; at: number }[]>();
 
   for (const e of events) {
     switch (e.type) {
@@ -286,6 +288,17 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
         x.status = "escalated";
         x.reason = e.message;
         x.endedAt = undefined;
+        const err = x.attempts[x.attempts.length - 1]?.error;
+        decisions.push({
+          at: iso(e.at), stage: e.stage, visit: e.visit, ...(e.item !== undefined ? { item: e.item } : {}), kind: "escalate",
+          expression: "on_error: escalate", read: err ? { error: { kind: err.kind, message: err.message } } : {}, result: e.message,
+        });
+        break;
+      }
+      case "signal": {
+        const q = signals.get(e.name);
+        if (q) q.push({ by: e.by, at: e.at });
+        else signals.set(e.name, [{ by: e.by, at: e.at }]);
         break;
       }
       case "approval": {
@@ -323,10 +336,14 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
           }
           break;
         }
+        // A wait taking a signal is recorded as an approval by "signal" (comment "signal 'NAME'"): name who sent it.
+        const sig = e.by === "signal" ? /^signal '(.+)'$/.exec(e.comment ?? "")?.[1] : undefined;
+        const sent = sig !== undefined ? signals.get(sig)?.shift() : undefined;
         decisions.push({
           at: iso(e.at), stage: e.stage, visit: e.visit, ...(e.item !== undefined ? { item: e.item } : {}), kind: "approval",
           expression: "human decision", read: {}, result: e.approved ? (e.data ?? { approved: true }) : false, taken: e.approved,
           ...(e.by !== undefined ? { by: e.by } : {}), ...(e.comment !== undefined ? { comment: e.comment } : {}),
+          ...(sig !== undefined ? { signal: { name: sig, ...(sent?.by !== undefined ? { by: sent.by } : {}), at: iso(sent?.at ?? e.at) } } : {}),
         });
         const x = entries.get(executionId(e.stage, e.visit, e.item));
         if (!x) break;
@@ -337,6 +354,8 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
         }
         x.reason = `${e.approved ? "approved" : "rejected"}${e.by ? ` by ${e.by}` : ""}${e.comment ? `: ${e.comment}` : ""}`;
         if (e.approved) {
+          // An escalation answered: the human's output settles the stage for good (it is not cut off at the run's end).
+          if (x.status === "escalated") x.settled = true;
           x.status = x.status === "escalated" ? (e.data === undefined ? "continued" : "fallback") : "succeeded";
           if (e.data !== undefined || x.output === undefined) x.output = e.data ?? { approved: true };
           x.endedAt = e.at;
@@ -384,6 +403,7 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
     }
   }
   for (const w of wholes) settleWhole(w, entries, done ? `run ${status}` : undefined, (lastVisit.get(w.stage) ?? 0) > w.visit, endedAt);
+  const allDecisions = usePlan ? withExhausted(usePlan, order, decisions) : decisions;
 
   const unexplained = new Set<string>();
   for (const r of errors) if (r.entry && !recovered(r.entry)) unexplained.add(`${r.kind}\u0000${r.message}`);
@@ -406,7 +426,7 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
       ...(codeChanged.length > 0 ? { code_changed: codeChanged } : {}),
     },
     stages: order.map((x) => toStage(x, x.durable ? shapeSteps(x.durable, x.status, messages) : undefined)),
-    decisions,
+    decisions: allDecisions,
     errors: traceErrors,
     assembly: {
       expression: usePlan ? (usePlan.output?.source ?? SINK_OUTPUTS) : null,
@@ -453,3 +473,72 @@ function settleWhole(w: Entry, entries: ReadonlyMap<string, Entry>, runEnd: stri
   }
 }
 
+
+/** Stage visits that settled and so had their routes decided (not reused by a rerun: those decide none). */
+const ROUTED: ReadonlySet<string> = new Set(["succeeded", "continued", "fallback"]);
+
+/**
+ * The routes the engine passed over because their `max` was used up, as route decisions with
+ * `exhausted` (it records no event for them), merged into the decisions in time order. The
+ * engine's rule, replayed from the log: on each settled visit its routes are tried in order from
+ * the first; a route taken ends the visit's routing, one not taken (or used up) hands over to the
+ * next; a route is used up once taken `max` times in the run.
+ */
+function withExhausted(plan: Plan, order: readonly Entry[], decisions: TraceDecision[]): TraceDecision[] {
+  const visits = new Map<string, Entry[]>();
+  for (const x of order) {
+    if (x.item !== undefined || x.fallbackFor !== undefined || x.reusedFrom !== undefined) continue;
+    const idx = plan.stageIndex.get(x.stage);
+    if (idx === undefined || (plan.stages[idx]?.routes.length ?? 0) === 0) continue;
+    const list = visits.get(x.stage);
+    if (list) list.push(x);
+    else visits.set(x.stage, [x]);
+  }
+  if (visits.size === 0) return decisions;
+  const decided = new Map<string, TraceDecision>();
+  for (const d of decisions) if (d.kind === "route" && d.route !== undefined) decided.set(`${d.stage}#${d.visit}:${d.route}`, d);
+  const added: TraceDecision[] = [];
+  for (const [id, xs] of visits) {
+    const stage = plan.stages[plan.stageIndex.get(id)!]!;
+    const taken = new Array<number>(stage.routes.length).fill(0);
+    for (const x of xs.sort((a, b) => a.visit - b.visit)) {
+      if (!ROUTED.has(x.status)) {
+        for (let i = 0; i < stage.routes.length; i++) if (decided.get(`${id}#${x.visit}:${i}`)?.taken === true) taken[i]!++;
+        continue;
+      }
+      const mine: TraceDecision[] = [];
+      for (let i = 0; i < stage.routes.length; i++) {
+        const d = decided.get(`${id}#${x.visit}:${i}`);
+        if (d) {
+          if (d.taken === true) taken[i]!++;
+          if (d.taken === true || d.error !== undefined) break;
+          continue;
+        }
+        const r = stage.routes[i]!;
+        if (taken[i]! < r.max) break; // not reached (the run stopped before)
+        const last = i === stage.routes.length - 1;
+        const to = r.goto !== undefined ? plan.stages[r.goto]?.id : undefined;
+        mine.push({
+          at: iso(x.endedAt ?? x.startedAt), stage: id, visit: x.visit, kind: "route", expression: r.when.source, read: {}, result: null, taken: false, route: i,
+          ...(to !== undefined ? { goto: to } : {}), ...(r.fail !== undefined ? { fail: r.fail } : {}), ...(r.escalate !== undefined ? { escalate: r.escalate } : {}),
+          exhausted: { taken: taken[i]!, max: r.max },
+          ...(last ? { continues_to: stage.dependents.map((j) => plan.stages[j]!).filter((s) => !s.isFallback).map((s) => s.id) } : {}),
+        });
+      }
+      added.push(...mine);
+    }
+  }
+  if (added.length === 0) return decisions;
+  added.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+  // Merge in time order; at the same instant a passed-over route comes before the visit's later routes.
+  const before = (s: TraceDecision, d: TraceDecision): boolean =>
+    s.at < d.at || (s.at === d.at && d.kind === "route" && d.stage === s.stage && d.visit === s.visit && (d.route ?? 0) > (s.route ?? 0));
+  const out: TraceDecision[] = [];
+  let k = 0;
+  for (const d of decisions) {
+    while (k < added.length && before(added[k]!, d)) out.push(added[k++]!);
+    out.push(d);
+  }
+  while (k < added.length) out.push(added[k++]!);
+  return out;
+}

@@ -161,10 +161,17 @@ class DiffRenderer {
       return;
     }
     const parts: string[] = [];
+    if (s.reused) {
+      // Reused by a rerun: not executed on that side, so no timing or attempts to compare.
+      const [ra, rb] = s.reused;
+      const from = (r: string): string => (r === this.d.a.id ? "A" : r === this.d.b.id ? "B" : `run ${r}`);
+      parts.push(ra !== null && rb !== null ? `reused in both (from ${from(ra)}, from ${from(rb)})` : rb !== null ? `reused in B from ${from(rb)}` : `reused in A from ${from(ra!)}`);
+      if (!s.changed) parts.push("unchanged");
+    }
     if (s.status) parts.push(`${s.status[0]} → ${s.status[1]}`);
     if (s.input) parts.push(`input changed (${count(changeCount(s.input))})`);
     if (s.output) parts.push(`output changed (${count(changeCount(s.output))})`);
-    parts.push(durations(s.duration_ms));
+    if (!s.reused) parts.push(durations(s.duration_ms));
     if (s.attempts) parts.push(`attempts ${s.attempts[0]} → ${s.attempts[1]}`);
     if (s.model) parts.push(`model ${s.model[0] ?? "—"} → ${s.model[1] ?? "—"}`);
     if (s.tokens) parts.push(`tokens ${count(tokenTotal(s.tokens[0]))} → ${count(tokenTotal(s.tokens[1]))}`);
@@ -229,6 +236,7 @@ function outcome(d: DecisionDiff, s: DecisionSide): string {
   if (s.error !== undefined) return `error: ${s.error}`;
   switch (d.kind) {
     case "route":
+      if (s.exhausted !== undefined) return `exhausted (${s.exhausted.taken}/${s.exhausted.max})`;
       return s.taken === true ? "taken" : "not taken";
     case "if":
       return s.result === true ? "true (ran)" : `${compact(s.result, 20)} (skipped)`;

@@ -218,6 +218,13 @@ export interface StageDiff {
   readonly tool_calls?: Pair<number>;
   /** The error of the last failed attempt on each side, when the statuses differ. */
   readonly error?: Pair<string | null>;
+  /**
+   * `baton rerun --from`: the run each side's output was reused from (`null`: executed), when
+   * either side reused it. A reused stage did not execute, so only its status and output are
+   * compared — with the last visit of the stage in the run it came from, when that is the other
+   * run (what the fork took) — not its input, attempts or usage.
+   */
+  readonly reused?: Pair<string | null>;
 }
 
 /** How one decision went in a run. */
@@ -226,6 +233,8 @@ export interface DecisionSide {
   readonly taken?: boolean;
   readonly read: Readonly<Record<string, unknown>>;
   readonly error?: string;
+  /** route: passed over, its `max` used up (see {@link TraceDecision.exhausted}). */
+  readonly exhausted?: { readonly taken: number; readonly max: number };
 }
 
 /** A decision that went differently, or was evaluated in one run only. */
@@ -312,7 +321,8 @@ function identity(s: TraceStage): { key: string; stage: string; visit: number; i
 const turnCount = (s: TraceStage): number => s.turns?.length ?? 0;
 const callCount = (s: TraceStage): number => (s.turns ?? []).reduce((n, t) => n + t.tool_calls.length, 0);
 
-function stageDiff(x: TraceStage, y: TraceStage, opts: JsonDiffOptions): StageDiff {
+function stageDiff(x: TraceStage, y: TraceStage, opts: JsonDiffOptions, reusedFrom?: TraceStage): StageDiff {
+  if (x.reused_from !== undefined || y.reused_from !== undefined) return reusedDiff(x, y, opts, reusedFrom);
   const input = jsonDiff(x.input, y.input, opts);
   const output = jsonDiff(x.output, y.output, opts);
   const tokensEqual = jsonEqual(x.tokens ?? null, y.tokens ?? null);
@@ -333,6 +343,31 @@ function stageDiff(x: TraceStage, y: TraceStage, opts: JsonDiffOptions): StageDi
     ...d, changed, duration_ms: [x.duration_ms, y.duration_ms],
     ...(x.duration_ms !== null && y.duration_ms !== null ? { delta_ms: y.duration_ms - x.duration_ms } : {}),
   };
+}
+
+/**
+ * A stage reused on either side: status and output compared (the reused side's against `from`,
+ * the entry it was taken from, when that is in the other run), and which run it came from.
+ */
+function reusedDiff(x: TraceStage, y: TraceStage, opts: JsonDiffOptions, from: TraceStage | undefined): StageDiff {
+  const [ex, ey] = from === undefined ? [x, y] : x.reused_from !== undefined ? [x, from] : [from, y];
+  const output = jsonDiff(ex.output, ey.output, opts);
+  const changed = ex.status !== ey.status || output.length > 0;
+  return {
+    ...identity(x), changed,
+    ...(ex.status !== ey.status ? { status: [ex.status, ey.status] as const, error: [lastError(ex), lastError(ey)] as const } : {}),
+    ...(output.length ? { output } : {}),
+    reused: [x.reused_from ?? null, y.reused_from ?? null],
+    duration_ms: [x.duration_ms, y.duration_ms],
+    ...(x.duration_ms !== null && y.duration_ms !== null ? { delta_ms: y.duration_ms - x.duration_ms } : {}),
+  };
+}
+
+/** A stage's last visit (its entry for the whole visit) in a trace. */
+function lastVisit(t: Trace, stage: string): TraceStage | undefined {
+  let best: TraceStage | undefined;
+  for (const s of t.stages) if (s.stage === stage && s.item === undefined && s.fallback_for === undefined && (best === undefined || s.visit > best.visit)) best = s;
+  return best;
 }
 
 function onlyIn(s: TraceStage, where: "a" | "b"): StageDiff {
@@ -357,7 +392,10 @@ function decisionKeys(ds: readonly TraceDecision[]): Map<string, TraceDecision> 
 }
 
 function decisionSide(d: TraceDecision): DecisionSide {
-  return { result: d.result, ...(d.taken !== undefined ? { taken: d.taken } : {}), read: d.read, ...(d.error !== undefined ? { error: d.error } : {}) };
+  return {
+    result: d.result, ...(d.taken !== undefined ? { taken: d.taken } : {}), read: d.read, ...(d.error !== undefined ? { error: d.error } : {}),
+    ...(d.exhausted !== undefined ? { exhausted: d.exhausted } : {}),
+  };
 }
 
 function decisionsDiff(a: readonly TraceDecision[], b: readonly TraceDecision[]): DecisionDiff[] {
@@ -408,7 +446,9 @@ export function diffTraces(a: Trace, b: Trace, opts: DiffOptions = {}): RunDiff 
     const x = as.get(key);
     const y = bs.get(key);
     if (x && y) {
-      const d = stageDiff(x, y, json);
+      // A reused stage stands for the last visit of the stage in the run it was taken from.
+      const from = y.reused_from !== undefined && y.reused_from === a.run.id ? lastVisit(a, y.stage) : x.reused_from !== undefined && x.reused_from === b.run.id ? lastVisit(b, x.stage) : undefined;
+      const d = stageDiff(x, y, json, from);
       if (!d.changed) unchanged++;
       if (d.changed || opts.all) stages.push(d);
     } else if (x) stages.push(onlyIn(x, "a"));

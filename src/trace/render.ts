@@ -118,7 +118,7 @@ class Renderer {
       }
     }
     for (const d of this.trace.decisions) {
-      const key = executionId(d.stage, d.visit, d.kind === "fallback" ? d.item : undefined);
+      const key = executionId(d.stage, d.visit, d.kind === "fallback" || d.kind === "escalate" || d.kind === "approval" ? d.item : undefined);
       if (ids.has(key)) push(this.decisions, key, d);
       else top.push({ at: d.at, decision: d });
     }
@@ -136,7 +136,12 @@ class Renderer {
   private entry(s: TraceStage, indent: number, nameWidth: number, showLogs: boolean, detail: boolean): void {
     const sym = SYMBOL[s.status];
     const name = (s.fallback_for !== undefined ? `${label(s)} (fallback for ${s.fallback_for})` : s.item !== undefined ? `[${s.item}]` : label(s)).padEnd(nameWidth);
-    const segs: Seg[] = [sym, [" "], [name]];
+    const segs: Seg[] = [s.reused_from !== undefined ? REUSED : sym, [" "], [name]];
+    if (s.reused_from !== undefined) {
+      // Not executed: its outcome was taken from the run this one forks (`baton rerun --from`).
+      this.line(indent, ...segs, [`  reused from run ${s.reused_from}${s.status !== "succeeded" ? ` (${s.status} there)` : ""}`, REUSED[1]]);
+      return;
+    }
     if (s.status === "skipped" || s.status === "cancelled") segs.push([`  ${s.status}: ${s.reason ?? ""}`, sym[1]]);
     else if (s.status !== "succeeded") segs.push([`  ${s.status}`, sym[1]]);
     if (s.status !== "skipped") segs.push([`  ${s.duration_ms === null ? "…" : duration(s.duration_ms)}`]);
@@ -172,7 +177,8 @@ class Renderer {
     for (const f of this.fallbacks.get(s.id) ?? []) this.entry(f, inner, 0, false, true);
     const items = this.items.get(s.id);
     if (items || s.item_count !== undefined) this.itemList(s, items ?? [], inner);
-    for (const d of ds) if (d.kind === "route" || d.kind === "escalate") this.decision(d, inner);
+    // Routes, escalations and the human answers to them, in the order they happened.
+    for (const d of ds) if (d.kind === "route" || d.kind === "escalate" || d.kind === "approval") this.decision(d, inner);
   }
 
   private itemList(whole: TraceStage, items: readonly TraceStage[], indent: number): void {
@@ -272,7 +278,7 @@ class Renderer {
   }
 
   private decision(d: TraceDecision, indent: number): void {
-    const where = indent === 0 ? `${d.stage}${d.visit > 1 ? ` #${d.visit}` : ""}: ` : "";
+    const where = indent === 0 ? `${d.stage}${d.visit > 1 ? ` #${d.visit}` : ""}${d.item !== undefined ? `[${d.item}]` : ""}: ` : "";
     const read = reads(d.read);
     // The expression gives way first so that what it read stays visible.
     const why = (prefix: string, head: string): string => {
@@ -297,6 +303,13 @@ class Renderer {
         return;
       }
       case "route": {
+        if (d.exhausted !== undefined) {
+          const target = d.goto ?? (d.fail !== undefined ? `fail "${d.fail}"` : d.escalate !== undefined ? `escalate "${d.escalate}"` : `[${d.route ?? "?"}]`);
+          const next = d.continues_to === undefined ? "the next route decides" : d.continues_to.length > 0 ? `continuing to ${d.continues_to.join(", ")}` : "continuing (no stage needs it)";
+          const head = `${where}route ${d.stage} → ${target} exhausted (${d.exhausted.taken}/${d.exhausted.max}): ${next}`;
+          this.line(indent, mark, [head, "yellow"], [` (when: ${clip(d.expression, Math.max(16, this.width - indent - head.length - 24))}, not evaluated)`, "dim"]);
+          return;
+        }
         const target = d.goto ?? (d.fail !== undefined ? `fail "${d.fail}"` : d.escalate !== undefined ? `escalate "${d.escalate}"` : undefined);
         const name = target !== undefined ? `route → ${target}` : `route[${d.route ?? "?"}]`;
         const withText = d.with !== undefined ? ` with ${compact(d.with)}` : "";
@@ -310,9 +323,19 @@ class Renderer {
         this.line(indent, mark, [`${where}fallback → ${String(d.result)}`], [after ? ` (after ${after})` : "", "dim"]);
         return;
       }
-      case "escalate": {
-        const head = `${where}escalate → ${compact(d.result, 60)}`;
-        this.line(indent, mark, [head], [why("", head), "dim"]);
+      case "escalate":
+        // on_error: escalate handed the failed stage to a human (its message says how to answer).
+        this.line(indent, mark, [`${where}escalated: `, "red"], [typeof d.result === "string" ? d.result : compact(d.result, 60)]);
+        return;
+      case "approval": {
+        // A human's answer (or a wait's own: a signal, a deadline, a timer): who, why, and the data it gave.
+        const data = d.taken === true && d.call === undefined && !jsonIsApproved(d.result) ? ` → ${compact(d.result, 60)}` : "";
+        if (d.signal !== undefined) {
+          this.line(indent, mark, [`${where}signal '${d.signal.name}'${d.signal.by !== undefined ? ` from ${d.signal.by}` : ""}`, "bold"], [data]);
+          return;
+        }
+        const verdict = `${d.call !== undefined ? `call ${d.call} ` : ""}${d.taken === true ? "approved" : "rejected"}`;
+        this.line(indent, mark, [`${where}${verdict}`, d.taken === true ? "green" : "red"], [`${d.by !== undefined ? ` by ${d.by}` : ""}${d.comment ? `: ${d.comment}` : ""}`], [data]);
         return;
       }
     }
@@ -349,6 +372,14 @@ class Renderer {
     this.line(0, ["output", "bold"], [`${from}${expr}`, "dim"]);
     for (const l of jsonLines(run.output, this.width - 2, this.opts.outputLines ?? 20)) this.line(2, [l]);
   }
+}
+
+/** How a reused stage (`baton rerun --from`) is marked. */
+const REUSED: Seg = ["↺", "blue"];
+
+/** An approval's default output (`{ approved: true }`): nothing worth showing. */
+function jsonIsApproved(v: unknown): boolean {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 1 && (v as Record<string, unknown>)["approved"] === true;
 }
 
 const itemsText = (n: number): string => `${count(n)} ${n === 1 ? "item" : "items"}`;

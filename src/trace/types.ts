@@ -249,11 +249,25 @@ export interface TraceDecision {
   readonly with?: unknown;
   /** Error while evaluating. */
   readonly error?: string;
-  /** approval: who answered, and their comment. */
+  /**
+   * route: its `max` was used up, so the engine passed it over without evaluating its `when`
+   * (`result` is `null`, `taken` false): how many times it had been taken, and its `max`.
+   * Derived from the log and the plan (when given to {@link buildTrace}); the engine records no
+   * event for a route it passes over.
+   */
+  readonly exhausted?: { readonly taken: number; readonly max: number };
+  /**
+   * route with `exhausted`, when no later route of the stage was left to decide: the stages
+   * that need this one (where the run went on; `[]` when none does).
+   */
+  readonly continues_to?: readonly string[];
+  /** approval: who answered (`signal`, `timeout` and `timer` answer waits by themselves), and their comment. */
   readonly by?: string;
   readonly comment?: string;
   /** approval of a tool call: the call it answered (`approval.call`). */
   readonly call?: string;
+  /** approval of a `wait:` stage by a signal: the signal it took, who sent it and when. */
+  readonly signal?: { readonly name: string; readonly by?: string; readonly at: string };
 }
 
 /**

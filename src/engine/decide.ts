@@ -6,9 +6,10 @@
  * execute an attempt, evaluate an expression, abort an execution, assemble the output.
  */
 import type { Plan, RetryPolicy, StageIdx } from "../plan/types.js";
-import type { BatonEvent, StageError } from "./events.js";
+import type { BatonEvent, StageError, StageStarted } from "./events.js";
 import { apply, enterExec, execAt, markDirty, requeue, routeAvailable, type Exec, type Node, type RunState } from "./state.js";
 import { jitter } from "./jitter.js";
+import { FOR_EACH_CONCURRENCY } from "./version.js";
 import { attemptId } from "./key.js";
 import { assembleCommand, conditionCommand, executeCommand, keyOf, routesCommand, type Command } from "./commands.js";
 
@@ -254,7 +255,8 @@ function processDirty(state: RunState, now: number, emit: Emit, step: Step): voi
   const plan: Plan = state.plan;
   // Processing may dirty more nodes (settling one readies its dependents); loop until quiet.
   while (state.dirty.length > 0) {
-    const batch = state.dirty.splice(0);
+    const batch = state.dirty;
+    state.dirty = [];
     for (const node of batch) {
       node.inDirty = false;
       const stage = plan.stages[node.idx]!;
@@ -339,12 +341,23 @@ function takeReady(node: Node): Exec | undefined {
 function startExec(state: RunState, exec: Exec, now: number, emit: Emit, step: Step): void {
   const k = keyOf(state, exec);
   const attempt = exec.attempt + 1;
-  const e: BatonEvent = {
-    type: "stage_started", at: now, ...k, attempt, queued_ms: Math.max(0, now - exec.readyAt),
-    ...(exec.interrupted && exec.attempt > 0 ? { rerun: true } : {}),
-  };
+  const queued = Math.max(0, now - exec.readyAt);
+  // Built field by field (the per-stage hot path: an object spread here costs more than the rest).
+  const e: { -readonly [P in keyof StageStarted]: StageStarted[P] } = exec.item === undefined && exec.owner === undefined
+    ? { type: "stage_started", at: now, stage: k.stage, visit: k.visit, attempt, queued_ms: queued }
+    : { type: "stage_started", at: now, ...k, attempt, queued_ms: queued };
+  if (exec.interrupted && exec.attempt > 0) e.rerun = true;
   emit(e);
   step.effects.push(executeCommand(state, exec, attempt, k));
+}
+
+/**
+ * Executions of a stage in flight at once: its `concurrency:` (for_each items); without one, a
+ * for_each runs {@link FOR_EACH_CONCURRENCY} items at once in runs of engine ≥ 3 (older runs: all).
+ */
+function itemLimit(state: RunState, stage: Plan["stages"][number]): number {
+  const c = stage.itemConcurrency;
+  return c === Infinity && stage.forEach && state.engine >= 3 ? FOR_EACH_CONCURRENCY : c;
 }
 
 function startReady(state: RunState, now: number, slots: number, emit: Emit, step: Step): void {
@@ -360,7 +373,8 @@ function startReady(state: RunState, now: number, slots: number, emit: Emit, ste
       free--;
     }
   }
-  const keep: Node[] = [];
+  // Nodes that stay ready (allocated only when some do: usually every ready node starts).
+  let keep: Node[] | undefined;
   const ready = state.ready;
   let i = 0;
   for (; i < ready.length && free > 0; i++) {
@@ -370,15 +384,17 @@ function startReady(state: RunState, now: number, slots: number, emit: Emit, ste
       node.inReady = false;
       continue;
     }
-    while (free > 0 && node.running < stage.itemConcurrency) {
+    const limit = itemLimit(state, stage);
+    while (free > 0 && node.running < limit) {
       const x = takeReady(node);
       if (!x) break;
       startExec(state, x, now, emit, step);
       free--;
     }
-    if (free <= 0 && node.running < stage.itemConcurrency && hasReady(node)) keep.push(node);
+    if (free <= 0 && node.running < limit && hasReady(node)) (keep ??= []).push(node);
     else node.inReady = false;
   }
-  for (; i < ready.length; i++) keep.push(ready[i]!);
-  state.ready = keep;
+  for (; i < ready.length; i++) (keep ??= []).push(ready[i]!);
+  if (keep) state.ready = keep;
+  else ready.length = 0;
 }

@@ -9,5 +9,5 @@ export {
   commandFor, execOf, executeCommand, keyOf, runningAttempts, usageOf,
   type AssembleCommand, type CancelCommand, type Command, type ConditionCommand, type ExecuteCommand, type ExprCommand, type RoutesCommand,
 } from "./commands.js";
-export { ENGINE_VERSION } from "./version.js";
+export { ENGINE_VERSION, FOR_EACH_CONCURRENCY } from "./version.js";
 export { usageBeyondSteps } from "./usage.js";

@@ -19,5 +19,11 @@
  * 2. a run does not pause for a human while the same step asked for evaluations (a route, `if`
  *    or `for_each` still to decide may let other work go on); v1 paused at once, so a human
  *    had to answer twice when the evaluation escalated too.
+ * 3. a `for_each` without `concurrency:` runs at most {@link FOR_EACH_CONCURRENCY} items at once
+ *    (v1–2: every item at once, all started in one step — 10,000 items blocked the event loop
+ *    for 269 ms). Runs started under v1–2 keep starting every item at once.
  */
-export const ENGINE_VERSION = 2;
+export const ENGINE_VERSION = 3;
+
+/** Items of a `for_each` in flight at once when the stage sets no `concurrency:` (engine ≥ 3). */
+export const FOR_EACH_CONCURRENCY = 100;

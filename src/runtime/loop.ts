@@ -50,6 +50,12 @@ export interface StepResult {
 
 /** Decide/evaluate rounds inside one step before appending (bounds a step's latency and size). */
 const MAX_ROUNDS = 64;
+/**
+ * Executions one step starts at most (bounds a step's latency and size likewise): more ready
+ * work is started by the next step, which the host runs at once (`more`) or after yielding to
+ * the event loop. Like the host's slots, it only spreads starts over steps; what starts is decide's.
+ */
+export const MAX_STARTS_PER_STEP = 256;
 
 type Maybe<T> = T | Promise<T>;
 
@@ -181,7 +187,7 @@ export class RunLoop {
     for (let n = from; ; n++) {
       const now = host.now();
       const before = batch.length;
-      const step = decide(state, now, { slots: Math.max(0, host.slots() - st.starts) });
+      const step = decide(state, now, { slots: Math.max(0, Math.min(host.slots(), MAX_STARTS_PER_STEP) - st.starts) });
       for (let i = 0; i < step.events.length; i++) batch.push(step.events[i]!);
       if (host.decided) host.decided(this, before, step.events, now);
       let work: Maybe<BatonEvent[]>[] | undefined;
@@ -214,7 +220,8 @@ export class RunLoop {
       if (!work) {
         // A slot given back by an attempt cut in this step may start what waited for it: decide again.
         if (refunded && n + 1 < MAX_ROUNDS) continue;
-        return this.commit(st, false);
+        // Capped with more ready to start: the host advances again soon.
+        return this.commit(st, st.starts >= MAX_STARTS_PER_STEP && this.blocked);
       }
       if (async) {
         return Promise.all(work).then((results) => {

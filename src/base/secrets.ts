@@ -15,8 +15,8 @@ const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL/i;
 const SECRET_SHAPES = /\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abpr]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{30,})|(?<=\bBearer\s+)[A-Za-z0-9._~+/=-]{16,}/g;
 /** The shortest text {@link SECRET_SHAPES} can match (`xoxa-` + 10). */
 const SHORTEST_SHAPE = 15;
-/** The shortest environment value taken as a secret. */
-const SHORTEST_VALUE = 6;
+/** The shortest environment value taken as a secret (a string shorter than this never holds one). */
+export const SHORTEST_VALUE = 6;
 
 let cached: { key: string; values: string[] } | undefined;
 

@@ -10,7 +10,7 @@
  * redacted in place before they are written, so what the host hands on after the append (live
  * views, telemetry, the run's result) is the redacted event too.
  */
-import { REDACTED, redactText, secretValues, shortestOf } from "../base/secrets.js";
+import { REDACTED, redactText, secretValues, shortestOf, SHORTEST_VALUE } from "../base/secrets.js";
 import type { BatonEvent } from "../engine/events.js";
 import type { Store } from "../store/port.js";
 
@@ -34,17 +34,36 @@ const RECURSION_DEPTH = 64;
 /** Nesting (of the explicit-stack walk) beyond which it checks for cycles (JSON has none; a live object graph might). */
 const CYCLE_CHECK_DEPTH = 256;
 
-/** A redactor for the given secret values. */
+/**
+ * A redactor for the given secret values; by default the environment's (base/secrets.ts),
+ * looked up the first time a string long enough to hold one is met — most runs' events carry
+ * numbers, ids and short labels only, and the scan of the environment costs tens of µs.
+ */
 export class Redactor {
-  private readonly shortest: number;
+  /** The shortest string that may change: a lower bound until the secrets are known. */
+  private shortest: number;
+  private list: readonly string[] | undefined;
 
-  constructor(private readonly secrets: readonly string[] = secretValues()) {
-    this.shortest = shortestOf(secrets);
+  constructor(secrets?: readonly string[]) {
+    this.list = secrets;
+    this.shortest = secrets ? shortestOf(secrets) : SHORTEST_VALUE;
+  }
+
+  /** The secret values (scanned from the environment on first use when none were given). */
+  private get secrets(): readonly string[] {
+    let l = this.list;
+    if (l === undefined) {
+      l = this.list = secretValues();
+      this.shortest = shortestOf(l);
+    }
+    return l;
   }
 
   /** Redact a string. */
   text(s: string): string {
-    return redactText(s, this.secrets, this.shortest);
+    if (s.length < this.shortest) return s;
+    const secrets = this.secrets; // (may raise `shortest` once the secrets are known)
+    return redactText(s, secrets, this.shortest);
   }
 
   /**
@@ -76,7 +95,7 @@ export class Redactor {
    * new Redactor(["hunter2hunter2"]).value({ "hunter2hunter2": ["pw hunter2hunter2"] }); // { "[redacted]": ["pw [redacted]"] }
    */
   value<T>(v: T): T {
-    if (typeof v === "string") return (v.length < this.shortest ? v : this.text(v)) as T;
+    if (typeof v === "string") return this.text(v) as T;
     if (v === null || typeof v !== "object") return v;
     return this.walk(v, 0) as T;
   }
@@ -159,9 +178,12 @@ export class Redactor {
 
   /** Redact an event's payload fields in place (events are fresh objects the runtime built). */
   event(e: BatonEvent): void {
+    // The two events of every stage execution carry few payload fields (a start carries none).
+    const fields = e.type === "stage_succeeded" ? SUCCEEDED_FIELDS : e.type === "stage_started" ? NO_FIELDS : FIELDS;
+    if (fields.length === 0) return;
     const m = e as unknown as Record<string, unknown>;
-    for (let i = 0; i < FIELDS.length; i++) {
-      const f = FIELDS[i]!;
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i]!;
       const x = m[f];
       // Numbers, booleans and absent fields cost one typeof.
       if (typeof x === "string") {
@@ -199,6 +221,9 @@ function renameKeys(obj: Record<string, unknown>, renamed: ReadonlyMap<string, s
 
 /** Event fields that carry data or free text. */
 const FIELDS = ["input", "output", "logs", "error", "inputs", "read", "with", "items", "result", "message", "reason", "data", "comment", "messages", "calls", "waiting"] as const;
+/** Of {@link FIELDS}, those a `stage_succeeded` has (engine/events.ts); a `stage_started` has none. */
+const SUCCEEDED_FIELDS = ["input", "output", "logs"] as const;
+const NO_FIELDS = [] as const;
 
 const WRAPPED = Symbol("baton.redacting");
 

@@ -5,7 +5,7 @@
  * process slots. It never decides what runs next.
  */
 import type { RunResult } from "../base/result.js";
-import { attemptId, usageBeyondSteps, type BatonEvent, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunState } from "../engine/index.js";
+import { usageBeyondSteps, type BatonEvent, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunState } from "../engine/index.js";
 import type { Plan, StagePlan } from "../plan/types.js";
 import { ConflictError, type Store } from "../store/port.js";
 import { LeaseLostError } from "./errors.js";
@@ -73,7 +73,10 @@ export class RunDriver implements HostPort {
   private flushing = false;
   private scheduled = false;
   private timer: LongTimer | undefined;
-  private readonly running = new Map<string, Attempt>();
+  /** Attempts in flight (a cancel, rare, finds its attempt by key: no key string per attempt). */
+  private readonly running = new Set<Attempt>();
+  /** The store's append, looked up once (the store is a redacting proxy: every lookup is a trap). */
+  private readonly appendTo: (runId: string, events: readonly BatonEvent[], seq: number) => number | Promise<number>;
   private resolveDone!: (r: RunResult) => void;
   private rejectDone!: (e: unknown) => void;
   private stopped = false;
@@ -111,12 +114,15 @@ export class RunDriver implements HostPort {
       },
       now: () => this.host.now(),
       done: (a: Attempt, e: BatonEvent | undefined) => {
-        this.running.delete(a.hostKey!);
+        this.running.delete(a);
         // A sub-pipeline stage holds no slot while its child runs (the child's stages take them).
         if (a.stage.spec.kind !== "pipeline") this.host.release();
         if (e) this.push(e);
       },
     };
+    const store = host.store;
+    const appendNow = store.appendNow;
+    this.appendTo = appendNow ? appendNow.bind(store) : store.append.bind(store);
     this.done = new Promise<RunResult>((res, rej) => {
       this.resolveDone = res;
       this.rejectDone = rej;
@@ -131,18 +137,23 @@ export class RunDriver implements HostPort {
     return this.host.freeSlots();
   }
   append(runId: string, events: readonly BatonEvent[], seq: number): number | Promise<number> {
-    const store = this.host.store;
-    return store.appendNow ? store.appendNow(runId, events, seq) : store.append(runId, events, seq);
+    return this.appendTo(runId, events, seq);
   }
   start(_loop: RunLoop, cmd: ExecuteCommand): void {
     if (this.plan.stages[cmd.stage]!.spec.kind !== "pipeline") this.host.take(1);
     const a = new Attempt(this.attemptHost, cmd);
-    a.hostKey = attemptId(cmd.key, cmd.attempt);
-    this.running.set(a.hostKey, a);
+    this.running.add(a);
     a.start();
   }
   abort(_loop: RunLoop, cmd: CancelCommand): void {
-    this.running.get(attemptId(cmd.key, cmd.attempt))?.cancel(new DOMException(cmd.reason, "AbortError"));
+    const k = cmd.key;
+    for (const a of this.running) {
+      const x = a.ef;
+      if (x.attempt === cmd.attempt && x.key.stage === k.stage && x.key.visit === k.visit && x.key.item === k.item && x.key.fallback_for === k.fallback_for) {
+        a.cancel(new DOMException(cmd.reason, "AbortError"));
+        return;
+      }
+    }
   }
   evaluate(_loop: RunLoop, cmd: ExprCommand): Promise<BatonEvent[]> {
     return evaluateCommand(this.plan, cmd, this.host.now);
@@ -212,7 +223,7 @@ export class RunDriver implements HostPort {
 
   /** Abort every execution in flight (process shutdown). */
   abortAll(reason: string): void {
-    for (const a of [...this.running.values()]) a.cancel(new DOMException(reason, "AbortError"));
+    for (const a of [...this.running]) a.cancel(new DOMException(reason, "AbortError"));
   }
 
   private async step(): Promise<void> {

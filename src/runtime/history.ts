@@ -11,20 +11,22 @@ import type { Store } from "../store/port.js";
 
 const UNKNOWN_MS = 1000;
 
+/** Whether a plan has pools (a fact of the plan: one answer per plan, for every history). */
+const tracked = new WeakMap<Plan, boolean>();
+
 export class StageHistory {
-  /** plan hash → stage id → EWMA duration (ms). */
+  /** plan hash → stage id → EWMA duration (ms). (A Runtime per run creates one: its maps are small until used.) */
   private readonly durations = new Map<string, Map<string, number>>();
   /** plan hash → remaining path per stage index (recomputed when durations change). */
   private readonly remainingCache = new Map<string, number[]>();
   private readonly started = new Map<string, number>();
-  private readonly tracked = new WeakMap<Plan, boolean>();
 
   /** Only plans with pools need priorities. */
   tracks(plan: Plan): boolean {
-    let t = this.tracked.get(plan);
+    let t = tracked.get(plan);
     if (t === undefined) {
       t = plan.stages.some((s) => s.limit !== undefined);
-      this.tracked.set(plan, t);
+      tracked.set(plan, t);
     }
     return t;
   }

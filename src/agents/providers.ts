@@ -34,8 +34,13 @@ export interface ResolvedModel {
 
 const DEFAULT_KEY_ENV: Record<string, string | undefined> = { openai: "OPENAI_API_KEY", anthropic: "ANTHROPIC_API_KEY", "openai-compatible": undefined };
 
-// Clients are reused per (provider, base URL, key) so connections are pooled.
+// Clients are reused per (provider, base URL, key) so connections are pooled, and so are their
+// model objects (building one is most of the cost of a call that does not go out: issue 14).
+// Keyed by what they are built from, so a changed key, base URL or model id gets a new one.
 const clients = new Map<string, (id: string) => LanguageModel>();
+const models = new Map<string, LanguageModel>();
+/** Cached model objects at most (a key rotated many times must not grow the cache without bound). */
+const MAX_MODELS = 256;
 
 /**
  * Expand `${NAME}` and `${NAME:-default}` from the environment (in `model` and `base_url`, so a
@@ -80,6 +85,9 @@ export function resolveModel(agentName: string, declared: AgentSpec, config: Bat
     throw new NonRetryableError(`agent '${agentName}': api_key_env names ${keyEnv}, which is not set in the environment`, { kind: "auth" });
   }
   const key = `${provider}\0${baseURL ?? ""}\0${apiKey ?? ""}`;
+  const modelKey = `${key}\0${modelId}`;
+  const cached = models.get(modelKey);
+  if (cached) return { model: cached, provider, modelId, info };
   let make = clients.get(key);
   if (!make) {
     if (provider === "openai") {
@@ -94,5 +102,8 @@ export function resolveModel(agentName: string, declared: AgentSpec, config: Bat
     }
     clients.set(key, make);
   }
-  return { model: make(modelId), provider, modelId, info };
+  const model = make(modelId);
+  if (models.size >= MAX_MODELS) models.clear();
+  models.set(modelKey, model);
+  return { model, provider, modelId, info };
 }

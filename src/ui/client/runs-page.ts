@@ -11,11 +11,12 @@ const POLL_MS = 2500;
 const firstLine = (text: string): string => text.split("\n", 1)[0]!.trim();
 
 /** "approval at review: Publish v1?", "signal review_done at wait_for_ci", "sleep at cool_down until 14:05". */
-export function waitText(w: WaitReason): string {
+export function waitText(w: WaitReason, full = false): string {
   const at = `${w.stage}${w.item !== undefined ? `[${w.item}]` : ""}`;
   const due = w.due_at ? ` (${w.kind === "sleep" ? "until" : "deadline"} ${dateTime(w.due_at)})` : "";
   const what = w.kind === "signal" ? `signal ${w.signal ?? ""} at ${at}` : w.kind === "sleep" ? `sleep at ${at}` : w.kind === "escalation" ? `escalation at ${at}` : `${w.calls ? `approval of ${w.calls} tool call${w.calls === 1 ? "" : "s"}` : "approval"} at ${at}`;
-  const msg = w.kind === "sleep" || w.message === "" ? "" : `: ${firstLine(w.message)}`;
+  // A signal's or a sleep's message repeats what is said already (it is in the tooltip).
+  const msg = w.message === "" || (!full && (w.kind === "sleep" || w.kind === "signal")) ? "" : `: ${full ? w.message : firstLine(w.message)}`;
   return `${what}${due}${msg}`;
 }
 
@@ -23,7 +24,7 @@ export function waitText(w: WaitReason): string {
 function reasonOf(r: RunSummary): HTMLElement | null {
   if (r.waiting_for && r.waiting_for.length > 0) {
     const [w, ...more] = r.waiting_for;
-    return h("div", { class: "run-reason waits", "data-wait": w!.kind, title: r.waiting_for.map(waitText).join("\n") },
+    return h("div", { class: "run-reason waits", "data-wait": w!.kind, title: r.waiting_for.map((x) => waitText(x, true)).join("\n") },
       h("span", { class: "reason-kind" }, "waits for "), waitText(w!), more.length > 0 ? h("span", { class: "muted" }, ` · +${more.length} more`) : null);
   }
   if (r.error) {

@@ -148,6 +148,39 @@ export function optionsFromScript(script: unknown): FakeOpenAIOptions {
   return opts;
 }
 
+/** `FILE:LINE:COL` of a character offset. */
+function place(file: string, text: string, offset: number): string {
+  const before = text.slice(0, offset).split("\n");
+  return `${file}:${before.length}:${(before.at(-1) ?? "").length + 1}`;
+}
+
+/**
+ * Read and check a script file. Every problem is one line naming the file (and, for JSON
+ * syntax, the line and column; for a rule, its index) and what to write instead.
+ */
+export function readScript(file: string): FakeOpenAIOptions {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new Error(`cannot read the script ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; --script takes a JSON file of rules`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const at = /at position (\d+)/.exec(msg);
+    const where = at ? place(file, text, Number(at[1])) : file;
+    throw new Error(`${where}: the script is not valid JSON (${msg.replace(/ in JSON at position \d+.*$/, "")}); write an array of rules or { "rules": [...] }`);
+  }
+  try {
+    return optionsFromScript(parsed);
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message.replace(/^script: /, "")}`);
+  }
+}
+
 function int(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
@@ -179,7 +212,7 @@ async function main(argv: string[]): Promise<number> {
   }
   let opts: FakeOpenAIOptions;
   try {
-    opts = args.script !== undefined ? optionsFromScript(JSON.parse(readFileSync(args.script, "utf8"))) : {};
+    opts = args.script !== undefined ? readScript(args.script) : {};
     const port = int("port", args.port);
     const latency = int("latency", args.latency);
     const rpm = int("rpm", args.rpm);
@@ -194,15 +227,17 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const fake = await startFakeOpenAI(opts);
-  process.stdout.write(`${fake.url}\n`);
   if (args.script === undefined) {
     // Without rules every request gets the default reply, which no output schema accepts.
     process.stderr.write(`serve: no --script: every request is answered "ok"; give --script FILE with rules (e.g. examples/research-report-llm/fake-model.json)\n`);
   }
-  await new Promise<void>((resolve) => {
+  // Ready to stop cleanly before the URL tells anyone it is up.
+  const stop = new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);
   });
+  process.stdout.write(`${fake.url}\n`);
+  await stop;
   await fake.close();
   process.stderr.write(`served ${fake.stats.served}, errors ${fake.stats.errors}, rate-limited ${fake.stats.rateLimited}, aborted ${fake.stats.aborted}\n`);
   return 0;

@@ -75,6 +75,39 @@ describe("CLI", () => {
     expect(stderr).toContain("served 2, errors 0, rate-limited 0, aborted 0");
   });
 
+  it("a bad script stops it at start with one line naming the file and the place (issue 15.6)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "baton-serve-"));
+    const cases: [string, string, RegExp][] = [
+      ["syntax.json", '[\n  { "match": "x",\n    "reply": { content: "y" } }\n]\n', /syntax\.json:3:16: the script is not valid JSON \(.+\); write an array of rules/],
+      ["noreply.json", '[{ "match": "x" }]', /noreply\.json: rule 0 needs a `reply`/],
+      ["key.json", '[{ "match": { "lastRole": "tool" }, "reply": {} }]', /key\.json: rule 0: unknown matcher key "lastRole"; expected one of last_role, has_tool, prompt/],
+    ];
+    for (const [name, text, expected] of cases) {
+      writeFileSync(join(dir, name), text);
+      const child = serve(["--port", "0", "--script", join(dir, name)]);
+      child.url.catch(() => undefined);
+      const { code, stderr } = await child.exit;
+      expect(code, name).toBe(2);
+      expect(stderr.split("\n")[0], name).toMatch(expected);
+    }
+    const missing = serve(["--script", join(dir, "absent.json")]);
+    missing.url.catch(() => undefined);
+    const gone = await missing.exit;
+    expect(gone.code).toBe(2);
+    expect(gone.stderr).toContain(`cannot read the script ${join(dir, "absent.json")}: ENOENT`);
+  });
+
+  it("warns on stderr when started without --script (every answer is \"ok\")", async () => {
+    const child = serve(["--port", "0"]);
+    try {
+      await child.url;
+    } finally {
+      child.kill();
+    }
+    const { stderr } = await child.exit;
+    expect(stderr).toContain('serve: no --script: every request is answered "ok"');
+  });
+
   it("exits 2 on a usage error", async () => {
     const child = serve(["--port", "nope"]);
     child.url.catch(() => undefined);

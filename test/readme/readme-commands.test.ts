@@ -102,7 +102,7 @@ beforeAll(async () => {
     README_CURL: realCurl(),
     BATON_QUEUE_PREFIX: QUEUE_PREFIX,
   };
-});
+}, 120_000);
 
 afterAll(async () => {
   // Stop every background server the blocks started (the pids the baton shim recorded).
@@ -146,7 +146,7 @@ afterAll(async () => {
       }
     }
   }
-});
+}, 60_000);
 
 /** Run one block: bash with the variables earlier blocks set; returns its exit code and output. */
 function runBlock(block: ReadmeBlock): Promise<{ code: number | null; out: string }> {

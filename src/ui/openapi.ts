@@ -205,7 +205,7 @@ export function openApiDocument(): Json & { paths: Record<string, Record<string,
               type: "object", required: ["kind", "message"], description: "A failed or cancelled run: why (the trace's `run.error`; the message may span lines).",
               properties: { stage: { type: "string" }, kind: { type: "string" }, message: { type: "string" } },
             },
-            waiting_for: { type: "array", description: "A waiting run: what it waits for, one entry per waiting stage execution (the first is the run's `waiting`).", items: ref("WaitReason") },
+            waiting_for: { type: "array", description: "A waiting run: what it waits for, one entry per waiting stage execution (the first is the run's `waiting`); a running run: its sleeping stages.", items: ref("WaitReason") },
           },
         },
         WaitReason: {

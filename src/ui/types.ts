@@ -22,7 +22,7 @@ export interface RunSummary {
   readonly parent_id: string | null;
   /** A failed or cancelled run: why (the trace's `run.error`; `message` may span lines). */
   readonly error?: { readonly stage?: string; readonly kind: string; readonly message: string };
-  /** A waiting run: what it waits for, one entry per waiting stage execution (the first is the run's `waiting`). */
+  /** A waiting run: what it waits for, one entry per waiting stage execution (the first is the run's `waiting`); a running run: its sleeping stages. */
   readonly waiting_for?: readonly WaitReason[];
 }
 

@@ -41,12 +41,14 @@ const execKey = (e: { stage: string; visit: number; item?: number; fallback_for?
   `${e.stage}#${e.visit}${e.item !== undefined ? `[${e.item}]` : ""}${e.fallback_for !== undefined ? `<-${e.fallback_for}` : ""}`;
 
 /**
- * What a waiting run waits for, from its events and trace: each execution the trace shows
- * waiting, with the kind of its last `stage_waiting` (signal, sleep, approval, tool calls);
- * a waiting stage without one is an escalating route (`run.waiting`).
+ * What a run waits for, from its events and trace: each execution the trace shows waiting,
+ * with the kind of its last `stage_waiting` (signal, sleep, approval, tool calls); a waiting
+ * stage without one is an escalating route (`run.waiting`). A running run (which does not
+ * pause while a stage sleeps) reports its sleeping stages only.
  */
 export function waitReasons(events: readonly BatonEvent[], trace: Trace): WaitReason[] {
-  if (trace.run.status !== "waiting") return [];
+  const status = trace.run.status;
+  if (status !== "waiting" && status !== "running") return [];
   const last = new Map<string, StageWaiting>();
   for (const e of events) if (e.type === "stage_waiting") last.set(execKey(e), e);
   const iso = (ms: number | undefined): string | undefined => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -54,7 +56,7 @@ export function waitReasons(events: readonly BatonEvent[], trace: Trace): WaitRe
   for (const x of trace.stages) {
     if (x.status !== "waiting" && x.status !== "escalated") continue;
     const w = last.get(x.id);
-    if (!w) continue;
+    if (!w || (status === "running" && !w.sleep)) continue;
     const due = iso(w.due_at);
     out.push({
       kind: w.signal !== undefined ? "signal" : w.sleep ? "sleep" : "approval", stage: x.stage, visit: x.visit,
@@ -63,7 +65,7 @@ export function waitReasons(events: readonly BatonEvent[], trace: Trace): WaitRe
       ...(w.calls && w.calls.length > 0 ? { calls: w.calls.length } : {}),
     });
   }
-  const first = trace.run.waiting;
+  const first = status === "waiting" ? trace.run.waiting : undefined;
   if (first && !out.some((r) => r.stage === first.stage)) out.unshift({ kind: "escalation", stage: first.stage, message: first.message });
   // The run's own `waiting` (its first waiting stage) leads.
   const lead = out.findIndex((r) => r.stage === first?.stage);
@@ -73,7 +75,7 @@ export function waitReasons(events: readonly BatonEvent[], trace: Trace): WaitRe
 
 /** Summary of one run for `GET /api/runs` (`events`: its log, for what a waiting run waits for). */
 export function runSummary(record: RunRecord, trace: Trace, events: readonly BatonEvent[] = []): RunSummary {
-  const waiting = record.status === "waiting" ? waitReasons(events, trace) : [];
+  const waiting = record.status === "waiting" || record.status === "running" ? waitReasons(events, trace) : [];
   return {
     id: record.id, pipeline: record.pipeline, status: record.status, started_at: record.startedAt,
     ended_at: record.endedAt ?? null, duration_ms: trace.run.duration_ms, tokens: { ...trace.run.tokens },

@@ -16,7 +16,7 @@ const SIGNAL = "test/fixtures/cli/signal.yaml";
 
 let env: Env;
 let ctx: BrowserContext;
-const runs: Record<"chain" | "chain5" | "forEach" | "fails" | "approve" | "signal", string> = { chain: "", chain5: "", forEach: "", fails: "", approve: "", signal: "" };
+const runs: Record<"chain" | "chain5" | "forEach" | "fails" | "approve" | "signal" | "sleeps", string> = { chain: "", chain5: "", forEach: "", fails: "", approve: "", signal: "", sleeps: "" };
 
 beforeAll(async () => {
   ensureBuilt();
@@ -29,6 +29,11 @@ beforeAll(async () => {
     await h.done;
     runs[k] = h.id;
   }
+  // A run that sleeps an hour stays running (it does not pause): wait until its stage sleeps.
+  const nap = await startFile(env.runtime, t.sleeps);
+  runs.sleeps = nap.id;
+  nap.done.catch(() => undefined);
+  await until(async () => ((await req(env.ui, `/api/runs/${nap.id}`)).json?.trace?.stages ?? []).some((x: { stage: string; status: string }) => x.stage === "nap" && x.status === "waiting"), 10_000, "the sleep to start");
 }, 120_000);
 
 afterAll(async () => {
@@ -195,6 +200,10 @@ describe("the web UI at scale in Chromium", () => {
     expect(await signal.getAttribute("data-wait")).toBe("signal");
     expect(await signal.textContent()).toMatch(/^waits for signal review_done at review \(deadline [^)]+\)$/);
     expect(await signal.getAttribute("title")).toContain("send it with baton signal");
+    const nap = page.locator(`tr[data-run="${runs.sleeps}"] .run-reason.waits`);
+    expect(await nap.getAttribute("data-wait")).toBe("sleep");
+    expect(await nap.textContent()).toMatch(/^sleeps at nap until \d+ \w+ \d\d:\d\d/);
+    expect(await page.locator(`tr[data-run="${runs.sleeps}"]`).getAttribute("data-status")).toBe("running");
     expect(await page.locator(`tr[data-run="${runs.chain}"] .run-reason`).count()).toBe(0);
     await shot(page, "scale-runs-list");
     expect(problems).toEqual([]);
@@ -208,6 +217,7 @@ describe("the web UI at scale in Chromium", () => {
     expect(sig).toHaveLength(1);
     expect(sig[0]).toMatchObject({ kind: "signal", stage: "review", signal: "review_done" });
     expect(Date.parse(sig[0]!.due_at!)).toBeGreaterThan(Date.now() + 23 * 3600_000);
+    expect(byId.get(runs.sleeps)!.waiting_for).toMatchObject([{ kind: "sleep", stage: "nap", visit: 1 }]);
     expect(byId.get(runs.chain)!.error).toBeUndefined();
     expect(byId.get(runs.chain)!.waiting_for).toBeUndefined();
   });

@@ -2,7 +2,7 @@
  * Runs for the UI-at-scale tests and bench (issue 15.5), written as templates into a temp
  * directory and run by the real runtime: a long chain whose stages 10–12 a route sends back
  * twice (three visits each), a 50-item for_each with failing items, a run that fails with a
- * multi-line error.
+ * multi-line error, a run that sleeps an hour.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,7 +23,7 @@ export function chainTemplate(n: number): string {
 }
 
 /** Write the scale templates into a fresh directory; returns their paths. */
-export function writeScaleTemplates(): { dir: string; chain: string; chain5: string; forEach: string; fails: string } {
+export function writeScaleTemplates(): { dir: string; chain: string; chain5: string; forEach: string; fails: string; sleeps: string } {
   const dir = mkdtempSync(join(tmpdir(), "baton-ui-scale-"));
   writeFileSync(join(dir, "chain.yaml"), chainTemplate(200));
   writeFileSync(join(dir, "chain5.yaml"), chainTemplate(5));
@@ -55,5 +55,6 @@ export function writeScaleTemplates(): { dir: string; chain: string; chain5: str
     "  write: { needs: [prepare], run: ./items.mjs#broken }",
     "output: write", "",
   ].join("\n"));
-  return { dir, chain: join(dir, "chain.yaml"), chain5: join(dir, "chain5.yaml"), forEach: join(dir, "for-each.yaml"), fails: join(dir, "fails.yaml") };
+  writeFileSync(join(dir, "sleeps.yaml"), ["baton: 1", "name: sleeps", "stages:", "  nap: { sleep: 1h }", '  after: { needs: [nap], value: "1" }', "output: after", ""].join("\n"));
+  return { dir, chain: join(dir, "chain.yaml"), chain5: join(dir, "chain5.yaml"), forEach: join(dir, "for-each.yaml"), fails: join(dir, "fails.yaml"), sleeps: join(dir, "sleeps.yaml") };
 }

@@ -10,13 +10,14 @@ const POLL_MS = 2500;
 
 const firstLine = (text: string): string => text.split("\n", 1)[0]!.trim();
 
-/** "approval at review: Publish v1?", "signal review_done at wait_for_ci", "sleep at cool_down until 14:05". */
+/** "approval at review: Publish v1?", "signal review_done at wait_for_ci (deadline …)", "sleeps at cool_down until …" (`full`: every message whole). */
 export function waitText(w: WaitReason, full = false): string {
   const at = `${w.stage}${w.item !== undefined ? `[${w.item}]` : ""}`;
-  const due = w.due_at ? ` (${w.kind === "sleep" ? "until" : "deadline"} ${dateTime(w.due_at)})` : "";
-  const what = w.kind === "signal" ? `signal ${w.signal ?? ""} at ${at}` : w.kind === "sleep" ? `sleep at ${at}` : w.kind === "escalation" ? `escalation at ${at}` : `${w.calls ? `approval of ${w.calls} tool call${w.calls === 1 ? "" : "s"}` : "approval"} at ${at}`;
+  if (w.kind === "sleep") return `sleeps at ${at}${w.due_at ? ` until ${dateTime(w.due_at)}` : ""}`;
+  const due = w.due_at ? ` (deadline ${dateTime(w.due_at)})` : "";
+  const what = w.kind === "signal" ? `signal ${w.signal ?? ""} at ${at}` : w.kind === "escalation" ? `escalation at ${at}` : `${w.calls ? `approval of ${w.calls} tool call${w.calls === 1 ? "" : "s"}` : "approval"} at ${at}`;
   // A signal's or a sleep's message repeats what is said already (it is in the tooltip).
-  const msg = w.message === "" || (!full && (w.kind === "sleep" || w.kind === "signal")) ? "" : `: ${full ? w.message : firstLine(w.message)}`;
+  const msg = w.message === "" || (!full && w.kind === "signal") ? "" : `: ${full ? w.message : firstLine(w.message)}`;
   return `${what}${due}${msg}`;
 }
 
@@ -25,7 +26,7 @@ function reasonOf(r: RunSummary): HTMLElement | null {
   if (r.waiting_for && r.waiting_for.length > 0) {
     const [w, ...more] = r.waiting_for;
     return h("div", { class: "run-reason waits", "data-wait": w!.kind, title: r.waiting_for.map((x) => waitText(x, true)).join("\n") },
-      h("span", { class: "reason-kind" }, "waits for "), waitText(w!), more.length > 0 ? h("span", { class: "muted" }, ` · +${more.length} more`) : null);
+      w!.kind === "sleep" ? null : h("span", { class: "reason-kind" }, "waits for "), waitText(w!), more.length > 0 ? h("span", { class: "muted" }, ` · +${more.length} more`) : null);
   }
   if (r.error) {
     const where = r.error.stage ? `${r.error.stage}: ` : "";

@@ -10,6 +10,7 @@ import type { LanguageModel } from "ai";
 import { NonRetryableError } from "../base/errors.js";
 import type { BatonConfig } from "./config.js";
 import { mockModel } from "./mock.js";
+import { PROVIDERS } from "../base/providers.js";
 import { modelInfo, type ModelInfo } from "./models.js";
 
 /** An agent as declared under `agents:`. */
@@ -68,8 +69,8 @@ export function resolveModel(agentName: string, declared: AgentSpec, config: Bat
   const modelId = agent.model.slice(colon + 1);
   const info = modelInfo(provider, modelId, config.models);
   if (provider === "mock") return { model: mockModel(modelId), provider, modelId, info };
-  if (!(provider in DEFAULT_KEY_ENV)) {
-    throw new NonRetryableError(`agent '${agentName}': unknown provider '${provider}' in '${agent.model}' (openai, anthropic, openai-compatible, mock)`, { kind: "template" });
+  if (!PROVIDERS.includes(provider) || !(provider in DEFAULT_KEY_ENV)) {
+    throw new NonRetryableError(`agent '${agentName}': unknown provider '${provider}' in '${agent.model}' (${PROVIDERS.join(", ")})`, { kind: "template" });
   }
   const pc = config.providers?.[provider] ?? {};
   const baseURL = agent.base_url ?? pc.base_url;

@@ -192,6 +192,17 @@ async function makeRuntime(store: Store, concurrency: string | undefined, progre
   });
 }
 
+/**
+ * What a run of `plan` needs beyond its text (template/preflight.ts): run: modules and their
+ * exports, sub-pipelines, URLs, providers. baton.config is read only when an agent may take its
+ * base_url from it.
+ */
+async function preflightOf(plan: Plan, file: string): Promise<import("../template/index.js").Diagnostic[]> {
+  const [{ preflight }, { runModules }] = await Promise.all([import("../template/preflight.js"), import("../stages/run.js")]);
+  const fromConfig = Object.values(plan.agents).some((a) => typeof a.model === "string" && a.model.startsWith("openai-compatible:") && a.base_url === undefined);
+  return preflight(plan, { file, modules: runModules, ...(fromConfig ? { config: await config() } : {}) });
+}
+
 /** Who runs this command, as decisions record it: $USER, $USERNAME, else the OS account's name. */
 function whoAmI(): string | undefined {
   const env = process.env.USER || process.env.USERNAME;
@@ -276,7 +287,7 @@ function packageVersion(): string {
 export function program(): Command {
   const cmd = new Command("baton")
     .description("Pipeline orchestrator for agentic workflows")
-    .option("--db <path>", "SQLite event log (default: $BATON_DB or .baton/baton.db)")
+    .option("--db <path>", "SQLite event log (default: $BATON_DB, else .baton/baton.db in the nearest directory upward that has a .baton/)")
     .option("--store <url>", "run store: postgres://… for distributed mode, or a SQLite path (default: $BATON_STORE)")
     .option("--queue-prefix <name>", "Redis key prefix of the deployment: workers and submitters with different prefixes share nothing (default: $BATON_QUEUE_PREFIX or baton)")
     .option("--debug", "show stack traces for errors")
@@ -286,7 +297,7 @@ export function program(): Command {
   let code = 0;
   const set = (c: number): void => void (code = c);
 
-  cmd.command("validate <files...>").description("check templates; errors as FILE:LINE:COL: message").action((files: string[]) => {
+  cmd.command("validate <files...>").description("check templates (and the run: modules, sub-pipelines, URLs and providers they name); errors as FILE:LINE:COL: message").action(async (files: string[]) => {
     let errors = 0;
     for (const file of files) {
       // One compile per file: the plan when it is valid, else every diagnostic (as validateFile).
@@ -299,6 +310,10 @@ export function program(): Command {
         errors += err.diagnostics.length;
         continue;
       }
+      const problems = await preflightOf(plan, file);
+      for (const d of problems) process.stderr.write(formatDiagnostic(d) + "\n");
+      errors += problems.length;
+      if (problems.length > 0) continue;
       process.stdout.write(`${file}: ok (${plan.stages.length} stages, plan ${plan.hash.slice(0, 12)})\n`);
     }
     if (errors > 0) process.stderr.write(`${errors} error${errors === 1 ? "" : "s"}\n`);
@@ -333,6 +348,12 @@ export function program(): Command {
     .action(async (file: string, o: { input: string[]; inputFile?: string; json?: boolean; concurrency?: string; durability: string; queue?: string; detach?: boolean }) => {
       const plan = loadPlanFile(file);
       const inputs = validateInputs(plan, rawInputs(o.input, o.inputFile));
+      // A template that cannot run (a missing run: module or export, sub-pipeline, a bad URL…) is refused before a run is recorded.
+      const problems = await preflightOf(plan, file);
+      if (problems.length > 0) {
+        for (const d of problems) process.stderr.write(formatDiagnostic(d) + "\n");
+        throw new UserError(`${file} cannot run (${problems.length} problem${problems.length === 1 ? "" : "s"} above): fix ${problems.length === 1 ? "it" : "them"}; baton validate ${file} checks again`, 2);
+      }
       const store = await storeOf(g(), o.durability);
       const progress = new Progress(process.stderr, process.stderr.isTTY === true && !o.json);
       const queue = o.queue ?? (store.shared && (g().store ?? process.env.BATON_STORE ?? "").startsWith("postgres") ? process.env.BATON_QUEUE : undefined);

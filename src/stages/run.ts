@@ -18,7 +18,32 @@ export function loadedModuleHash(file: string): string | undefined {
   return loadedHashes.get(file);
 }
 
-async function importModule(file: string): Promise<Record<string, unknown>> {
+/**
+ * Make `baton` and `baton/testing` importable from stage modules that are not in a project with
+ * Baton installed (a template next to a few `.ts` files): the running Baton's own package
+ * answers them — an ESM resolve hook (`module.register`, Node ≥ 20.6) for `import`, a require
+ * hook for `require` (CommonJS, and TypeScript that tsx compiles to CommonJS). Only a
+ * specifier that would otherwise not be found is answered: a project with its own `baton`
+ * installed gets that one (Node's resolution is never changed for what it can resolve). Once per
+ * process, before the first `run:` module loads.
+ */
+let packageHooks: Promise<void> | undefined;
+function installPackageHooks(): Promise<void> {
+  return (packageHooks ??= (async () => {
+    const { batonTargets, installRequireHook } = await import("./package-hooks.js");
+    const targets = batonTargets(import.meta.url);
+    if (targets === undefined) return; // not running from a built package (tests from src/)
+    installRequireHook(targets.require);
+    const mod = await import("node:module");
+    if (typeof mod.register === "function") {
+      mod.register(new URL("./package-resolve.js", import.meta.url).href, { parentURL: import.meta.url, data: targets.import });
+    }
+  })());
+}
+
+/** Import a `run:` module file (TypeScript through tsx), with `baton` importable from it. */
+export async function importModule(file: string): Promise<Record<string, unknown>> {
+  await installPackageHooks();
   const url = pathToFileURL(file).href;
   if (/\.(c|m)?tsx?$/.test(file)) {
     const { tsImport } = await import("tsx/esm/api");
@@ -27,14 +52,39 @@ async function importModule(file: string): Promise<Record<string, unknown>> {
   return (await import(url)) as Record<string, unknown>;
 }
 
-/** Load `module#export` relative to `baseDir`; clear errors for a missing file or export. */
-export async function loadHandler(module: string, exportName: string, baseDir: string, stageId: string): Promise<(ctx: unknown) => unknown> {
-  const file = isAbsolute(module) ? module : resolve(baseDir, module);
+/**
+ * Why a module could not be loaded, in one line with what to do: Node's messages for a missing
+ * package carry a multi-line require stack, tsx's start with "Transform failed with N errors".
+ */
+export function loadFailure(err: unknown, module: string): string {
+  const e = err as NodeJS.ErrnoException;
+  const lines = String(e?.message ?? err).split("\n").map((l) => l.trim()).filter((l) => l !== "" && !/^Require stack:?$/.test(l) && !l.startsWith("- "));
+  const first = (/^Transform failed with/.test(lines[0] ?? "") && lines[1] ? lines[1] : lines[0]) ?? String(err);
+  const missing = /^Cannot find (?:package|module) '([^']+)'/.exec(first);
+  if ((e?.code === "ERR_MODULE_NOT_FOUND" || e?.code === "MODULE_NOT_FOUND") && missing) {
+    const name = missing[1]!;
+    if (/^(\.|\/|file:)/.test(name)) return `${first.replace(/ imported from .*$/, "")} (imported by ${module}): check the path in the import`;
+    const pkg = name.startsWith("@") ? name.split("/").slice(0, 2).join("/") : name.split("/")[0]!;
+    return `it imports '${name}', which is not installed: install it in the project (npm install ${pkg})`;
+  }
+  if (e?.code === "ERR_PACKAGE_PATH_NOT_EXPORTED") return `${first}: import one of the package's exported entry points`;
+  return `${first}${e instanceof SyntaxError ? ` (a syntax error in ${module} or a module it imports)` : ""}: fix it and check with baton validate`;
+}
+
+/** The function `exportName` of a loaded module, or a one-line reason (with the module's exported functions). */
+export function exportedFunction(mod: Record<string, unknown>, exportName: string, module: string): ((ctx: unknown) => unknown) | string {
+  let fn = mod[exportName];
+  // tsx may wrap a CommonJS-style default export.
+  if (fn === undefined && exportName === "default" && typeof mod["module.exports"] === "function") fn = mod["module.exports"];
+  if (typeof fn === "function") return fn as (ctx: unknown) => unknown;
+  const names = Object.keys(mod).filter((k) => typeof mod[k] === "function" && k !== "module.exports");
+  return `${module} has no exported function '${exportName}'` + (names.length ? ` (it exports: ${names.join(", ")})` : "") + `; write run: ${module}#<name>`;
+}
+
+/** The module of `file`, once per process (concurrent callers share the load; a failed load is tried again next time). */
+export function loadModuleFile(file: string): Promise<Record<string, unknown>> {
   let loading = modules.get(file);
   if (!loading) {
-    if (!existsSync(file)) {
-      throw new NonRetryableError(`stage '${stageId}': run module ${module} not found (looked for ${file}); paths are relative to the template's directory`, { kind: "template" });
-    }
     try {
       loadedHashes.set(file, createHash("sha256").update(readFileSync(file)).digest("hex"));
     } catch {
@@ -47,24 +97,27 @@ export async function loadHandler(module: string, exportName: string, baseDir: s
       loadedHashes.delete(file);
     });
   }
+  return loading;
+}
+
+/** The loader template/preflight.ts checks `run:` modules with (the one stages load them with). */
+export const runModules = { load: loadModuleFile, failure: loadFailure, exported: exportedFunction } as const;
+
+/** Load `module#export` relative to `baseDir`; clear errors for a missing file or export. */
+export async function loadHandler(module: string, exportName: string, baseDir: string, stageId: string): Promise<(ctx: unknown) => unknown> {
+  const file = isAbsolute(module) ? module : resolve(baseDir, module);
+  if (!modules.has(file) && !existsSync(file)) {
+    throw new NonRetryableError(`stage '${stageId}': run module ${module} not found (looked for ${file}); paths are relative to the template's directory`, { kind: "template" });
+  }
   let mod: Record<string, unknown>;
   try {
-    mod = await loading;
+    mod = await loadModuleFile(file);
   } catch (err) {
-    throw new NonRetryableError(`stage '${stageId}': could not load ${module}: ${(err as Error).message}`, { kind: "template", cause: err });
+    throw new NonRetryableError(`stage '${stageId}': could not load run module ${module}: ${loadFailure(err, module)}`, { kind: "template", cause: err });
   }
-  let fn = mod[exportName];
-  // tsx may wrap a CommonJS-style default export.
-  if (fn === undefined && exportName === "default" && typeof mod["module.exports"] === "function") fn = mod["module.exports"];
-  if (typeof fn !== "function") {
-    const names = Object.keys(mod).filter((k) => typeof mod[k] === "function");
-    throw new NonRetryableError(
-      `stage '${stageId}': ${module} has no exported function '${exportName}'` + (names.length ? ` (it exports: ${names.join(", ")})` : "") +
-        `; write run: ${module}#<name>`,
-      { kind: "template" },
-    );
-  }
-  return fn as (ctx: unknown) => unknown;
+  const fn = exportedFunction(mod, exportName, module);
+  if (typeof fn === "string") throw new NonRetryableError(`stage '${stageId}': ${fn}`, { kind: "template" });
+  return fn;
 }
 
 const loaded = new Map<string, (ctx: unknown) => unknown>();

@@ -125,7 +125,7 @@ async function follow(runtime: Runtime, start: () => Promise<{ id: string; done:
       allowExit();
       process.exit(130);
     }
-    process.stderr.write("\ninterrupt: cancelling the run (it stays resumable); press Ctrl-C again to quit at once\n");
+    progress.message("interrupt: cancelling the run (it stays resumable); press Ctrl-C again to quit at once");
     if (handleId) void runtime.cancel(handleId, "cancelled by user (interrupt)");
     runtime.cancelAll();
   };
@@ -189,6 +189,7 @@ async function makeRuntime(store: Store, concurrency: string | undefined, progre
       tel?.onEvents(id, events, plan);
     },
     ...(progress.showsDeltas ? { onDelta: (id: string, key: string, text: string) => progress.onDelta(id, key, text) } : {}),
+    onPoolWait: (id, key, w) => progress.onPoolWait(id, key, w),
   });
 }
 
@@ -400,6 +401,7 @@ export function program(): Command {
       const runtime = await makeRuntime(store, o.concurrency, progress);
       try {
         const id = await store.resolveId(run);
+        progress.history(id, (await store.load(id)).events); // its finished stages show as finished
         set(await follow(runtime, () => runtime.resume(id, code), o.json === true, progress));
       } finally {
         await store.close();
@@ -451,6 +453,7 @@ export function program(): Command {
     const runtime = await makeRuntime(store, undefined, progress);
     try {
       const id = await store.resolveId(run);
+      progress.history(id, (await store.load(id)).events); // its finished stages show as finished
       const r = await act.here(runtime, id);
       process.stderr.write(`${r.line}\n`);
       if (r.signalled) {

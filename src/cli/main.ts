@@ -7,7 +7,6 @@
 import { Command, CommanderError, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
-import { parse as parseYaml } from "yaml";
 // Only what `validate` and `plan` use is imported here; everything else (the runtime, the store
 // adapters, the trace, telemetry, the subcommands' modules, the distributed layer) is loaded by
 // the command that needs it (issue 14: every command loads only what it uses).
@@ -16,6 +15,7 @@ import { UserError } from "../base/errors.js";
 import type { RunHandle, RunResult, Runtime } from "../runtime/runtime.js";
 import type { Store } from "../store/port.js";
 import { describePlan, loadPlanFile, TemplateError, validateInputs, formatDiagnostic } from "../template/index.js";
+import { yamlLib } from "../template/yaml.js";
 import type { Trace } from "../trace/index.js";
 import { Progress } from "./progress.js";
 import type { Telemetry } from "../telemetry/index.js";
@@ -82,12 +82,12 @@ function parseInputFile(file: string): unknown {
   }
   const json = /\.json$/i.test(file) || /^\s*\{/.test(text.slice(0, 1024));
   try {
-    data = json ? JSON.parse(text) : parseYaml(text);
+    data = json ? JSON.parse(text) : yamlLib().parse(text);
   } catch (err) {
     const jsonFile = /\.json$/i.test(file);
     if (json && !jsonFile) {
       try {
-        data = parseYaml(text); // not JSON after all (YAML flow mapping)
+        data = yamlLib().parse(text); // not JSON after all (YAML flow mapping)
       } catch (yamlErr) {
         throw new UserError(`--input-file ${file}: ${inputFileError(yamlErr)}`, 2);
       }

@@ -5,11 +5,21 @@
  * literals (`/…/im`), so every one is checked when the expression compiles: a pattern RE2
  * cannot run (a backreference, lookahead or lookbehind) is a compile error at its position,
  * never a silent fallback to the backtracking engine.
+ * `re2` is a native addon: it is loaded when the first regex literal is checked or run, so a
+ * command whose expressions have none never loads it (issue 14 item 1).
  * @internal
  */
-import RE2 from "re2";
+import { createRequire } from "node:module";
+import type RE2Type from "re2";
 import { ExprError, quoteExpr } from "./errors.js";
 import type { AstNode } from "./roots.js";
+
+type RE2 = RE2Type;
+let re2: typeof RE2Type | undefined;
+/** The RE2 constructor, loaded on first use. */
+function RE2Class(): typeof RE2Type {
+  return (re2 ??= createRequire(import.meta.url)("re2") as typeof RE2Type);
+}
 
 /** Compiled RE2 per regex literal (JSONata's AST owns the `RegExp`s, so they key a WeakMap). */
 const compiled = new WeakMap<RegExp, RE2>();
@@ -26,7 +36,7 @@ class SharedRE2 {
   constructor(literal: RegExp) {
     let re = compiled.get(literal);
     if (re === undefined) {
-      re = new RE2(literal);
+      re = new (RE2Class())(literal);
       compiled.set(literal, re);
     }
     this.#re = re;
@@ -79,7 +89,7 @@ export function checkRegexes(ast: AstNode, source: string): void {
   for (const node of regexNodes(ast, [])) {
     const re = node.value as RegExp;
     try {
-      new RE2(re);
+      new (RE2Class())(re);
     } catch (err) {
       const why = explain(re.source, err instanceof Error ? err.message : String(err));
       const detail =

@@ -2,8 +2,10 @@
  * Template text → data, plus a locator that turns a path in that data into a file position,
  * and the reporter every check writes its diagnostics to.
  */
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from "yaml";
+import type { Document, LineCounter, Node as YamlNode } from "yaml";
 import type { Diagnostic } from "./errors.js";
+import { yamlLib } from "./yaml.js";
+import { fastYaml } from "./yaml-fast.js";
 
 /** A path in the template data: keys and sequence indexes. */
 export type DocPath = readonly (string | number)[];
@@ -81,6 +83,7 @@ class YamlLocator implements Locator {
   }
 
   private keyOffset(path: DocPath): number | undefined {
+    const { isMap, isScalar, isSeq } = yamlLib();
     const parent = this.node(path.slice(0, -1));
     const last = path[path.length - 1];
     if (isMap(parent)) {
@@ -94,6 +97,7 @@ class YamlLocator implements Locator {
   }
 
   private offsetOf(path: DocPath, part: "key" | "value", offset?: number): number {
+    const { isScalar } = yamlLib();
     if (part === "value") {
       const n = this.node(path);
       if (n?.range) {
@@ -143,6 +147,7 @@ function jsonErrorOffset(text: string): { offset: number; message: string } | un
  * over the nodes, keys included (aliases are not followed: their anchors are walked where they are).
  */
 function mayRepeatKeys(node: unknown): boolean {
+  const { isMap, isScalar, isSeq } = yamlLib();
   if (isMap(node)) {
     const seen = new Set<unknown>();
     for (const pair of node.items) {
@@ -163,12 +168,39 @@ function mayRepeatKeys(node: unknown): boolean {
 }
 
 /**
+ * Positions for a template read by the fast path: the text is parsed with `yaml` (as the slow
+ * path does, so every position is the same) only when a diagnostic first needs one.
+ */
+class LazyYamlLocator implements Locator {
+  private located: YamlLocator | undefined;
+  constructor(private readonly text: string) {}
+
+  at(path: DocPath, part: "key" | "value", offset?: number): { line: number; col: number } {
+    if (this.located === undefined) {
+      const { LineCounter, parseDocument } = yamlLib();
+      const lines = new LineCounter();
+      const doc = parseDocument(this.text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false });
+      this.located = new YamlLocator(doc, this.text, lines);
+    }
+    return this.located.at(path, part, offset);
+  }
+}
+
+/**
  * Parse YAML (or JSON, which is read by the same parser so positions and duplicate keys work).
- * yaml's `uniqueKeys` compares each key with every earlier key of its mapping (quadratic in a
+ * Text in the fast subset (yaml-fast.ts: what templates are written in, with no repeated key
+ * and no error) is read to data directly, and `yaml` parses it again only if a diagnostic needs
+ * a position. Anything else goes to `yaml`: yaml's `uniqueKeys` compares each key with every earlier key of its mapping (quadratic in a
  * 2,000-stage `stages:`), so the text is parsed without it and checked in one linear pass; only
  * a document with errors or a repeated key is parsed again with it, for yaml's own diagnostics.
  */
 export function parseText(text: string, format: "yaml" | "json", file: string): ParsedText {
+  const fast = fastYaml(text);
+  // JSON must also be JSON (yaml, and the fast path, read some text JSON.parse refuses).
+  if (fast !== undefined && (format === "yaml" || jsonErrorOffset(text) === undefined)) {
+    return { data: fast.data, locator: new LazyYamlLocator(text), diagnostics: [], fatal: false };
+  }
+  const { LineCounter, parseDocument } = yamlLib();
   let lines = new LineCounter();
   let doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false });
   if (doc.errors.length > 0 || mayRepeatKeys(doc.contents)) {

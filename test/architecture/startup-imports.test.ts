@@ -6,7 +6,7 @@
  * are checked.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,13 +35,14 @@ interface Loads {
   readonly baton: ReadonlySet<string>;
   /** Every file loaded inside the given package (paths inside it). */
   files(pkg: string): string[];
-  /** What the command printed on stdout. */
+  /** What the command printed on stdout and stderr. */
   readonly stdout: string;
+  readonly stderr: string;
 }
 
 let n = 0;
 /** Run the built CLI with `args` under the recorder; what it loaded. */
-function loadsOf(args: string[], env: Record<string, string> = {}): Loads {
+function loadsOf(args: string[], env: Record<string, string> = {}, status = 0): Loads {
   const out = join(work, `loads-${n++}.txt`);
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("OTEL_") && !k.startsWith("BATON_") && k !== "NODE_OPTIONS"));
   const r = spawnSync(process.execPath, ["--import", RECORDER, CLI, "--db", join(work, "runs.db"), ...args], {
@@ -49,7 +50,7 @@ function loadsOf(args: string[], env: Record<string, string> = {}): Loads {
     encoding: "utf8",
     env: { ...clean, ...env, BATON_RECORD_LOADS: out, NO_COLOR: "1" },
   });
-  expect(r.status, `baton ${args.join(" ")} exited ${r.status}: ${r.stderr}`).toBe(0);
+  expect(r.status, `baton ${args.join(" ")} exited ${r.status}: ${r.stderr}`).toBe(status);
   const lines = readFileSync(out, "utf8").split("\n").filter(Boolean);
   const paths = lines.map((l) => {
     const p = l.slice(4);
@@ -68,7 +69,7 @@ function loadsOf(args: string[], env: Record<string, string> = {}): Loads {
       byPackage.set(name, [...(byPackage.get(name) ?? []), rest.slice(name.split("/").length).join("/")]);
     } else if (p.startsWith(distDir)) baton.add(p.slice(distDir.length));
   }
-  return { packages, baton, files: (pkg) => byPackage.get(pkg) ?? [], stdout: r.stdout };
+  return { packages, baton, files: (pkg) => byPackage.get(pkg) ?? [], stdout: r.stdout, stderr: r.stderr };
 }
 
 function heavyIn(loads: Loads): string[] {
@@ -81,9 +82,13 @@ describe("baton validate and plan load no provider, queue, database or telemetry
       it(`${command} of ${what}`, () => {
         const loads = loadsOf([command, file]);
         // The recorder works: what validate needs is seen (an ESM import and CommonJS inside a package).
-        expect(loads.packages.has("yaml")).toBe(true);
+        expect(loads.files("commander")).toContain("index.js");
         expect(loads.baton.has("template/compile.js")).toBe(true);
         expect(heavyIn(loads)).toEqual([]);
+        // A valid template in the fast YAML subset needs no yaml package, and no regex no RE2 addon.
+        expect(loads.packages.has("yaml")).toBe(false);
+        expect(loads.baton.has("template/yaml.cjs")).toBe(false);
+        expect(loads.packages.has("re2")).toBe(false);
         // Nor the store, the runtime, the trace, the UI, the scheduler or the distributed layer.
         expect(loads.packages.has("better-sqlite3")).toBe(false);
         const shell = [...loads.baton].filter((m) => /^(runtime|store\/(sqlite|postgres)\.js|distributed|ui|serve|trace|telemetry|agents\/(providers|mcp)|stages\/agent)\b/.test(m));
@@ -97,6 +102,18 @@ describe("baton validate and plan load no provider, queue, database or telemetry
     const loads = loadsOf(["validate", ONE]);
     expect(loads.baton.has("template/template-validator.cjs")).toBe(true);
     expect(loads.files("ajv").filter((f) => !f.startsWith("dist/runtime/"))).toEqual([]);
+  });
+
+  it("a template with errors loads yaml for the positions, as one bundled file; a regex literal loads RE2", () => {
+    expect(existsSync(join(ROOT, "dist/template/yaml.cjs")), "npm run build writes dist/template/yaml.cjs").toBe(true);
+    const bad = join(work, "bad.yaml");
+    writeFileSync(bad, "baton: 1\nname: bad\nstages:\n  a:\n    value: \"$match('ab', /a+/)\"\n    retires: 2\n");
+    const loads = loadsOf(["validate", bad], {}, 1);
+    expect(loads.stdout + loads.stderr).toContain("bad.yaml:6:5: unknown field 'retires'");
+    expect(loads.baton.has("template/yaml.cjs")).toBe(true);
+    expect(loads.packages.has("yaml")).toBe(false);
+    expect(loads.packages.has("re2")).toBe(true);
+    expect(heavyIn(loads)).toEqual([]);
   });
 
   it("--version loads no command module", () => {

@@ -15,6 +15,7 @@ import { UserError } from "../base/errors.js";
 import type { RunHandle, RunResult, Runtime } from "../runtime/runtime.js";
 import type { Store } from "../store/port.js";
 import { describePlan, loadPlanFile, TemplateError, validateInputs, formatDiagnostic } from "../template/index.js";
+import { renderPlan } from "../template/describe.js";
 import { yamlLib } from "../template/yaml.js";
 import type { Trace } from "../trace/index.js";
 import { Progress } from "./progress.js";
@@ -327,13 +328,7 @@ export function program(): Command {
       process.stdout.write(JSON.stringify(d, null, 2) + "\n");
       return;
     }
-    const lines = [`pipeline ${d.name}  plan ${d.hash.slice(0, 12)}`, "", "stages:"];
-    const w = Math.max(...d.stages.map((s) => s.id.length));
-    for (const s of d.stages) lines.push(`  ${s.id.padEnd(w)}  ${s.kind.padEnd(8)} level ${s.level}${s.deps.length ? `  needs ${s.deps.join(", ")}` : ""}`);
-    lines.push("", "parallel levels:");
-    d.levels.forEach((l, i) => lines.push(`  ${i}: ${l.join(", ")}`));
-    lines.push("", `critical path: ${d.critical_path.join(" → ")}`);
-    process.stdout.write(lines.join("\n") + "\n");
+    process.stdout.write(renderPlan(d) + "\n");
   });
 
   cmd

@@ -209,7 +209,8 @@ describe("compiling", () => {
       [undefined, undefined, Infinity, undefined, "look at this"],
     ]);
     const d = describePlan(plan);
-    expect(d.levels).toEqual([["fetch", "sub"], ["extract"], ["summarize"], ["publish", "save_locally"], ["review"], ["check"], ["finish"]]);
+    // save_locally is publish's fallback: it comes after publish (issue 15.7), not beside it.
+    expect(d.levels).toEqual([["fetch", "sub"], ["extract"], ["summarize"], ["publish"], ["save_locally", "review"], ["check"], ["finish"]]);
     expect(d.critical_path).toEqual(["fetch", "extract", "summarize", "publish", "review", "check", "finish"]);
   });
 

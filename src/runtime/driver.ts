@@ -30,7 +30,7 @@ export interface DriverHost {
   readonly config: BatonConfig;
   readonly children: ChildRuns;
   /** Wait for a stage's resource pool (undefined when it has none). */
-  acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal, pool?: string, key?: string, onWait?: (reason: string, limit: PoolLimitKind) => void): Promise<PoolLease | undefined>;
+  acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal, pool?: string, key?: string, onWait?: (reason: string, limit: PoolLimitKind) => void, run?: string): Promise<PoolLease | undefined>;
   /** An execution waits for a pool, or no longer does (live views); optional. */
   poolWait?(driver: RunDriver, key: ExecuteCommand["key"], w: PoolWait): void;
   /** Streamed text of a model turn (live views); optional. */
@@ -99,7 +99,7 @@ export class RunDriver implements HostPort {
     this.loop = new RunLoop(this, plan, state, runId, seq);
     this.attemptHost = {
       plan, budget,
-      acquire: (stage, tokens, signal, pool, key, onWait) => host.acquire(plan, stage, tokens, signal, pool, key, onWait),
+      acquire: (stage, tokens, signal, pool, key, onWait) => host.acquire(plan, stage, tokens, signal, pool, key, onWait, runId),
       ...(host.poolWait ? { poolWait: (a: Attempt, w: PoolWait) => host.poolWait!(this, a.ef.key, w) } : {}),
       record: (_a, e) => {
         const stored = this.loop.pushDurable(e);

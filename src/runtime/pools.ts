@@ -8,8 +8,31 @@
  *   reports its real usage, so the pool never admits more than the provider will accept.
  * - Backpressure: a 429/overload with Retry-After pauses the whole pool until then; without
  *   one, the pool halves its rates (down to 1/8) and recovers gradually as calls succeed.
- * - Order: waiters are granted strictly by score — the stage's remaining critical path (ms)
- *   plus the time it has waited (so no run starves) — ties first come, first served.
+ *
+ * The grant policy (which waiter goes next, and when):
+ * - Pacing. The windows are the hard limit; within them grants are spread evenly: requests at
+ *   most one per window ÷ rpm, tokens at most tpm per window (each call advances a token clock
+ *   by its estimate, corrected by its real usage on release), with a burst of up to a tenth of
+ *   the window ({@link BURST}), and at least {@link MIN_BURST} calls, after the pool has been idle. A sliding window would let a whole
+ *   window's worth go at once, and then nothing for a minute: under load the capacity is spent
+ *   in a burst at each window's start on whatever is ready at that instant, and a call that
+ *   becomes ready a second later (the next stage of a run) waits for the next window. Paced,
+ *   capacity frees continuously and a run's next call finds room within ~window ÷ rpm.
+ * - Order: finish runs first. Waiters of the run that started first go first (`run`: run ids are
+ *   time-sortable and a child run's id begins with its parent's, so sub-pipelines rank with
+ *   their parent); within one run, the stage with the longest remaining critical path goes
+ *   first (`priority`, SPEC §3); ties first come, first served. Critical path across runs would
+ *   advance every run in lockstep (all first stages, then all second ones…): the mix of calls
+ *   in a window swings between token-heavy and request-heavy stages, so one limit idles while
+ *   the other binds, and every run is still half done when the last window starts. Finishing
+ *   runs in order keeps a steady mix of every stage kind in flight and a short tail.
+ * - Aging: a waiter that has waited {@link AGING_MS} goes before every waiter that arrived after
+ *   it (first come, first served among such waiters), so nothing starves: a call is passed only
+ *   by calls of older runs or of its own run (finite work), and after AGING_MS by nobody who came
+ *   later — even while a long-lived older run keeps the pool busy.
+ * - `order: "fifo"` (for measurement): arrival order only, paced the same way.
+ * Distributed workers (../distributed/redis-pool.ts) share the windows and pauses through Redis
+ * but neither the order nor the pacing: there a waiter polls, and the first poll to find room wins.
  */
 import type { PoolLease, PoolOutcome } from "../stages/types.js";
 import { showPoolKey } from "../plan/limit.js";
@@ -52,12 +75,12 @@ export interface PoolRequest {
   readonly signal?: AbortSignal | undefined;
   /** For diagnostics. */
   readonly label?: string;
-  /** Called once, when the request first has to wait (live views): why, and which limit holds it. */
-  readonly onWait?: (reason: string, limit: PoolLimitKind) => void;
+  /**
+   * The run the call belongs to (its id): calls of runs whose id sorts first go first. Run ids
+   * are time-sortable and a child run's begins with its parent's. Calls without one rank first.
+   */
+  readonly run?: string;
 }
-
-/** Which of a pool's limits holds a waiter back. */
-export type PoolLimitKind = "concurrency" | "rpm" | "tpm" | "paused";
 
 // A lease and what a finished call reports back are what stage kinds see of a pool, so they are
 // declared with the stage contract (../stages/types.ts) and implemented here.
@@ -65,6 +88,12 @@ export type { PoolLease, PoolOutcome };
 
 const WINDOW_MS = 61_000;
 const MIN_FACTOR = 0.125;
+/** Share of a window a pool may grant at once after being idle; beyond it grants are paced. */
+export const BURST = 0.1;
+/** …but at least this many calls (requests, or calls of the pool's mean token estimate), so a small pool is not paced below its window. */
+export const MIN_BURST = 10;
+/** A waiter that has waited this long (ms) goes before every waiter that arrived after it. */
+export const AGING_MS = 600_000;
 
 interface Waiter {
   readonly req: PoolRequest;
@@ -107,12 +136,17 @@ export class Pool {
   private wake: { clear(): void; at: number } | undefined;
   private granted = 0;
   private rejected = 0;
+  /** Pacing: when the request and token clocks catch up (a grant is due once now ≥ clock − burst). */
+  private reqClock = -Infinity;
+  private tokClock = -Infinity;
+  /** Mean token estimate of a call (for the token clock's burst). */
+  private meanTokens = 0;
 
   constructor(
     readonly name: string,
     readonly spec: PoolSpec,
     private readonly clock: PoolClock = realClock,
-    /** "critical-path" (default): longest remaining path first, aged by waiting time; "fifo": arrival order. */
+    /** "critical-path" (default): older runs first, then the longest remaining path, aged (see the header); "fifo": arrival order. */
     private readonly order: PoolOrder = "critical-path",
     /** The key of a keyed instance (`limit: { pool, key }`): one instance per key, each with the pool's limits. */
     readonly key?: string,
@@ -178,15 +212,15 @@ export class Pool {
   }
 
   /** Why `w` cannot start now (undefined: it can), and when to look again. */
-  private blocked(w: Waiter, now: number): { reason: string; retryAt: number | undefined; limit: PoolLimitKind } | undefined {
+  private blocked(w: Waiter, now: number): { reason: string; retryAt: number | undefined } | undefined {
     const { concurrency, rpm, tpm } = this.spec;
-    if (now < this.pausedUntil) return { reason: `${this.label} paused by the provider until ${new Date(this.pausedUntil).toISOString()}`, retryAt: this.pausedUntil, limit: "paused" };
+    if (now < this.pausedUntil) return { reason: `${this.label} paused by the provider until ${new Date(this.pausedUntil).toISOString()}`, retryAt: this.pausedUntil };
     if (concurrency !== undefined && this.inflight >= Math.max(1, Math.floor(concurrency * this.factor))) {
-      return { reason: `${this.label} at its concurrency of ${Math.max(1, Math.floor(concurrency * this.factor))}`, retryAt: undefined, limit: "concurrency" };
+      return { reason: `${this.label} at its concurrency of ${Math.max(1, Math.floor(concurrency * this.factor))}`, retryAt: undefined };
     }
     if (rpm !== undefined) {
       const cap = Math.max(1, Math.floor(rpm * this.factor));
-      if (this.sent.length >= cap) return { reason: `${this.label} at its ${cap} requests per minute`, retryAt: this.sent[this.sent.length - cap]!.at + WINDOW_MS, limit: "rpm" };
+      if (this.sent.length >= cap) return { reason: `${this.label} at its ${cap} requests per minute`, retryAt: this.sent[this.sent.length - cap]!.at + WINDOW_MS };
     }
     if (tpm !== undefined && this.tokens.length > 0) {
       const cap = Math.max(1, Math.floor(tpm * this.factor));
@@ -204,22 +238,50 @@ export class Pool {
             break;
           }
         }
-        return { reason: `${this.label} at its ${cap} tokens per minute`, retryAt: at ?? byAge[byAge.length - 1]!.at + WINDOW_MS, limit: "tpm" };
+        return { reason: `${this.label} at its ${cap} tokens per minute`, retryAt: at ?? byAge[byAge.length - 1]!.at + WINDOW_MS };
       }
+    }
+    return this.paced(now);
+  }
+
+  /** Pacing (see the header): whether the next grant must wait for the request or token clock. */
+  private paced(now: number): { reason: string; retryAt: number } | undefined {
+    const { rpm, tpm } = this.spec;
+    if (rpm !== undefined) {
+      const cap = Math.max(1, Math.floor(rpm * this.factor));
+      const slack = WINDOW_MS * Math.max(BURST, MIN_BURST / cap);
+      if (now < this.reqClock - slack) return { reason: `${this.label} at its ${cap} requests per minute`, retryAt: Math.ceil(this.reqClock - slack) };
+    }
+    if (tpm !== undefined) {
+      const cap = Math.max(1, Math.floor(tpm * this.factor));
+      const slack = WINDOW_MS * Math.max(BURST, (MIN_BURST * this.meanTokens) / cap);
+      if (now < this.tokClock - slack) return { reason: `${this.label} at its ${cap} tokens per minute`, retryAt: Math.ceil(this.tokClock - slack) };
     }
     return undefined;
   }
 
+  /** ms of the token clock one token takes (0 without tpm). */
+  private msPerToken(): number {
+    return this.spec.tpm === undefined ? 0 : WINDOW_MS / Math.max(1, Math.floor(this.spec.tpm * this.factor));
+  }
+
+  /** Negative when `a` goes before `b` (see the header: aging, then run, then critical path, then arrival). */
+  private rank(a: Waiter, b: Waiter, now: number): number {
+    if (this.order === "fifo") return a.seq - b.seq;
+    const agedA = now - a.since >= AGING_MS;
+    if (agedA !== now - b.since >= AGING_MS) return agedA ? -1 : 1;
+    if (!agedA) {
+      const ra = a.req.run ?? "";
+      const rb = b.req.run ?? "";
+      if (ra !== rb) return ra < rb ? -1 : 1;
+      if (a.req.priority !== b.req.priority) return b.req.priority - a.req.priority;
+    }
+    return a.seq - b.seq;
+  }
+
   private best(now: number): Waiter | undefined {
     let best: Waiter | undefined;
-    let bestScore = -Infinity;
-    for (const w of this.waiters) {
-      const score = this.order === "fifo" ? -w.seq : w.req.priority + (now - w.since);
-      if (score > bestScore || (score === bestScore && best !== undefined && w.seq < best.seq)) {
-        best = w;
-        bestScore = score;
-      }
-    }
+    for (const w of this.waiters) if (best === undefined || this.rank(w, best, now) < 0) best = w;
     return best;
   }
 
@@ -232,11 +294,8 @@ export class Pool {
       if (!w) break;
       const b = this.blocked(w, now);
       if (b) {
-        for (const o of this.waiters) {
-          if (o.reason !== undefined) continue;
-          o.reason = b.reason;
-          o.req.onWait?.(b.reason, b.limit);
-        }
+        w.reason ??= b.reason;
+        for (const o of this.waiters) o.reason ??= b.reason;
         this.schedule(b.retryAt, now);
         return;
       }
@@ -266,6 +325,12 @@ export class Pool {
     // provider may count a call's tokens when it answers, so they stay in its window longer).
     const entry: Sent = { at: now, tokens: w.req.tokens };
     if (w.req.tokens > 0) this.tokens.push(entry);
+    if (this.spec.rpm !== undefined) this.reqClock = Math.max(this.reqClock, now) + WINDOW_MS / Math.max(1, Math.floor(this.spec.rpm * this.factor));
+    const perToken = this.msPerToken();
+    if (perToken > 0 && w.req.tokens > 0) {
+      this.tokClock = Math.max(this.tokClock, now) + w.req.tokens * perToken;
+      this.meanTokens = this.meanTokens === 0 ? w.req.tokens : this.meanTokens * 0.9 + w.req.tokens * 0.1;
+    }
     let done = false;
     return {
       pool: this.name,
@@ -285,6 +350,8 @@ export class Pool {
           this.sent.push({ at: t, tokens: 0 });
         }
         if (outcome.tokens !== undefined) {
+          // The token clock ran on the estimate: move it by what the call really used.
+          this.tokClock += (outcome.tokens - w.req.tokens) * perToken;
           this.tokens = this.tokens.filter((x) => x !== entry);
           if (outcome.tokens > 0) this.tokens.push({ at: t, tokens: outcome.tokens });
         }

@@ -143,7 +143,7 @@ export class Runtime {
         const text = live.delta(d.runId, k, piece);
         opts.onDelta?.(d.runId, k, text);
       } } : {}),
-      acquire: (plan, stage, tokens, signal, pool, key, onWait) => self.acquire(plan, stage, tokens, signal, pool, key, onWait),
+      acquire: (plan, stage, tokens, signal, pool, key, onWait, run) => self.acquire(plan, stage, tokens, signal, pool, key, onWait, run),
       ...(opts.onPoolWait ? { poolWait: (d: RunDriver, key: LiveExec, w: PoolWait) => opts.onPoolWait!(d.runId, liveExecKey(key), w) } : {}),
       store: this.store,
       config: opts.config ?? {},
@@ -395,13 +395,13 @@ export class Runtime {
     if (this.history.tracks(plan) && !this.history.known(plan)) await this.history.load(this.store, plan);
   }
 
-  /** Wait for a stage's pool, ranked by the stage's remaining critical path. */
-  private async acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal, poolName?: string, key?: string, onWait?: (reason: string, limit: PoolLimitKind) => void): Promise<PoolLease | undefined> {
+  /** Wait for a stage's pool, ranked by its run (older runs first) and the stage's remaining critical path. */
+  private async acquire(plan: Plan, stage: StagePlan, tokens: number, signal: AbortSignal, poolName?: string, key?: string, onWait?: (reason: string, limit: PoolLimitKind) => void, run?: string): Promise<PoolLease | undefined> {
     const name = poolName ?? stage.limit;
     if (name === undefined) return undefined;
     const pool = this.pools.get(name, key);
     if (!pool) throw new UserError(`stage '${stage.id}': pool '${name}' is not defined: declare it under limits: in the template or in baton.config`);
-    return pool.acquire({ priority: this.history.remaining(plan, stage.idx), tokens, signal, label: stage.id });
+    return pool.acquire({ priority: this.history.remaining(plan, stage.idx), tokens, signal, label: stage.id, ...(run !== undefined ? { run } : {}) });
   }
 
   /** See {@link ChildRuns.run}. */

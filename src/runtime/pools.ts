@@ -12,12 +12,14 @@
  * The grant policy (which waiter goes next, and when):
  * - Pacing. The windows are the hard limit; within them grants are spread evenly: requests at
  *   most one per window ÷ rpm, tokens at most tpm per window (each call advances a token clock
- *   by its estimate, corrected by its real usage on release), with a burst of up to a tenth of
- *   the window ({@link BURST}), and at least {@link MIN_BURST} calls, after the pool has been idle. A sliding window would let a whole
- *   window's worth go at once, and then nothing for a minute: under load the capacity is spent
- *   in a burst at each window's start on whatever is ready at that instant, and a call that
- *   becomes ready a second later (the next stage of a run) waits for the next window. Paced,
- *   capacity frees continuously and a run's next call finds room within ~window ÷ rpm.
+ *   by its estimate, corrected by its real usage on release), after a burst of a tenth of the
+ *   window ({@link BURST}; at least {@link MIN_BURST} calls, so a small pool is not slowed) when
+ *   the pool has been idle. A sliding window alone lets a whole window's worth go at once and
+ *   then nothing for a minute: under load the capacity is spent in a burst at each window's
+ *   start on whatever is ready at that instant, and a call that becomes ready a second later
+ *   (the next stage of a run) waits for the next window. Paced, capacity frees continuously and
+ *   a run's next call finds room within ~window ÷ rpm. The cost: a lone burst larger than a
+ *   tenth of the window is spread over it instead of going at once.
  * - Order: finish runs first. Waiters of the run that started first go first (`run`: run ids are
  *   time-sortable and a child run's id begins with its parent's, so sub-pipelines rank with
  *   their parent); within one run, the stage with the longest remaining critical path goes
@@ -80,7 +82,12 @@ export interface PoolRequest {
    * are time-sortable and a child run's begins with its parent's. Calls without one rank first.
    */
   readonly run?: string;
+  /** Called once, when the request first has to wait (live views): why, and which limit holds it. */
+  readonly onWait?: (reason: string, limit: PoolLimitKind) => void;
 }
+
+/** Which of a pool's limits holds a waiter back. */
+export type PoolLimitKind = "concurrency" | "rpm" | "tpm" | "paused";
 
 // A lease and what a finished call reports back are what stage kinds see of a pool, so they are
 // declared with the stage contract (../stages/types.ts) and implemented here.
@@ -212,15 +219,15 @@ export class Pool {
   }
 
   /** Why `w` cannot start now (undefined: it can), and when to look again. */
-  private blocked(w: Waiter, now: number): { reason: string; retryAt: number | undefined } | undefined {
+  private blocked(w: Waiter, now: number): { reason: string; retryAt: number | undefined; limit: PoolLimitKind } | undefined {
     const { concurrency, rpm, tpm } = this.spec;
-    if (now < this.pausedUntil) return { reason: `${this.label} paused by the provider until ${new Date(this.pausedUntil).toISOString()}`, retryAt: this.pausedUntil };
+    if (now < this.pausedUntil) return { reason: `${this.label} paused by the provider until ${new Date(this.pausedUntil).toISOString()}`, retryAt: this.pausedUntil, limit: "paused" };
     if (concurrency !== undefined && this.inflight >= Math.max(1, Math.floor(concurrency * this.factor))) {
-      return { reason: `${this.label} at its concurrency of ${Math.max(1, Math.floor(concurrency * this.factor))}`, retryAt: undefined };
+      return { reason: `${this.label} at its concurrency of ${Math.max(1, Math.floor(concurrency * this.factor))}`, retryAt: undefined, limit: "concurrency" };
     }
     if (rpm !== undefined) {
       const cap = Math.max(1, Math.floor(rpm * this.factor));
-      if (this.sent.length >= cap) return { reason: `${this.label} at its ${cap} requests per minute`, retryAt: this.sent[this.sent.length - cap]!.at + WINDOW_MS };
+      if (this.sent.length >= cap) return { reason: `${this.label} at its ${cap} requests per minute`, retryAt: this.sent[this.sent.length - cap]!.at + WINDOW_MS, limit: "rpm" };
     }
     if (tpm !== undefined && this.tokens.length > 0) {
       const cap = Math.max(1, Math.floor(tpm * this.factor));
@@ -238,24 +245,24 @@ export class Pool {
             break;
           }
         }
-        return { reason: `${this.label} at its ${cap} tokens per minute`, retryAt: at ?? byAge[byAge.length - 1]!.at + WINDOW_MS };
+        return { reason: `${this.label} at its ${cap} tokens per minute`, retryAt: at ?? byAge[byAge.length - 1]!.at + WINDOW_MS, limit: "tpm" };
       }
     }
     return this.paced(now);
   }
 
   /** Pacing (see the header): whether the next grant must wait for the request or token clock. */
-  private paced(now: number): { reason: string; retryAt: number } | undefined {
+  private paced(now: number): { reason: string; retryAt: number; limit: PoolLimitKind } | undefined {
     const { rpm, tpm } = this.spec;
     if (rpm !== undefined) {
       const cap = Math.max(1, Math.floor(rpm * this.factor));
       const slack = WINDOW_MS * Math.max(BURST, MIN_BURST / cap);
-      if (now < this.reqClock - slack) return { reason: `${this.label} at its ${cap} requests per minute`, retryAt: Math.ceil(this.reqClock - slack) };
+      if (now < this.reqClock - slack) return { reason: `${this.label} at its ${cap} requests per minute`, retryAt: Math.ceil(this.reqClock - slack), limit: "rpm" };
     }
     if (tpm !== undefined) {
       const cap = Math.max(1, Math.floor(tpm * this.factor));
       const slack = WINDOW_MS * Math.max(BURST, (MIN_BURST * this.meanTokens) / cap);
-      if (now < this.tokClock - slack) return { reason: `${this.label} at its ${cap} tokens per minute`, retryAt: Math.ceil(this.tokClock - slack) };
+      if (now < this.tokClock - slack) return { reason: `${this.label} at its ${cap} tokens per minute`, retryAt: Math.ceil(this.tokClock - slack), limit: "tpm" };
     }
     return undefined;
   }
@@ -294,8 +301,11 @@ export class Pool {
       if (!w) break;
       const b = this.blocked(w, now);
       if (b) {
-        w.reason ??= b.reason;
-        for (const o of this.waiters) o.reason ??= b.reason;
+        for (const o of this.waiters) {
+          if (o.reason !== undefined) continue;
+          o.reason = b.reason;
+          o.req.onWait?.(b.reason, b.limit);
+        }
         this.schedule(b.retryAt, now);
         return;
       }

@@ -97,7 +97,15 @@ describe("the web UI at scale in Chromium", () => {
     await until(async () => (await zoom(page)) < k0, 5000, "Ctrl + wheel to zoom out");
     // Fit: the whole graph in view.
     await page.locator('[data-zoom-action="fit"]').click();
-    expect(await zoom(page)).toBeLessThan(0.5);
+    const kFit = await zoom(page);
+    expect(kFit).toBeLessThan(0.5);
+    // Zoomed that far out the nodes show their ids alone, enlarged: bigger than the title would be there.
+    expect(await page.locator(".dag-viewport").getAttribute("class")).toContain("far");
+    expect(await page.locator('.node[data-stage="s000"] .node-title').isVisible()).toBe(false);
+    const far = (await page.locator('.node[data-stage="s000"] .node-far').boundingBox())!;
+    expect(far.height).toBeGreaterThan(2 * 14 * kFit);
+    expect(await page.locator('.node[data-stage="s000"] .node-far').textContent()).toBe("s000");
+    await shot(page, "scale-chain-fit");
     await page.locator('[data-zoom-action="reset"]').click();
     expect(await transform(page)).toBe(t0);
 

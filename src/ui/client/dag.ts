@@ -58,6 +58,8 @@ const CELL_GAP = 3;
 /** Space between layers: the layout's `nodeNodeBetweenLayers`, and a layer's width with it. */
 const LAYER_GAP = 60;
 export const LAYER_W = W + LAYER_GAP;
+/** A node's width. */
+export const NODE_W = W;
 /** Font size of a node's title (px, app.css `.node-title`): the text the default zoom keeps legible. */
 export const TITLE_PX = 14;
 
@@ -233,6 +235,9 @@ export function itemCounts(items: readonly NodeStatus[]): [NodeStatus, number][]
   return [...by].sort((a, b) => COUNT_ORDER.indexOf(a[0]) - COUNT_ORDER.indexOf(b[0]));
 }
 
+/** Clip `text` to `n` characters with an ellipsis. */
+export const clipText = (text: string, n: number): string => clip(text, n);
+
 /** What a node does when clicked: select the stage, one item, or show/hide a group's items. */
 export interface NodeActions {
   readonly onSelect: (stage: string) => void;
@@ -259,6 +264,8 @@ function drawNode(n: DagNode, box: ElkNode, selected: boolean, expanded: boolean
   g.appendChild(s("rect", { class: "node-box", width: bw, height: bh, rx: 9 }));
   g.appendChild(s("rect", { class: "node-stripe", x: 0, y: 0, width: 6, height: bh, rx: 3 }));
   g.appendChild(s("text", { class: "node-title", x: 16, y: 23 }, clip(n.id, n.visits > 1 ? 15 : 19)));
+  // Zoomed far out (graph-view.ts): the stage id alone, enlarged so that it stays legible.
+  g.appendChild(s("text", { class: "node-far", x: 14, y: Math.min(bh, H) / 2, "dominant-baseline": "central", "data-id": n.id }, n.id));
   // Second line: status word (coloured), kind, and the latest visit's duration on the right.
   const dur = n.durationMs !== null && n.status !== "skipped" && n.status !== "pending" ? duration(n.durationMs) : "";
   // Estimated widths at 12px: ~6.6 px per character, ~7.4 in bold (the status word).

@@ -15,7 +15,7 @@
  *   group expanded) keeps the zoom and the point under the view's top left.
  */
 import type { ElkNode } from "elkjs/lib/elk-api.js";
-import { drawGraph, layersOf, layout, LAYER_W, TITLE_PX, type DagModel } from "./dag.js";
+import { clipText, drawGraph, layersOf, layout, LAYER_W, NODE_W as W_NODE, TITLE_PX, type DagModel } from "./dag.js";
 import { h, mount, s } from "./dom.js";
 
 /** Smallest on-screen size (px) of a node title the default view allows. */
@@ -26,6 +26,8 @@ const MAX_ZOOM = 3;
 const MIN_HEIGHT = 170;
 const PAD = 12;
 const KEY_STEP = 80;
+/** Far-out labels grow at most this much. */
+const MAX_FAR = 2.6;
 
 interface View {
   k: number;
@@ -51,7 +53,7 @@ export class GraphView {
 
   constructor(
     host: HTMLElement,
-    private readonly o: { onSelect: (stage: string) => void; onSelectItem: (stage: string, item: number) => void },
+    private readonly o: { onSelect: (stage: string) => void; onSelectItem: (stage: string, item: number) => void; toolsHost?: HTMLElement },
   ) {
     const btn = (label: string, title: string, action: string, run: () => void): HTMLButtonElement => {
       const b = h("button", { class: "zoom-btn", type: "button", title, "aria-label": title, "data-zoom-action": action }, label);
@@ -65,7 +67,9 @@ export class GraphView {
       btn("fit", "fit the whole graph (0)", "fit", () => this.fit()),
       btn("reset", "back to the default view (Home)", "reset", () => this.reset()));
     this.viewport.appendChild(this.svg);
-    mount(host, h("div", { class: "dag" }, tools, this.viewport));
+    // The buttons go in the card's head when there is one (over the graph they would hide nodes).
+    if (o.toolsHost) o.toolsHost.appendChild(tools);
+    mount(host, h("div", { class: "dag" }, o.toolsHost ? null : tools, this.viewport));
     this.listen();
   }
 
@@ -115,6 +119,7 @@ export class GraphView {
       },
     });
     this.svg.replaceChildren(defs, world);
+    delete this.svg.dataset["labels"]; // new text elements: label them anew
     this.apply();
   }
 
@@ -229,8 +234,28 @@ export class GraphView {
     return this.view.x !== before.x || this.view.y !== before.y;
   }
 
+  /** The enlargement of the far-out labels at zoom `k` (1: none; they show below the legible zoom). */
+  private farScale = 1;
+
+  /**
+   * Below the legible zoom the nodes show their id alone, enlarged (up to ×{@link MAX_FAR})
+   * so that it stays at about {@link MIN_TEXT_PX} on screen, clipped to the node's width.
+   */
+  private labels(k: number): void {
+    const scale = k < MIN_LEGIBLE * 0.995 ? Math.min(MAX_FAR, round(MIN_LEGIBLE / k, 1)) : 1;
+    if (scale === this.farScale && this.svg.dataset["labels"] === "set") return;
+    this.farScale = scale;
+    this.svg.dataset["labels"] = "set";
+    this.viewport.classList.toggle("far", scale > 1);
+    if (scale === 1) return;
+    this.viewport.style.setProperty("--far-scale", String(scale)); // CSSOM, which the CSP allows (unlike style attributes)
+    const fits = Math.max(3, Math.floor((W_NODE - 22) / (TITLE_PX * scale * 0.62)));
+    for (const t of this.svg.querySelectorAll<SVGTextElement>(".node-far")) t.textContent = clipText(t.dataset["id"] ?? "", fits);
+  }
+
   private apply(): void {
     const v = this.view;
+    this.labels(v.k);
     const world = this.svg.querySelector<SVGGElement>(".dag-world");
     world?.setAttribute("transform", `translate(${round(v.x)},${round(v.y)}) scale(${round(v.k, 4)})`);
     this.viewport.dataset["zoom"] = String(round(v.k, 3));

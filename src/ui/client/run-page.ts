@@ -152,6 +152,7 @@ export function runPage(root: HTMLElement, id: string): () => void {
   };
 
   const graphView = new GraphView(graph.body, {
+    toolsHost: graph.head,
     onSelect: (stage) => selectStage(stage),
     onSelectItem: (stage, item) => {
       const last = detail ? latestOf(detail.trace, stage) : undefined;

@@ -395,6 +395,5 @@ function startReady(state: RunState, now: number, slots: number, emit: Emit, ste
     else node.inReady = false;
   }
   for (; i < ready.length; i++) (keep ??= []).push(ready[i]!);
-  if (keep) state.ready = keep;
-  else ready.length = 0;
+  state.ready = keep ?? [];
 }

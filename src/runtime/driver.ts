@@ -185,15 +185,18 @@ export class RunDriver implements HostPort {
       return;
     }
     this.scheduled = true;
-    const run = (): void => {
-      this.scheduled = false;
-      void this.step();
-    };
     // Steps chain through microtasks (fast), but never hold the event loop for more than a
     // slice: then the next step waits for the loop to turn (timers, I/O, other processes' work).
-    if (sliceUsed()) setImmediate(run);
-    else queueMicrotask(run);
+    if (sliceUsed()) setImmediate(this.runScheduled);
+    else queueMicrotask(this.runScheduled);
   }
+
+  /** The scheduled step (one function per driver: scheduling allocates nothing). */
+  private readonly runScheduled = (): void => {
+    this.scheduled = false;
+    this.step();
+  };
+  private readonly stepLater = (): void => this.step();
 
   /** Whether a step is in progress (an append may be in flight). */
   get busy(): boolean {
@@ -226,42 +229,78 @@ export class RunDriver implements HostPort {
     for (const a of [...this.running]) a.cancel(new DOMException(reason, "AbortError"));
   }
 
-  private async step(): Promise<void> {
+  private step(): void {
     if (this.flushing) {
       this.again = true;
       return;
     }
     if (sliceUsed()) {
       // Many runs' steps may be queued in this turn: each waits for the next once the slice is used.
-      setImmediate(() => void this.step());
+      setImmediate(this.stepLater);
       return;
     }
     this.flushing = true;
+    this.steps();
+  }
+
+  /**
+   * Advance until nothing is left to do (or the slice is used). Synchronous while the loop's
+   * steps are (the common case: no promise per step); a step that goes asynchronous continues
+   * this when it is done.
+   */
+  private steps(): void {
     const loop = this.loop;
     try {
-      let more = false;
-      do {
+      for (;;) {
         this.again = false;
         const r = loop.advance();
-        more = (r instanceof Promise ? await r : r).more;
-        if (loop.blocked) this.host.blocked(this);
-        // Synchronous handlers can keep this loop busy indefinitely: yield once the slice is used.
-        if ((this.again || loop.hasPending || more) && sliceUsed()) {
-          this.again = false;
-          setImmediate(() => void this.step());
-          break;
+        if (r instanceof Promise) {
+          r.then((res) => {
+            let go: boolean;
+            try {
+              go = this.advanced(res.more);
+            } catch (err) {
+              return this.stepFailed(err);
+            }
+            if (go) this.steps();
+            else this.stepsDone();
+          }, (err: unknown) => this.stepFailed(err));
+          return;
         }
-      } while ((this.again || loop.hasPending || more) && !this.stopped);
+        if (!this.advanced(r.more)) break;
+      }
     } catch (err) {
-      // A lost append race: in this host only the lease holder writes, so another process took
-      // the run over (this one's lease lapsed while it was blocked). Stop; never rebase onto it.
-      if (err instanceof ConflictError) this.lose();
-      else this.fail(err);
+      this.stepFailed(err);
       return;
-    } finally {
-      this.flushing = false;
     }
+    this.stepsDone();
+  }
+
+  /** After one advance: whether to advance again now (else, maybe, after yielding to the event loop). */
+  private advanced(more: boolean): boolean {
+    const loop = this.loop;
+    if (loop.blocked) this.host.blocked(this);
+    const again = this.again || loop.hasPending || more;
+    // Synchronous handlers can keep this loop busy indefinitely: yield once the slice is used.
+    if (again && sliceUsed()) {
+      this.again = false;
+      setImmediate(this.stepLater);
+      return false;
+    }
+    return again && !this.stopped;
+  }
+
+  private stepsDone(): void {
+    this.flushing = false;
     this.afterStep();
+  }
+
+  private stepFailed(err: unknown): void {
+    // A lost append race: in this host only the lease holder writes, so another process took
+    // the run over (this one's lease lapsed while it was blocked). Stop; never rebase onto it.
+    if (err instanceof ConflictError) this.lose();
+    else this.fail(err);
+    this.flushing = false;
   }
 
   private again = false;

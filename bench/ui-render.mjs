@@ -11,6 +11,11 @@
 // UI_ASSETS=DIR serves another build of the web app (e.g. an older commit's, built with
 // scripts/build-ui.mjs) for a before/after on the same machine in the same run conditions;
 // builds without the "baton:graph" measure report only "to graph".
+//
+// Then, because page loads are wall-clock figures that a loaded machine inflates, the layout
+// alone in this process (the client's dag.ts bundled for Node by esbuild, elkjs in this
+// thread): the 200-stage run's graph laid out in one row (as before issue 15.5) and wrapped
+// into rows (now), interleaved BENCH_LAYOUT_N times (default 6), in CPU ms of this process.
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir, loadavg } from "node:os";
 import { join } from "node:path";
@@ -73,6 +78,31 @@ for (const n of [200, 5]) {
   process.stdout.write(`  chain of ${String(n).padStart(3)}: to graph ${median(toGraph).toFixed(0)} ms · graph ${graph.length ? `${median(graph).toFixed(0)} ms` : "—"} · fcp ${fcp.length ? `${median(fcp).toFixed(0)} ms` : "—"}  (to graph, each: ${toGraph.map((x) => x.toFixed(0)).join(", ")})\n`);
 }
 await browser.close();
+
+// Layout alone: one row vs wrapped, interleaved, CPU time.
+const { build } = await import("esbuild");
+const bundled = await build({
+  stdin: { contents: 'export { dagModel, layout } from "./dag.js";', resolveDir: join(process.cwd(), "src/ui/client"), sourcefile: "bench-entry.ts", loader: "ts" },
+  bundle: true, format: "esm", platform: "node", write: false, logLevel: "warning",
+});
+const modFile = join(dir, "dag.mjs");
+writeFileSync(modFile, bundled.outputFiles[0].text);
+const { dagModel, layout } = await import(modFile);
+const detail = await (await fetch(`${ui.url}api/runs/${runs[200]}`)).json();
+const model = dagModel(detail.plan, detail.trace);
+const LN = Number(process.env.BENCH_LAYOUT_N || 6);
+const cpu = { row: [], wrapped: [] };
+for (let i = 0; i < LN + 1; i++) {
+  for (const kind of ["row", "wrapped"]) {
+    // A different isolated node each time: a new cache key, the same work.
+    const m = { nodes: [...model.nodes, { ...model.nodes[0], id: `zz${kind}${i}`, level: 0, visits: 1, visitStatuses: [] }], edges: model.edges };
+    const c0 = process.cpuUsage();
+    await layout(m, kind === "wrapped" ? { wrapWidth: 1000 } : {});
+    const c = process.cpuUsage(c0);
+    if (i > 0) cpu[kind].push((c.user + c.system) / 1000); // the first round warms the JIT up
+  }
+}
+process.stdout.write(`  layout of the 200-stage graph (CPU ms, median of ${LN}): one row ${median(cpu.row).toFixed(0)} · wrapped ${median(cpu.wrapped).toFixed(0)} (ratio ${(median(cpu.wrapped) / median(cpu.row)).toFixed(2)})\n`);
 await ui.close();
 await runtime.close();
 await store.close();

@@ -3,11 +3,12 @@
  * finished run's graph, timeline and stage panel; a live run updating without reload; an
  * approval answered with the button. Screenshots go to test-results/ui/.
  */
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureBuilt, launch, SHOTS } from "./browser.js";
-import { APPROVE, EXAMPLE, req, setup, SLOW, startFile, until, type Env } from "./helpers.js";
+import { APPROVE, EXAMPLE, GATE, req, setup, startFile, until, type Env } from "./helpers.js";
 
 let env: Env;
 let ctx: BrowserContext;
@@ -106,7 +107,10 @@ describe("the web UI in Chromium", () => {
   });
 
   it("a live run updates to succeeded without a reload", async () => {
-    const started = await req(env.ui, "/api/runs", { method: "POST", body: { template: SLOW } });
+    // The run's `wait` stage runs until the test creates `gate`: the page sees it running, however slow the machine.
+    const gate = join(env.dir, "gate-open");
+    const started = await req(env.ui, "/api/runs", { method: "POST", body: { template: GATE, inputs: { file: gate } } });
+    expect(started.status).toBe(201);
     const id = started.json.id as string;
     const { page, problems } = await open(`/runs/${id}`);
     const status = page.locator("[data-run-status]");
@@ -115,6 +119,7 @@ describe("the web UI in Chromium", () => {
     await page.locator('.node[data-stage="wait"][data-status="running"]').waitFor({ timeout: 5000 });
     expect(await page.locator(".live-dot").count()).toBe(1);
     await shot(page, "run-live");
+    writeFileSync(gate, "");
     await page.locator('[data-run-status="succeeded"]').waitFor({ timeout: 8000 });
     await page.locator('.node[data-stage="last"][data-status="succeeded"]').waitFor({ timeout: 3000 });
     expect(await page.locator('.trow[data-entry="wait#1"] .bar').getAttribute("data-status")).toBe("succeeded");

@@ -11,6 +11,8 @@ import { startUi, type UiServer } from "../../src/ui/server.js";
 export const EXAMPLE = resolve("examples/research-report.yaml");
 export const SLOW = resolve("test/fixtures/cli/slow.yaml");
 export const APPROVE = resolve("test/fixtures/ui/approve.yaml");
+/** Runs until the file named by its input `file` exists (test/fixtures/ui/gate.mjs). */
+export const GATE = resolve("test/fixtures/ui/gate.yaml");
 
 export interface Env {
   readonly store: SqliteStore;

@@ -405,12 +405,13 @@ export class Attempt {
 function mergeUsage(a: AttemptUsage | undefined, u: AttemptUsage): AttemptUsage {
   if (!a) return u;
   const merged: AttemptUsage = { ...a, ...u };
-  // Pool waits add up; the trace names the first pool that made the attempt wait, and why.
+  // Pool waits add up; the trace names the first pool that made the attempt wait (one with a
+  // reason: it was held back), and why — else the first pool it drew from.
   if (a.pool_wait_ms !== undefined && u.pool_wait_ms !== undefined) {
-    const first = a.pool_wait_ms > 0 || u.pool_wait_ms === 0 ? a : u;
-    Object.assign(merged, { pool: first.pool, pool_key: first.pool_key, pool_wait_reason: a.pool_wait_reason ?? u.pool_wait_reason, pool_wait_ms: a.pool_wait_ms + u.pool_wait_ms });
+    const first = a.pool_wait_reason !== undefined || u.pool_wait_reason === undefined ? a : u;
+    Object.assign(merged, { pool: first.pool, pool_key: first.pool_key, pool_wait_reason: first.pool_wait_reason, pool_wait_ms: a.pool_wait_ms + u.pool_wait_ms });
     if (first.pool_key === undefined) delete (merged as { pool_key?: string }).pool_key;
-    if (merged.pool_wait_reason === undefined) delete (merged as { pool_wait_reason?: string }).pool_wait_reason;
+    if (first.pool_wait_reason === undefined) delete (merged as { pool_wait_reason?: string }).pool_wait_reason;
   }
   if (a.tokens && u.tokens) (merged as { tokens: AttemptUsage["tokens"] }).tokens = { input: a.tokens.input + u.tokens.input, output: a.tokens.output + u.tokens.output };
   if (a.cost_usd !== undefined && u.cost_usd !== undefined) (merged as { cost_usd: number }).cost_usd = a.cost_usd + u.cost_usd;

@@ -23,6 +23,7 @@ writeFileSync(
   join(dir, "handlers.mjs"),
   `export async function viaAgent(ctx) { return ctx.agent("bot", { prompt: "item " + ctx.item }); }
 export async function plain(ctx) { return "done " + ctx.item; }
+export async function twoAgents(ctx) { return [await ctx.agent("bot", { prompt: "one" }), await ctx.agent("slowbot", { prompt: "two" })]; }
 export function hang(ctx) { return new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))); }
 `,
 );
@@ -147,6 +148,28 @@ describe("a pool's wait does not count against the attempt timeout (issue 15.2)"
     const items = traceOf(r.events).stages.filter((s) => s.stage === "fan" && s.item !== undefined);
     expect(items.every((s) => s.status === "succeeded" && s.attempts.length === 1)).toBe(true);
     expect(items.find((s) => s.waited_for !== undefined)).toMatchObject({ pool: "llm", pool_key: "acme", waited_for: "pool 'llm' (key 'acme') at its 1 requests per minute" });
+    await rt.close();
+  });
+
+  it("an attempt that draws from two pools: the trace names the one that held it back, with the waits added up", async () => {
+    const rt = new Runtime({ store: new MemoryStore(), pools: new Pools() });
+    const r = await runToEnd(rt, `
+baton: 1
+name: two-pools
+limits: { llm: { rpm: 100 }, slow: { rpm: 1 } }
+agents:
+  bot: { model: "mock:echo", max_tokens: 50, limit: llm }
+  slowbot: { model: "mock:echo", max_tokens: 50, limit: slow }
+stages:
+  warm: { agent: slowbot, prompt: "uses slow's one request of the minute" }
+  two: { needs: [warm], run: ./handlers.mjs#twoAgents, timeout: 5s, retry: { attempts: 1 } }
+`);
+    expect(r.error?.message).toBeUndefined();
+    expect(r.status).toBe("succeeded");
+    const two = traceOf(r.events).stages.find((s) => s.stage === "two")!;
+    expect(two.attempts).toHaveLength(1);
+    expect(two).toMatchObject({ pool: "slow", waited_for: "pool 'slow' at its 1 requests per minute" });
+    expect(two.pool_wait_ms!).toBeGreaterThan(5000);
     await rt.close();
   });
 

@@ -222,6 +222,7 @@ stages:
   it("the text trace shows them as reused, from which run", () => {
     const lines = traceText(b);
     expect(lines.find((l) => l.includes(" prep "))?.replace(/\s+/g, " ")).toBe(`↺ prep reused from run ${a}`);
+    expect(lines).toContain(`rerun of run ${a} from 'verify' (↺ reused from it, not executed)`);
   });
 
   it("diff compares what the reused stage stands for: unchanged, not 'input → null, attempts 1 → 0'", () => {

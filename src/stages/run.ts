@@ -65,6 +65,8 @@ export function loadFailure(err: unknown, module: string): string {
     const name = missing[1]!;
     if (/^(\.|\/|file:)/.test(name)) return `${first.replace(/ imported from .*$/, "")} (imported by ${module}): check the path in the import`;
     const pkg = name.startsWith("@") ? name.split("/").slice(0, 2).join("/") : name.split("/")[0]!;
+    // 'baton' and 'baton/testing' are answered by the running Baton: this is another subpath.
+    if (pkg === "baton" && packageHooks !== undefined) return `it imports a part of 'baton' that is not one of its entry points: import from 'baton' or 'baton/testing'`;
     return `it imports '${name}', which is not installed: install it in the project (npm install ${pkg})`;
   }
   if (e?.code === "ERR_PACKAGE_PATH_NOT_EXPORTED") return `${first}: import one of the package's exported entry points`;

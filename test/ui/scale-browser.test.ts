@@ -117,6 +117,8 @@ describe("the web UI at scale in Chromium", () => {
     const dragged = await transform(page);
     expect(dragged).not.toBe(t0);
     expect(await zoom(page)).toBe(k0);
+    // The drag gave the graph the focus: the wheel pans it (before, it scrolled the page).
+    expect(await page.evaluate(() => document.querySelector(".dag-viewport")!.contains(document.activeElement))).toBe(true);
     await page.mouse.wheel(0, 400);
     await until(async () => (await transform(page)) !== dragged, 5000, "the wheel to pan");
     const wheeled = await transform(page);
@@ -125,6 +127,13 @@ describe("the web UI at scale in Chromium", () => {
     expect(await transform(page)).not.toBe(wheeled);
     await page.keyboard.press("Home");
     expect(await transform(page)).toBe(t0);
+    // Without the focus the wheel scrolls the page, not the graph.
+    await page.locator("h1").click();
+    await page.mouse.move(vp.x + 300, vp.y + 200);
+    await page.mouse.wheel(0, 300);
+    await until(() => page.evaluate(() => window.scrollY > 0), 5000, "the page to scroll");
+    expect(await transform(page)).toBe(t0);
+    await page.evaluate(() => window.scrollTo(0, 0));
 
     // A drag that ends on a node selects nothing; a click does.
     await page.locator('.node[data-stage="s011"] .node-title').click();

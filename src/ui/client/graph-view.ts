@@ -9,8 +9,8 @@
  *   waiting, failed) or the first one. A graph whose layers would need more than two widths
  *   of the card at that zoom is laid out in rows (elk's wrapping) about one card wide.
  * - Zoom: Ctrl/⌘ + wheel (a trackpad pinch) about the pointer, the +/−/fit buttons, or the
- *   keys + − 0 on the focused graph. Pan: drag, the wheel (when the graph overflows), or the
- *   arrow keys; Home goes back to the default view.
+ *   keys + − 0 on the focused graph. Pan: drag, the arrow keys, or the wheel once the graph has
+ *   the focus (else the wheel scrolls the page); Home goes back to the default view.
  * - Live updates redraw the nodes under the same zoom and pan; a new layout (a new shape, a
  *   group expanded) keeps the zoom and the point under the view's top left.
  */
@@ -273,7 +273,10 @@ export class GraphView {
         this.zoomAt(Math.exp(-e.deltaY * unit * 0.0025), e.clientX - r.left, e.clientY - r.top);
         return;
       }
-      // The wheel pans while the graph can move that way; at its edge the page scrolls on.
+      // The wheel pans a graph that has the focus (clicked, dragged, tabbed to) while it can move
+      // that way; at its edge, or before the graph was clicked, the page scrolls on (passing the
+      // pointer over a tall graph does not trap the page's scrolling).
+      if (!vp.contains(document.activeElement)) return;
       const dx = e.shiftKey && e.deltaX === 0 ? e.deltaY : e.deltaX;
       const dy = e.shiftKey && e.deltaX === 0 ? 0 : e.deltaY;
       if (this.panBy(-dx * unit, -dy * unit)) e.preventDefault();

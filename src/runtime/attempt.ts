@@ -110,7 +110,7 @@ export class Attempt {
   /** When the running timeout fires (Date.now() based, like its timer), and what was left of it at a pause. */
   private deadline = 0;
   private left: number | undefined;
-  /** Some wait of the current pause really waited (then the timeout starts anew at the grant). */
+  /** Some wait of the current pause was held back by its pool (then the timeout starts anew at the grant). */
   private waited = false;
   private args: import("../stages/types.js").ExecuteArgs | undefined;
   private agentCalls = 0;
@@ -198,9 +198,13 @@ export class Attempt {
     this.timer = undefined;
   }
 
-  /** A pool wait ended (`waitedMs`: how long it waited): with none left, the timeout runs again — anew if one really waited. */
-  private resumeTimeout(waitedMs: number): void {
-    if (waitedMs > 0) this.waited = true;
+  /**
+   * A pool wait ended (`held`: the pool held it back, rather than granting at once): with none
+   * left, the timeout runs again — anew after a real wait, else with what was left of it (an
+   * agent's turns each pass their pool: an attempt's timeout still bounds all of them).
+   */
+  private resumeTimeout(held: boolean): void {
+    if (held) this.waited = true;
     if (--this.waits > 0) return;
     const left = this.left;
     const anew = this.waited;
@@ -226,7 +230,7 @@ export class Attempt {
       lease = await host.acquire(stage, tokens, signal, pool, key, onWait);
       return lease;
     } finally {
-      this.resumeTimeout(lease?.waitedMs ?? 0);
+      this.resumeTimeout(lease?.reason !== undefined);
       if (told) host.poolWait!(this, lease ? { ...told, state: "granted", waitedMs: lease.waitedMs } : { ...told, state: "gave_up" });
     }
   }

@@ -24,6 +24,12 @@ writeFileSync(
   `export async function viaAgent(ctx) { return ctx.agent("bot", { prompt: "item " + ctx.item }); }
 export async function plain(ctx) { return "done " + ctx.item; }
 export async function twoAgents(ctx) { return [await ctx.agent("bot", { prompt: "one" }), await ctx.agent("slowbot", { prompt: "two" })]; }
+export async function agentsAndWork(ctx) {
+  const nap = () => new Promise((r) => setTimeout(r, 3000));
+  await ctx.agent("bot", { prompt: "one" }); await nap();
+  await ctx.agent("bot", { prompt: "two" }); await nap();
+  return "never: 6 s of work against a 5 s timeout";
+}
 export function hang(ctx) { return new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))); }
 `,
 );
@@ -170,6 +176,16 @@ stages:
     expect(two.attempts).toHaveLength(1);
     expect(two).toMatchObject({ pool: "slow", waited_for: "pool 'slow' at its 1 requests per minute" });
     expect(two.pool_wait_ms!).toBeGreaterThan(5000);
+    await rt.close();
+  });
+
+  it("a pool that grants at once does not restart the timeout: it still bounds all of an attempt's calls", async () => {
+    const rt = new Runtime({ store: new MemoryStore(), pools: new Pools() });
+    const r = await runToEnd(rt, head("llm: { rpm: 100 }") + `
+  work: { run: ./handlers.mjs#agentsAndWork, timeout: 5s, retry: { attempts: 1 } }
+`);
+    expect(r.status).toBe("failed");
+    expect(r.error?.message).toContain("timed out after 5000 ms");
     await rt.close();
   });
 

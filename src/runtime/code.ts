@@ -52,7 +52,7 @@ export function recordCode(plan: Plan, root: string | undefined): Record<string,
   const code: Record<string, string> = {};
   for (const f of files) {
     const h = hashNow(f).hash;
-    if (h !== undefined) code[codeKey(f, root)] = h; // a missing module fails its stage when it runs
+    if (h !== undefined) code[codeKey(f, root)] = h; // a missing module: `baton run` refuses it first (template/preflight.ts); else it fails its stage
   }
   return Object.keys(code).length > 0 ? code : undefined;
 }

@@ -188,6 +188,18 @@ describe("README.md shell blocks", () => {
     for (const b of notRun) expect(b.notRun!.length, `README.md:${b.line}`).toBeGreaterThan(10);
   });
 
+  it("tags every transcript of commands: an untagged fence whose first line is a `$ ` prompt must be ```console", () => {
+    const lines = README.split("\n");
+    const untagged: number[] = [];
+    let inside = false;
+    for (let i = 0; i < lines.length; i++) {
+      if (!/^```/.test(lines[i]!)) continue;
+      if (!inside && lines[i] === "```" && lines[i + 1]?.startsWith("$ ")) untagged.push(i + 1);
+      inside = !inside;
+    }
+    expect(untagged, "README.md lines of untagged transcripts").toEqual([]);
+  });
+
   it("shows the fake server's script example as shipped (examples/fake-openai-script.json)", () => {
     const shipped = readFileSync(join(ROOT, "examples/fake-openai-script.json"), "utf8").trim();
     const m = /#### The fake server from the command line[\s\S]*?```json\n([\s\S]*?)\n```/.exec(README);

@@ -1,7 +1,7 @@
 /** test/readme/readme.ts: how README blocks are found, marked and turned into scripts (issue 15.6). */
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { batonCommands, blockScript, expectedExit, shellBlocks } from "./readme.js";
+import { batonCommands, blockScript, commandLines, expectedExit, shellBlocks } from "./readme.js";
 
 const md = [
   "# Title", // 1
@@ -75,6 +75,16 @@ describe("blockScript", () => {
   it("expectedExit leaves lines without the comment alone", () => {
     expect(expectedExit("baton run a.yaml   # prints the output")).toEqual({ command: "baton run a.yaml   # prints the output", code: 0 });
     expect(expectedExit("baton run a.yaml   # exit code 3: waits")).toEqual({ command: "baton run a.yaml  ", code: 3 });
+  });
+});
+
+describe("console transcripts", () => {
+  it("run only their `$ ` lines and continuations; output lines are not run", () => {
+    const block = { line: 1, lang: "console", text: "$ echo a \\\n  b\na b\n$ false   # exit code 1\nfalse is output here, not a command" };
+    expect(commandLines(block)).toEqual(["echo a \\", "  b", "", "false   # exit code 1", ""]);
+    const r = spawnSync("bash", ["-c", blockScript(block)], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe("a b\n");
   });
 });
 

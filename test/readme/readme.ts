@@ -4,6 +4,8 @@
  * A block is a fenced block tagged `sh`, `bash`, `shell` or `console`. It runs unless the line
  * right before its fence (blank lines aside) is `<!-- not-run: REASON -->`. In a block, a
  * command line ending in `# exit code N…` must exit with N (every other command must exit 0).
+ * A `console` block is a transcript: its `$ ` lines (and their `\` continuations) are the
+ * commands, every other line is output and is not run.
  */
 
 export interface ReadmeBlock {
@@ -51,9 +53,22 @@ export function expectedExit(line: string): { command: string; code: number } {
  * command stops the block (`set -e`, `pipefail`) naming its README line. One script line per
  * README line, so `$LINENO + offset` is the README line.
  */
+/** The lines of a block that run: all of them, or for a `console` transcript its `$ ` commands (output lines blanked, so line numbers stay). */
+export function commandLines(block: ReadmeBlock): string[] {
+  const lines = block.text.split("\n");
+  if (block.lang !== "console") return lines;
+  let continued = false;
+  return lines.map((l) => {
+    const run = continued || l.startsWith("$ ");
+    const text = run ? l.replace(/^\$ /, "") : "";
+    continued = run && l.endsWith("\\");
+    return text;
+  });
+}
+
 export function blockScript(block: ReadmeBlock): string {
   const offset = block.line; // script line k (1-based, after the prelude line) = README line block.line + k
-  const body = block.text.split("\n").map((l, k) => {
+  const body = commandLines(block).map((l, k) => {
     const { command, code } = expectedExit(l);
     if (command === l) return l;
     const at = block.line + k + 1;

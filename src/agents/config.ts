@@ -6,9 +6,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { parse as parseYaml } from "yaml";
 import { UserError } from "../base/errors.js";
 import { findUp } from "../base/project.js";
+import { yamlLib } from "../template/yaml.js";
 import type { ModelInfo } from "./models.js";
 
 /** How to reach one provider. */
@@ -60,7 +60,7 @@ export async function loadConfig(dir = process.cwd()): Promise<BatonConfig> {
     if (data && typeof data === "object" && Object.keys(data).length === 1 && "default" in data) data = (data as { default: unknown }).default;
   } else {
     try {
-      data = parseYaml(readFileSync(file, "utf8"));
+      data = yamlLib().parse(readFileSync(file, "utf8")); // yaml loads only when there is a YAML config (issue 14.1)
     } catch (err) {
       throw new UserError(`${file}: ${(err as Error).message}`);
     }

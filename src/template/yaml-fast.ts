@@ -121,6 +121,13 @@ class FastYaml {
     return i;
   }
 
+  /** The first ` #` (a comment's start) in [from, to), or -1: searched on the line only. */
+  private commentIn(from: number, to: number): number {
+    const s = this.s;
+    for (let i = from; i < to; i++) if (s.charCodeAt(i) === 35 && s.charCodeAt(i - 1) === 32) return i - 1;
+    return -1;
+  }
+
   private lineEnd(i: number): number {
     const e = this.s.indexOf("\n", i);
     return e < 0 ? this.n : e;
@@ -185,16 +192,14 @@ class FastYaml {
       if (s[i] !== ":") return -1;
     } else {
       if (!startsPlain(s, p, false)) return -1;
-      const e = this.lineEnd(p);
-      i = p;
-      for (;;) {
-        i = s.indexOf(":", i);
-        if (i < 0 || i >= e) return -1;
-        const h = s.indexOf(" #", p);
-        if (h >= 0 && h < i) return -1;
-        const d = s[i + 1];
-        if (d === undefined || d === " " || d === "\n") break;
-        i++;
+      // The first `:` followed by a space or the line's end, on this line, before any comment.
+      for (i = p; ; i++) {
+        const ch = s.charCodeAt(i);
+        if (ch === 10 || i >= this.n || (ch === 35 && s.charCodeAt(i - 1) === 32)) return -1;
+        if (ch === 58) {
+          const d = s.charCodeAt(i + 1);
+          if (d === 32 || d === 10 || i + 1 >= this.n) break;
+        }
       }
     }
     const d = s[i + 1];
@@ -282,9 +287,8 @@ class FastYaml {
     }
     if (!startsPlain(s, r, false)) throw BAIL;
     const e = this.lineEnd(r);
-    let end = e;
-    const h = s.indexOf(" #", r);
-    if (h >= 0 && h < e) end = h;
+    const h = this.commentIn(r, e);
+    const end = h >= 0 ? h : e;
     const text = s.slice(r, end).trimEnd();
     if (text.includes(": ") || text.endsWith(":")) throw BAIL;
     this.next(e + 1);

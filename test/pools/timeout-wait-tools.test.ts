@@ -36,7 +36,7 @@ afterAll(async () => {
 
 describe("a tool call's pool wait does not count against the agent attempt's timeout (issue 15.2)", () => {
   it("the tool waits for its pool longer than the timeout; the agent stage succeeds at its first attempt", async () => {
-    const p = compileSource(`
+    const head = `
 baton: 1
 name: tool-wait
 limits: { tools: { concurrency: 1 } }
@@ -49,17 +49,23 @@ tools:
 agents:
   bot: { model: "openai:gpt-4o-mini", base_url: "${fake.url}", max_tokens: 20, tools: [lookup], stream: false }
 stages:
-  hog: { run: ./h.mjs#hold, limit: tools }
-  ask: { agent: bot, prompt: "look it up", timeout: 3s, retry: { attempts: 1 } }
-`, { format: "yaml", baseDir: dir });
+`;
+    const plan = (stages: string) => compileSource(head + stages, { format: "yaml", baseDir: dir });
     const pools = new Pools();
     const rt = new Runtime({ store: new MemoryStore(), pools });
-    const h = await rt.start(p, {});
-    // The tool call waits for the pool the hog holds…
-    await vi.waitFor(() => expect(g.__toolWait.held && pools.get("tools")!.stats().waiting === 1).toBe(true), { timeout: 60_000, interval: 20 });
+    // Warm up (the model client and the tool module load on first use), the pool free.
+    const warm = await rt.start(plan(`  ask: { agent: bot, prompt: "look it up" }\n`), {});
+    expect((await warm.done).status).toBe("succeeded");
+    // Another run holds the tools pool first…
+    const hog = await rt.start(plan(`  hog: { run: ./h.mjs#hold, limit: tools }\n`), {});
+    await vi.waitFor(() => expect(g.__toolWait.held).toBe(true), { timeout: 60_000, interval: 20 });
+    // …so the agent's tool call waits for it…
+    const h = await rt.start(plan(`  ask: { agent: bot, prompt: "look it up", timeout: 3s, retry: { attempts: 1 } }\n`), {});
+    await vi.waitFor(() => expect(pools.get("tools")!.stats().waiting).toBe(1), { timeout: 60_000, interval: 20 });
     // …for longer than the agent's 3 s timeout (a wait the test needs, not a measurement).
     await new Promise((r) => setTimeout(r, 4000));
     open();
+    expect((await hog.done).status).toBe("succeeded");
     const r = await h.done;
     expect(r.error?.message).toBeUndefined();
     expect(r.status).toBe("succeeded");

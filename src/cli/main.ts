@@ -19,6 +19,7 @@ import { renderPlan } from "../template/describe.js";
 import { yamlLib } from "../template/yaml.js";
 import type { Trace } from "../trace/index.js";
 import { Progress } from "./progress.js";
+import { answerHint, outcomeTail } from "./hints.js";
 import type { Telemetry } from "../telemetry/index.js";
 import type { Plan } from "../plan/types.js";
 import { reportError } from "./errors.js";
@@ -139,15 +140,12 @@ async function follow(runtime: Runtime, start: () => Promise<{ id: string; done:
     if (json) {
       process.stdout.write(JSON.stringify(result) + "\n");
     } else {
-      const tail = result.status === "succeeded" ? "" : result.error ? `: ${result.error.stage ? `stage '${result.error.stage}': ` : ""}${result.error.message}` : "";
-      process.stderr.write(`run ${result.id} ${result.status} in ${result.duration_ms} ms${tail}\n`);
+      process.stderr.write(`run ${result.id} ${result.status} in ${result.duration_ms} ms${outcomeTail(result)}\n`);
       if (result.status === "succeeded") process.stdout.write(JSON.stringify(result.output, null, 2) + "\n");
     }
     if (result.status === "cancelled") process.stderr.write(`resume it with: baton resume ${result.id}\n`);
-    if (result.status === "waiting" && !/ waits for signal '/.test(result.error?.message ?? "")) {
-      const stage = result.error?.stage ?? "STAGE";
-      process.stderr.write(`answer it with: baton approve ${result.id} ${stage} [--data JSON]  or  baton reject ${result.id} ${stage} [--comment TEXT]\n`);
-    }
+    const hint = answerHint(result);
+    if (hint) process.stderr.write(hint + "\n");
     return EXIT[result.status];
   } finally {
     disarm();

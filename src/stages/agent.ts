@@ -60,7 +60,7 @@ function parseReply(text: string): { ok: true; value: unknown } | { ok: false; w
   try {
     return { ok: true, value: JSON.parse(t) };
   } catch (err) {
-    return { ok: false, why: `it is not valid JSON (${(err as Error).message})` };
+    return { ok: false, why: `is not valid JSON (${(err as Error).message})` };
   }
 }
 

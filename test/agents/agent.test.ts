@@ -69,7 +69,7 @@ output: research
     expect(result).toMatchObject({ status: "succeeded", output: { sources: [{ url: "https://tides.org" }] } });
     const failures = log.filter((e) => e.type === "stage_failed") as Extract<BatonEvent, { type: "stage_failed" }>[];
     expect(failures.map((f) => f.error.kind)).toEqual(["malformed_output", "malformed_output"]);
-    expect(failures[0]!.error.message).toMatch(/the reply it is not valid JSON|not valid JSON/);
+    expect(failures[0]!.error.message).toMatch(/: the reply is not valid JSON \(/);
     expect(failures[1]!.error.message).toMatch(/does not match the output schema: \/sources must be array/);
     // The second request carries the first reply and the repair request.
     const second = fake.requests[1]!.messages;

@@ -9,6 +9,9 @@ import { executionId, iso, isoOrNull, newAttempt, newStepState, recovered, toDec
 import { shapeSteps } from "./steps.js";
 import type { Trace, TraceDecision, TraceError, TraceOptions, TraceRunStatus } from "./types.js";
 
+/** A signal sent to the run, as the trace lists it (`run.signals`). */
+type Signal = { at: string; name: string; by?: string; data?: unknown; taken_by?: string };
+
 /** The assembly description used when the plan has no `output:` expression. */
 export const SINK_OUTPUTS = "outputs of sink stages";
 
@@ -131,7 +134,8 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
   /** Executions whose tool calls wait for approval, by what an `approval` names: stage#visit[item]. */
   const callWaits = new Map<string, Entry>();
   /** Signals sent and not yet taken, by name, in the order sent (each is taken by one wait). */
-  const signals = new Map<string, { by: string | undefined; at: number }[]>();
+  const signals = new Map<string, Signal[]>();
+  const sentSignals: Signal[] = [];
 
   for (const e of events) {
     switch (e.type) {
@@ -296,9 +300,11 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
         break;
       }
       case "signal": {
+        const sig: Signal = { at: iso(e.at), name: e.name, ...(e.by !== undefined ? { by: e.by } : {}), ...(e.data !== undefined ? { data: e.data } : {}) };
+        sentSignals.push(sig);
         const q = signals.get(e.name);
-        if (q) q.push({ by: e.by, at: e.at });
-        else signals.set(e.name, [{ by: e.by, at: e.at }]);
+        if (q) q.push(sig);
+        else signals.set(e.name, [sig]);
         break;
       }
       case "approval": {
@@ -339,11 +345,12 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
         // A wait taking a signal is recorded as an approval by "signal" (comment "signal 'NAME'"): name who sent it.
         const sig = e.by === "signal" ? /^signal '(.+)'$/.exec(e.comment ?? "")?.[1] : undefined;
         const sent = sig !== undefined ? signals.get(sig)?.shift() : undefined;
+        if (sent) sent.taken_by = executionId(e.stage, e.visit, e.item);
         decisions.push({
           at: iso(e.at), stage: e.stage, visit: e.visit, ...(e.item !== undefined ? { item: e.item } : {}), kind: "approval",
           expression: "human decision", read: {}, result: e.approved ? (e.data ?? { approved: true }) : false, taken: e.approved,
           ...(e.by !== undefined ? { by: e.by } : {}), ...(e.comment !== undefined ? { comment: e.comment } : {}),
-          ...(sig !== undefined ? { signal: { name: sig, ...(sent?.by !== undefined ? { by: sent.by } : {}), at: iso(sent?.at ?? e.at) } } : {}),
+          ...(sig !== undefined ? { signal: { name: sig, ...(sent?.by !== undefined ? { by: sent.by } : {}), at: sent?.at ?? iso(e.at) } } : {}),
         });
         const x = entries.get(executionId(e.stage, e.visit, e.item));
         if (!x) break;
@@ -423,6 +430,7 @@ export function buildTrace(events: readonly BatonEvent[], plan?: Plan, opts: Tra
       ...(waiting && status === "waiting" ? { waiting: { at: iso(waiting.at), stage: waiting.stage, message: waiting.message } } : {}),
       ...(started.parent_id !== undefined ? { parent_id: started.parent_id } : {}),
       ...(started.rerun_of !== undefined ? { rerun_of: started.rerun_of, rerun_from: started.rerun_from } : {}),
+      ...(sentSignals.length > 0 ? { signals: sentSignals } : {}),
       ...(codeChanged.length > 0 ? { code_changed: codeChanged } : {}),
     },
     stages: order.map((x) => toStage(x, x.durable ? shapeSteps(x.durable, x.status, messages) : undefined)),

@@ -97,6 +97,11 @@ class Renderer {
       this.line(0, ["error ", "red"], [`${where}${run.error.kind}: ${run.error.message}`]);
     }
     if (run.waiting) this.line(0, ["waiting ", "yellow"], [`on '${run.waiting.stage}': ${run.waiting.message}`]);
+    for (const sg of run.signals ?? []) {
+      // Signals a wait took show under that stage; the others wait here for one.
+      if (sg.taken_by !== undefined) continue;
+      this.line(0, ["signal ", "yellow"], [`'${sg.name}'${sg.by !== undefined ? ` from ${sg.by}` : ""} at ${sg.at}, not taken yet${sg.data !== undefined ? ` → ${compact(sg.data, 60)}` : ""}`]);
+    }
     if (run.rerun_of !== undefined) this.line(0, ["rerun ", "blue"], [`of run ${run.rerun_of} from '${run.rerun_from ?? "?"}' (↺ reused from it, not executed)`]);
     for (const c of run.code_changed ?? []) {
       const files = Object.entries(c.files).map(([f, h]) => `${f} ${h.from.slice(0, 12)} → ${h.to === null ? "missing" : h.to.slice(0, 12)}`).join(", ");

@@ -317,6 +317,11 @@ export interface TraceRun {
   /** `baton rerun`: the run this one forks and the stage it re-executed from. */
   readonly rerun_of?: string;
   readonly rerun_from?: string;
+  /**
+   * Every named signal sent to the run (`baton signal RUN NAME`), in the order sent: who sent it,
+   * its data, and the execution whose `wait:` took it (absent while none has). Absent when none was sent.
+   */
+  readonly signals?: readonly { readonly at: string; readonly name: string; readonly by?: string; readonly data?: unknown; readonly taken_by?: string }[];
   /** Code pinning: each time the run continued although its `run:` modules changed (`--allow-code-change`), their old and new sha256 (`to: null`: missing). */
   readonly code_changed?: readonly { readonly at: string; readonly files: Readonly<Record<string, { readonly from: string; readonly to: string | null }>>; readonly by?: string }[];
 }

@@ -154,10 +154,14 @@ output: publish
   it("an approval: who, comment and the data given; a signal: its name, who sent it and its data", () => {
     const t = write("human.yaml", FLOW);
     const id = runId(["run", t]);
-    baton(["approve", id, "review", "--data", '{"ok":true}', "--comment", "ship it"], { USER: "alice" }); // then it waits for the signal
-    baton(["signal", id, "go", "--data", '{"v":1}'], { USER: "bob" });
+    baton(["signal", id, "go", "--data", '{"v":1}'], { USER: "bob" }); // sent early: kept until go waits for it
+    const early = traceText(id);
+    expect(early.filter((l) => l.startsWith("signal "))).toEqual([expect.stringMatching(/^signal 'go' from bob at \d{4}-\d\d-\d\dT[\d:.]+Z, not taken yet → \{"v":1\}$/)]);
+    baton(["approve", id, "review", "--data", '{"ok":true}', "--comment", "ship it"], { USER: "alice" }); // go takes the signal
     const lines = traceText(id);
     expect(lines[0]).toMatch(/✓ succeeded/);
+    expect(lines.filter((l) => l.startsWith("signal "))).toEqual([]);
+    expect(traceJson(id).run.signals?.map((s) => [s.name, s.by, s.data, s.taken_by ?? null])).toEqual([["go", "bob", { v: 1 }, "go#1"]]);
     expect(under(lines, "✓ review")).toEqual(['  ◇ approved by alice: ship it → {"ok":true}']);
     expect(under(lines, "✓ go")).toEqual([`  ◇ signal 'go' from bob → {"v":1}`]);
     const go = traceJson(id).decisions.find((d) => d.stage === "go");

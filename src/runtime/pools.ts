@@ -11,15 +11,17 @@
  *
  * The grant policy (which waiter goes next, and when):
  * - Pacing. The windows are the hard limit; within them grants are spread evenly: requests at
- *   most one per window ÷ rpm, tokens at most tpm per window (each call advances a token clock
+ *   most one per (window + the mean call) ÷ rpm, tokens likewise at tpm (each call advances a token clock
  *   by its estimate, corrected by its real usage on release), after a burst of a tenth of the
  *   window ({@link BURST}; at least {@link MIN_BURST} calls, so a small pool is not slowed) when
  *   the pool has been idle. A sliding window alone lets a whole window's worth go at once and
  *   then nothing for a minute: under load the capacity is spent in a burst at each window's
  *   start on whatever is ready at that instant, and a call that becomes ready a second later
  *   (the next stage of a run) waits for the next window. Paced, capacity frees continuously and
- *   a run's next call finds room within ~window ÷ rpm. The cost: a lone burst larger than a
- *   tenth of the window is spread over it instead of going at once.
+ *   a run's next call finds room within ~window ÷ rpm. No burst either when a hard limit (a
+ *   window full, the concurrency, a pause) lifts while calls wait: what it held back frees at the
+ *   rate it was used. The cost: a lone burst larger than a tenth of the window is spread over it
+ *   instead of going at once.
  * - Order: finish runs first. Waiters of the run that started first go first (`run`: run ids are
  *   time-sortable and a child run's id begins with its parent's, so sub-pipelines rank with
  *   their parent); within one run, the stage with the longest remaining critical path goes
@@ -148,6 +150,10 @@ export class Pool {
   private tokClock = -Infinity;
   /** Mean token estimate of a call (for the token clock's burst). */
   private meanTokens = 0;
+  /** Mean time from a grant to its release (ms): a slot stays in a window that much longer. */
+  private meanCallMs = 0;
+  /** Waiters were held back by a hard limit (window, concurrency, pause): no burst when it lifts. */
+  private held = false;
 
   constructor(
     readonly name: string,
@@ -183,6 +189,7 @@ export class Pool {
         };
         req.signal.addEventListener("abort", w.onAbort, { once: true });
       }
+      if (this.waiters.length === 0) this.held = false;
       this.waiters.push(w);
       this.schedulePump();
     });
@@ -219,7 +226,7 @@ export class Pool {
   }
 
   /** Why `w` cannot start now (undefined: it can), and when to look again. */
-  private blocked(w: Waiter, now: number): { reason: string; retryAt: number | undefined; limit: PoolLimitKind } | undefined {
+  private blocked(w: Waiter, now: number): { reason: string; retryAt: number | undefined; limit: PoolLimitKind; pace?: true } | undefined {
     const { concurrency, rpm, tpm } = this.spec;
     if (now < this.pausedUntil) return { reason: `${this.label} paused by the provider until ${new Date(this.pausedUntil).toISOString()}`, retryAt: this.pausedUntil, limit: "paused" };
     if (concurrency !== undefined && this.inflight >= Math.max(1, Math.floor(concurrency * this.factor))) {
@@ -252,24 +259,39 @@ export class Pool {
   }
 
   /** Pacing (see the header): whether the next grant must wait for the request or token clock. */
-  private paced(now: number): { reason: string; retryAt: number; limit: PoolLimitKind } | undefined {
+  private paced(now: number): { reason: string; retryAt: number; limit: PoolLimitKind; pace: true } | undefined {
     const { rpm, tpm } = this.spec;
-    if (rpm !== undefined) {
-      const cap = Math.max(1, Math.floor(rpm * this.factor));
-      const slack = WINDOW_MS * Math.max(BURST, MIN_BURST / cap);
-      if (now < this.reqClock - slack) return { reason: `${this.label} at its ${cap} requests per minute`, retryAt: Math.ceil(this.reqClock - slack), limit: "rpm" };
+    if (rpm !== undefined && now < this.reqClock - this.reqSlack()) {
+      return { reason: `${this.label} at its ${Math.max(1, Math.floor(rpm * this.factor))} requests per minute`, retryAt: Math.ceil(this.reqClock - this.reqSlack()), limit: "rpm", pace: true };
     }
-    if (tpm !== undefined) {
-      const cap = Math.max(1, Math.floor(tpm * this.factor));
-      const slack = WINDOW_MS * Math.max(BURST, (MIN_BURST * this.meanTokens) / cap);
-      if (now < this.tokClock - slack) return { reason: `${this.label} at its ${cap} tokens per minute`, retryAt: Math.ceil(this.tokClock - slack), limit: "tpm" };
+    if (tpm !== undefined && now < this.tokClock - this.tokSlack()) {
+      return { reason: `${this.label} at its ${Math.max(1, Math.floor(tpm * this.factor))} tokens per minute`, retryAt: Math.ceil(this.tokClock - this.tokSlack()), limit: "tpm", pace: true };
     }
     return undefined;
   }
 
+  /** How far ahead of now the request clock may run (the burst after idle), in ms. */
+  private reqSlack(): number {
+    return this.spec.rpm === undefined ? 0 : WINDOW_MS * Math.max(BURST, MIN_BURST / Math.max(1, Math.floor(this.spec.rpm * this.factor)));
+  }
+
+  private tokSlack(): number {
+    return this.spec.tpm === undefined ? 0 : WINDOW_MS * Math.max(BURST, (MIN_BURST * this.meanTokens) / Math.max(1, Math.floor(this.spec.tpm * this.factor)));
+  }
+
+  /**
+   * How long the clocks take to free a window's capacity: the window, plus the mean call (a
+   * slot leaves the window a window after its call *ended*). Pacing any faster fills the window
+   * before its oldest slots leave it: then grants stall, and the slots that leave together let
+   * a burst through — the pattern pacing is there to avoid.
+   */
+  private paceSpan(): number {
+    return WINDOW_MS + this.meanCallMs;
+  }
+
   /** ms of the token clock one token takes (0 without tpm). */
   private msPerToken(): number {
-    return this.spec.tpm === undefined ? 0 : WINDOW_MS / Math.max(1, Math.floor(this.spec.tpm * this.factor));
+    return this.spec.tpm === undefined ? 0 : this.paceSpan() / Math.max(1, Math.floor(this.spec.tpm * this.factor));
   }
 
   /** Negative when `a` goes before `b` (see the header: aging, then run, then critical path, then arrival). */
@@ -301,6 +323,7 @@ export class Pool {
       if (!w) break;
       const b = this.blocked(w, now);
       if (b) {
+        if (!b.pace) this.held = true;
         for (const o of this.waiters) {
           if (o.reason !== undefined) continue;
           o.reason = b.reason;
@@ -335,7 +358,14 @@ export class Pool {
     // provider may count a call's tokens when it answers, so they stay in its window longer).
     const entry: Sent = { at: now, tokens: w.req.tokens };
     if (w.req.tokens > 0) this.tokens.push(entry);
-    if (this.spec.rpm !== undefined) this.reqClock = Math.max(this.reqClock, now) + WINDOW_MS / Math.max(1, Math.floor(this.spec.rpm * this.factor));
+    if (this.held) {
+      // Capacity that a hard limit held back frees at the rate it was used: no burst on top of it.
+      // (A pool whose burst is a whole window or more is not paced: nothing to hold.)
+      this.held = false;
+      if (this.reqSlack() < WINDOW_MS) this.reqClock = Math.max(this.reqClock, now + this.reqSlack());
+      if (this.tokSlack() < WINDOW_MS) this.tokClock = Math.max(this.tokClock, now + this.tokSlack());
+    }
+    if (this.spec.rpm !== undefined) this.reqClock = Math.max(this.reqClock, now) + this.paceSpan() / Math.max(1, Math.floor(this.spec.rpm * this.factor));
     const perToken = this.msPerToken();
     if (perToken > 0 && w.req.tokens > 0) {
       this.tokClock = Math.max(this.tokClock, now) + w.req.tokens * perToken;
@@ -352,6 +382,7 @@ export class Pool {
         done = true;
         this.inflight--;
         const t = this.clock.now();
+        this.meanCallMs = this.meanCallMs * 0.9 + (t - now) * 0.1;
         // A provider dates a request when it arrives, which may be well after the grant on a busy
         // machine: keep the slot until a window after the call ended (conservative, stays ordered).
         const i = this.sent.indexOf(slot);

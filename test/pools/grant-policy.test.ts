@@ -134,6 +134,21 @@ describe("pacing", () => {
     expect(at[299]!).toBeLessThan(61_000);
   });
 
+  it("when a full window frees its oldest slots together, waiting calls resume one per window ÷ rpm, not in a burst", async () => {
+    const clock = new SimClock();
+    const pool = new Pool("llm", { rpm: 500 }, clock);
+    const t0 = clock.now();
+    const at: number[] = [];
+    for (let i = 0; i < 600; i++) void pool.acquire({ priority: 0, tokens: 0 }).then((l) => { at.push(clock.now() - t0); l.release(); });
+    await clock.advance(60_000);
+    expect(at).toHaveLength(500); // the burst, then paced until the window is full
+    await clock.advance(1_000); // t0 + 61 s: the burst's 51 slots leave the window at once
+    await clock.advance(500);
+    const resumed = at.filter((t) => t >= 61_000);
+    expect(resumed.length).toBeGreaterThan(0);
+    expect(resumed.length).toBeLessThanOrEqual(1 + Math.floor(500 / 122));
+  });
+
   it("a small pool is not paced below its window (at least MIN_BURST calls at once)", async () => {
     const clock = new SimClock();
     const pool = new Pool("llm", { rpm: 8 }, clock);

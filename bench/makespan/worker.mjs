@@ -1,6 +1,6 @@
 /**
  * One mode of the makespan benchmark (bench/makespan.mjs starts it; settings in MAKESPAN_CFG):
- *   node bench/makespan/worker.mjs <pools-cp|pools-off|pools-fifo>
+ *   node bench/makespan/worker.mjs <pools|pools-off|pools-fifo>
  *
  * This process is Baton: ONE Runtime (MemoryStore) that starts every run of the seed pipeline
  * variant at once and waits for all of them. The provider is a fresh fake server in a child
@@ -9,6 +9,7 @@
  */
 import { fork } from "node:child_process";
 import { writeSync } from "node:fs";
+import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { virtualClock, warpTimers } from "./clock.mjs";
@@ -28,6 +29,7 @@ const { variantYaml, SEED } = await import("./pipeline.mjs");
 const here = dirname(fileURLToPath(import.meta.url));
 const pools = mode !== "pools-off";
 const order = mode === "pools-fifo" ? "fifo" : "critical-path";
+const loadStart = loadavg()[0];
 
 // ---- provider (its own process, same virtual clock) ----
 const server = fork(join(here, "server.mjs"), [], {
@@ -96,10 +98,20 @@ if (pools) {
     };
   }
   const x = new Set(cfg.experiment?.split("+") ?? []);
+  if (x.has("before")) before(pool);
   if (x.has("stamp-at-release")) stampAtRelease(pool, vnow);
-  if (x.has("backfill")) backfill(pool, vnow, order);
-  if (x.has("finish-first")) finishFirst(pool, plan);
-  if (x.has("paced")) paced(pool);
+}
+
+/**
+ * Experiment (Baton's grant policy before issue 14.4): no pacing (a window's capacity goes as
+ * soon as it frees, in bursts) and one score across runs: the stage's remaining critical path
+ * plus the time it has waited (longest first), ties first come, first served.
+ */
+function before(pool) {
+  pool.paced = () => undefined;
+  pool.rank = function (a, b, now) {
+    return b.req.priority + (now - b.since) - (a.req.priority + (now - a.since)) || a.seq - b.seq;
+  };
 }
 
 /**
@@ -125,73 +137,10 @@ function stampAtRelease(pool, now) {
   };
 }
 
-/**
- * Experiment (not Baton's behaviour): when the best waiter does not fit the token window, later
- * waiters that do fit go first (backfilling) instead of everything waiting behind it.
- */
-function backfill(pool, now, order) {
-  pool.pump = function () {
-    const t = now();
-    this.expire(t);
-    const score = (w) => (order === "fifo" ? -w.seq : w.req.priority + (t - w.since));
-    const ranked = [...this.waiters].sort((a, b) => score(b) - score(a) || a.seq - b.seq);
-    let retryAt;
-    for (const w of ranked) {
-      const b = this.blocked(w, t);
-      if (b) {
-        w.reason ??= b.reason;
-        if (b.retryAt !== undefined) retryAt = Math.min(retryAt ?? Infinity, b.retryAt);
-        if (!b.reason.includes("tokens per minute")) break; // requests, concurrency, pause: nobody fits
-        continue;
-      }
-      this.waiters = this.waiters.filter((x) => x !== w);
-      if (w.onAbort) w.req.signal?.removeEventListener("abort", w.onAbort);
-      w.resolve(this.grant(w, t));
-    }
-    if (retryAt !== undefined) this.schedule(retryAt, t);
-  };
-}
-
-/**
- * Experiment (not Baton's behaviour): the waiter whose stage has the SHORTEST remaining path
- * (the fewest stages after it) goes first, ties first come, first served — runs that are further
- * along finish first, so expensive late stages mix with cheap early ones in every window.
- */
-function finishFirst(pool, plan) {
-  const rest = new Map();
-  for (let i = plan.topo.length - 1; i >= 0; i--) {
-    const st = plan.stages[plan.topo[i]];
-    let after = 0;
-    for (const d of st.dependents) after = Math.max(after, rest.get(d));
-    rest.set(st.idx, 1 + after);
-  }
-  const byId = new Map(plan.stages.map((st) => [st.id, rest.get(st.idx)]));
-  pool.best = function () {
-    let best;
-    for (const w of this.waiters) {
-      const r = byId.get(w.req.label) ?? 99;
-      if (!best || r < best.r || (r === best.r && w.seq < best.w.seq)) best = { w, r };
-    }
-    return best?.w;
-  };
-}
-
-/**
- * Experiment (not Baton's behaviour): grants are spaced at least 60 s ÷ rpm apart (a steady
- * rate) instead of in bursts whenever the window has room, so capacity frees continuously and
- * a call that becomes ready mid-window does not wait for the next burst.
- */
-function paced(pool) {
-  const gap = 60_000 / pool.spec.rpm;
-  let last = -Infinity;
-  const blocked = pool.blocked.bind(pool);
-  pool.blocked = (w, t) => blocked(w, t) ?? (t - last < gap ? { reason: `pool '${pool.name}' paced`, retryAt: last + gap } : undefined);
-  const grant = pool.grant.bind(pool);
-  pool.grant = (w, t) => {
-    last = t;
-    return grant(w, t);
-  };
-}
+// ---- warm-up: the agent stage's modules (AI SDK, providers, tokenizer) load on a process's
+// first agent call; a long-lived process has them, and loading them here keeps that one-time
+// cost (× the timescale in virtual time) out of the schedule being measured.
+await import("../../dist/stages/agent.js");
 
 // ---- the runs: all started at t = 0 ----
 const depth = cfg.depth ?? 5;
@@ -201,6 +150,7 @@ const cpu0 = process.cpuUsage();
 const ends = [];
 const handles = [];
 for (let n = 0; n < cfg.runs; n++) handles.push(await runtime.start(plan, validateInputs(plan, { topic: `topic ${n}`, depth })));
+const startedMs = vnow() - t0; // starting the runs (real CPU time, × the timescale)
 const results = await Promise.all(handles.map((h) => h.done.then((r) => {
   ends.push(vnow() - t0);
   return r;
@@ -227,7 +177,7 @@ if (cfg.probe && provider.arrivals) {
 }
 
 const out = {
-  mode, makespanMs, wallMs, timescale: S, cpuMs: (cpu.user + cpu.system) / 1000,
+  mode, makespanMs, startedMs, wallMs, load: [loadStart, loadavg()[0]], timescale: S, cpuMs: (cpu.user + cpu.system) / 1000,
   meanRunMs: ends.reduce((a, b) => a + b, 0) / ends.length,
   p50RunMs: ends[Math.floor(ends.length * 0.5)],
   runs: results.length, succeeded: results.length - failures.length, failures,

@@ -238,6 +238,8 @@ stages:
     const text = baton(["diff", a, b, "--all"]).stdout.split("\n");
     expect(text.find((l) => l.includes("prep#1"))).toMatch(/^ {2}= prep#1 {2}reused in B from A, unchanged$/);
     expect(baton(["diff", a, b]).stdout).not.toContain("prep#1");
+    // The other way round: A is the rerun.
+    expect(baton(["diff", b, a, "--all"]).stdout.split("\n").find((l) => l.includes("prep#1"))).toMatch(/^ {2}= prep#1 {2}reused in A from B, unchanged$/);
   });
 
   it("a reused output that differs from the other run's still shows as a change", () => {

@@ -82,12 +82,14 @@ await browser.close();
 // Layout alone: one row vs wrapped, interleaved, CPU time.
 const { build } = await import("esbuild");
 const bundled = await build({
-  stdin: { contents: 'export { dagModel, layout } from "./dag.js";', resolveDir: join(process.cwd(), "src/ui/client"), sourcefile: "bench-entry.ts", loader: "ts" },
+  stdin: { contents: 'export { dagModel, layout, useLayoutEngine } from "./dag.js";', resolveDir: join(process.cwd(), "src/ui/client"), sourcefile: "bench-entry.ts", loader: "ts" },
   bundle: true, format: "esm", platform: "node", write: false, logLevel: "warning",
 });
 const modFile = join(dir, "dag.mjs");
 writeFileSync(modFile, bundled.outputFiles[0].text);
-const { dagModel, layout } = await import(modFile);
+const { dagModel, layout, useLayoutEngine } = await import(modFile);
+const { default: ElkBundled } = await import("elkjs/lib/elk.bundled.js");
+useLayoutEngine(new ElkBundled()); // in this thread, as the worker runs it
 const detail = await (await fetch(`${ui.url}api/runs/${runs[200]}`)).json();
 const model = dagModel(detail.plan, detail.trace);
 const LN = Number(process.env.BENCH_LAYOUT_N || 6);

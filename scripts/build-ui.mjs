@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * Build the web UI: typecheck src/ui/client (its own tsconfig: DOM, no Node), bundle it with
- * esbuild (elkjs included) into dist/ui/app.js, and copy index.html, app.css and favicon.svg.
+ * esbuild into dist/ui/app.js, and copy index.html, app.css, favicon.svg and elkjs's layout
+ * worker (elk-worker.js: the graph is laid out off the page's thread).
  * Runs after `tsc -p tsconfig.build.json` in `npm run build`; tsc also emits the client's
  * modules under dist/ui/client, which only the bundle needs, so they are removed.
  *
@@ -44,6 +45,8 @@ const result = await build({
   metafile: true,
 });
 for (const f of ["index.html", "app.css", "favicon.svg"]) copyFileSync(join(client, f), join(out, f));
+// The graph's layout runs in elkjs's own worker (see src/ui/client/dag.ts), served as /elk-worker.js.
+copyFileSync(createRequire(import.meta.url).resolve("elkjs/lib/elk-worker.min.js"), join(out, "elk-worker.js"));
 rmSync(join(out, "client"), { recursive: true, force: true });
 
 const kb = Math.round(statSync(join(out, "app.js")).size / 1024);

@@ -88,6 +88,8 @@ const ASSETS: Readonly<Record<string, { file: string; type: string }>> = {
   "/app.js": { file: "app.js", type: "text/javascript; charset=utf-8" },
   "/app.css": { file: "app.css", type: "text/css; charset=utf-8" },
   "/favicon.svg": { file: "favicon.svg", type: "image/svg+xml" },
+  /** The graph's layout engine (elkjs), run as a Web Worker by the app. */
+  "/elk-worker.js": { file: "elk-worker.js", type: "text/javascript; charset=utf-8" },
 };
 
 /** The static `token`: an admin. */

@@ -33,7 +33,7 @@ function newest(dir: string): number {
 export function ensureBuilt(): void {
   const app = resolve("dist/ui/app.js");
   const sources = Math.max(newest(resolve("src/ui/client")), statSync(resolve("scripts/build-ui.mjs")).mtimeMs);
-  const fresh = ["app.js", "index.html", "app.css"].every((f) => existsSync(resolve("dist/ui", f))) && statSync(app).mtimeMs >= sources;
+  const fresh = ["app.js", "index.html", "app.css", "elk-worker.js"].every((f) => existsSync(resolve("dist/ui", f))) && statSync(app).mtimeMs >= sources;
   if (fresh) return;
   const r = spawnSync(process.execPath, ["scripts/build-ui.mjs", "--no-typecheck"], { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`node scripts/build-ui.mjs failed:\n${r.stdout}${r.stderr}`);

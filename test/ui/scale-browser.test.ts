@@ -4,10 +4,13 @@
  * failing items, and the runs list with a failed and waiting runs — all made by the real
  * runtime against a temp SQLite store. Waits for conditions, never for time.
  */
-import { join } from "node:path";
+import { copyFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MIN_TEXT_PX } from "../../src/ui/client/graph-view.js";
+import { startUi } from "../../src/ui/server.js";
 import { ensureBuilt, launch, SHOTS } from "./browser.js";
 import { APPROVE, req, setup, startFile, until, type Env } from "./helpers.js";
 import { writeScaleTemplates } from "./scale-fixture.js";
@@ -158,6 +161,24 @@ describe("the web UI at scale in Chromium", () => {
     await shot(page, "scale-chain-visits");
     expect(problems).toEqual([]);
     await page.close();
+  });
+
+  it("the layout runs in a worker served beside the app; without it the graph card says so in one line", async () => {
+    expect((await fetch(new URL("/elk-worker.js", env.ui.url))).headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    // A build without the worker file.
+    const assets = mkdtempSync(join(tmpdir(), "baton-ui-assets-"));
+    for (const f of ["index.html", "app.js", "app.css", "favicon.svg"]) copyFileSync(resolve("dist/ui", f), join(assets, f));
+    const ui = await startUi({ store: env.store, port: 0, auth: "none", assets });
+    try {
+      const page = await ctx.newPage();
+      await page.goto(new URL(`/runs/${runs.chain5}`, ui.url).href);
+      const error = page.locator(".graph-card .form-error");
+      await error.waitFor({ timeout: 15_000 });
+      expect(await error.textContent()).toMatch(/^graph layout failed: the layout worker \/elk-worker\.js failed: /);
+      await page.close();
+    } finally {
+      await ui.close();
+    }
   });
 
   it("a 5-stage chain: the whole graph at a legible size", async () => {

@@ -9,7 +9,7 @@
  * only on the graph's shape (and the wrap width), so live updates only recolour. Zoom and pan:
  * graph-view.ts.
  */
-import * as elkModule from "elkjs/lib/elk.bundled.js";
+import * as elkModule from "elkjs/lib/elk-api.js";
 import type { ELK, ELKConstructorArguments, ElkExtendedEdge, ElkNode, ElkPoint } from "elkjs/lib/elk-api.js";
 import type { Trace } from "../../trace/types.js";
 import type { PlanView } from "../types.js";
@@ -108,11 +108,36 @@ export function dagModel(plan: PlanView | null, trace: Trace): DagModel {
   return { nodes, edges };
 }
 
-// elk.bundled.js is CommonJS (module.exports = ELK, ELK.default = ELK); it lays out in this thread, no worker.
+// elk-api.js is CommonJS (module.exports = ELK, ELK.default = ELK). The layout runs in a Web Worker
+// (elkjs's own elk-worker.js, served beside app.js), so a large graph never blocks the page, and
+// the ~1.6 MB layout engine is loaded only by pages that draw a graph.
 type ElkCtor = new (args?: ELKConstructorArguments) => ELK;
 const mod = elkModule as unknown as { default?: ElkCtor | { default?: ElkCtor } };
 const Elk = (typeof mod.default === "function" ? mod.default : mod.default?.default) as ElkCtor;
-const elk = new Elk();
+/** URL path of the layout worker (scripts/build-ui.mjs copies it, the server serves it). */
+export const ELK_WORKER = "/elk-worker.js";
+let elk: ELK | undefined;
+/** Use this layout engine instead of the worker (bench/ui-render.mjs lays out in Node). */
+export function useLayoutEngine(engine: ELK): void {
+  elk = engine;
+}
+/** Rejects when the worker cannot start (a 404, a script error): layouts then fail with a message instead of never ending. */
+let workerFailed: Promise<never> | undefined;
+const engine = (): ELK => {
+  if (elk) return elk;
+  let fail!: (err: Error) => void;
+  workerFailed = new Promise<never>((_, reject) => (fail = reject));
+  workerFailed.catch(() => undefined);
+  elk = new Elk({
+    workerUrl: ELK_WORKER,
+    workerFactory: (url?: string) => {
+      const w = new Worker(url ?? ELK_WORKER);
+      w.addEventListener("error", (e) => fail(new Error(`the layout worker ${ELK_WORKER} failed: ${e.message || "it could not be loaded (is the web app built?)"}`)));
+      return w;
+    },
+  });
+  return elk;
+};
 const layouts = new Map<string, Promise<ElkNode>>();
 
 /** How to lay a graph out: where it wraps, which for_each groups show their items. */
@@ -189,7 +214,8 @@ export function layout(model: DagModel, o: LayoutOptions = {}): Promise<ElkNode>
         ...(e.kind === "dep" ? { layoutOptions: { "elk.layered.priority.direction": "10" } } : {}),
       })),
     };
-    const laid: Promise<ElkNode> = elk.layout(graph);
+    const run = engine().layout(graph);
+    const laid: Promise<ElkNode> = workerFailed ? Promise.race([run, workerFailed]) : run;
     p = laid;
     layouts.set(key, laid);
     if (layouts.size > 50) layouts.delete(layouts.keys().next().value!);

@@ -95,7 +95,7 @@ export class GraphView {
         else if (fresh) this.refit();
       },
       (err: unknown) => {
-        if (mine === this.seq) mount(this.viewport, h("p", { class: "form-error" }, `graph layout failed: ${String(err)}`));
+        if (mine === this.seq) mount(this.viewport, h("p", { class: "form-error" }, `graph layout failed: ${err instanceof Error ? err.message : String(err)}`));
       },
     );
   }
@@ -118,6 +118,7 @@ export class GraphView {
         this.show(model, this.selected);
       },
     });
+    if (this.svg.parentElement !== this.viewport) this.viewport.replaceChildren(this.svg); // after a failed layout
     this.svg.replaceChildren(defs, world);
     delete this.svg.dataset["labels"]; // new text elements: label them anew
     this.apply();

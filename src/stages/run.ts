@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { NonRetryableError } from "../base/errors.js";
 import type { ExecuteArgs } from "./types.js";
@@ -125,15 +125,42 @@ export async function loadHandler(module: string, exportName: string, baseDir: s
 const loaded = new Map<string, (ctx: unknown) => unknown>();
 
 /** Execute a `run:` stage. A function (TS API, or a module already loaded) is called directly. */
-export function executeRun({ stage, ctx }: ExecuteArgs): unknown {
+export function executeRun({ plan, stage, ctx }: ExecuteArgs): unknown {
   const spec = stage.spec;
   if (spec.kind !== "run") throw new Error("executeRun on a non-run stage");
   if ("fn" in spec) return spec.fn(ctx);
   const key = `${spec.baseDir}\0${spec.module}\0${spec.export}`;
   const fn = loaded.get(key);
   if (fn) return fn(ctx);
-  return loadHandler(spec.module, spec.export, spec.baseDir, stage.id).then((f) => {
-    loaded.set(key, f);
-    return f(ctx);
-  });
+  return loadHandler(spec.module, spec.export, spec.baseDir, stage.id).then(
+    (f) => {
+      loaded.set(key, f);
+      return f(ctx);
+    },
+    async (err: unknown) => {
+      throw await withPosition(err, plan, stage.id);
+    },
+  );
+}
+
+/**
+ * A loading error with the `FILE:LINE:COL` of the stage's `run:` field (`baton run` reports
+ * these before the run starts; this is for what loads later: resume, approve, workers).
+ */
+async function withPosition(err: unknown, plan: ExecuteArgs["plan"], stageId: string): Promise<unknown> {
+  const { file, text, format } = plan.source;
+  if (!(err instanceof NonRetryableError) || file === undefined || text === undefined || format === "ts") return err;
+  let where: string;
+  try {
+    // Loaded only here: the template parser is not needed to run stages.
+    const { parseText } = await import("../template/source.js");
+    const { line, col } = parseText(text, format, file).locator.at(["stages", stageId, "run"], "value");
+    const rel = relative(process.cwd(), file);
+    where = `${rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : file}:${line}:${col}`;
+  } catch {
+    return err;
+  }
+  const prefix = `stage '${stageId}': `;
+  const message = err.message.startsWith(prefix) ? `${prefix}${where}: ${err.message.slice(prefix.length)}` : `${where}: ${err.message}`;
+  return new NonRetryableError(message, { kind: err.kind, cause: err.cause ?? err });
 }

@@ -108,4 +108,19 @@ describe("validate and run check what the template needs", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ status: "succeeded" });
   });
+
+  it("a module that fails to load later (approve after the code changed) names FILE:LINE:COL of its run: field too", () => {
+    const dir = dirWith({
+      "t.yaml": "baton: 1\nname: later\nstages:\n  review: { approval: { message: \"go?\" } }\n  publish:\n    needs: [review]\n    run: ./pub.mjs#publish\n",
+      "pub.mjs": "export const publish = () => 'ok';\n",
+    });
+    const r = baton(["run", "t.yaml", "--json"], dir);
+    expect(r.code, r.stderr).toBe(3);
+    const id = (JSON.parse(r.stdout) as { id: string }).id;
+    writeFileSync(join(dir, "pub.mjs"), "import pad from 'left-pad-never-installed';\nexport const publish = () => pad;\n");
+    const a = baton(["approve", id, "review", "--allow-code-change", "--json"], dir);
+    const result = JSON.parse(a.stdout) as { status: string; error: { stage: string; message: string } };
+    expect(result.status).toBe("failed");
+    expect(result.error.message).toBe("stage 'publish': t.yaml:7:10: could not load run module ./pub.mjs: it imports 'left-pad-never-installed', which is not installed: install it in the project (npm install left-pad-never-installed)");
+  });
 });

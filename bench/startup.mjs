@@ -124,7 +124,7 @@ if (!args.includes("--no-write")) {
     `${cpu.length} × ${cpu[0]?.model ?? "?"}, Node ${process.version}, load average ${load.map((l) => l.toFixed(1)).join(" → ")} (other work on the machine); the template is`,
     "`bench/fixtures/startup.yaml` (one `value:` stage); `run` uses a SQLite store; ratios are to",
     "`node -e 0` measured in the same run.",
-    ...(baseline ? ["", "*before*: the build before lazy loading; *after*: this build."] : []),
+    ...(baseline ? ["", `*before*: the build given by --baseline (${baseline}); *after*: this build.`] : []),
     "",
     table,
     "",

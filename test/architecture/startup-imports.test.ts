@@ -129,6 +129,9 @@ describe("baton run of a one-stage value: template", () => {
     expect(loads.packages.has("better-sqlite3")).toBe(true);
     expect(loads.baton.has("runtime/runtime.js")).toBe(true);
     expect(heavyIn(loads)).toEqual([]);
+    // Nor yaml (no baton.config.yaml here, a template in the fast subset) nor RE2 (no regex).
+    expect(loads.packages.has("yaml")).toBe(false);
+    expect(loads.packages.has("re2")).toBe(false);
     expect([...loads.baton].filter((m) => /^(distributed|ui|serve|store\/postgres)\b/.test(m))).toEqual([]);
   });
 

@@ -128,8 +128,10 @@ async function follow(runtime: Runtime, start: () => Promise<{ id: string; done:
       process.exit(130);
     }
     progress.message("interrupt: cancelling the run (it stays resumable); press Ctrl-C again to quit at once");
+    // The followed run (wherever it is driven), then every other run this process drives (its
+    // sub-pipelines): each run gets one cancel request.
     if (handleId) void runtime.cancel(handleId, "cancelled by user (interrupt)");
-    runtime.cancelAll();
+    runtime.cancelAll("cancelled by user (interrupt)", handleId);
   };
   try {
     const handle = await start();

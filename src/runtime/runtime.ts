@@ -423,8 +423,8 @@ export class Runtime {
   }
 
   /** Cancel every run this process drives (Ctrl-C). */
-  cancelAll(reason = "cancelled by user (interrupt)"): void {
-    for (const d of this.drivers.values()) d.push({ type: "run_cancel_requested", at: this.clock(), reason });
+  cancelAll(reason = "cancelled by user (interrupt)", except?: string): void {
+    for (const [id, d] of this.drivers) if (id !== except) d.push({ type: "run_cancel_requested", at: this.clock(), reason });
   }
 
   /** Stop driving runs (abort in-flight work, release leases). Runs stay resumable. */

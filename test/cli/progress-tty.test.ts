@@ -9,6 +9,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const CLI = resolve("dist/cli/main.js");
@@ -122,6 +123,14 @@ describe("the live view on a real terminal (tmux)", { timeout: 3 * CAP_MS }, () 
     // The interrupt notice sits above the final table (the redraw moved over the old one, not under it).
     expect(end.indexOf("interrupt: cancelling the run")).toBeLessThan(end.indexOf(`run ${runId}`));
     expect(end.split("\n").filter((l) => /^ {2}\S (a|sub|fan|review) /.test(l))).toHaveLength(4);
+    // One Ctrl-C is one cancel request in the run's log (the followed run was asked twice before).
+    const log = new Database(db, { readonly: true });
+    try {
+      const n = log.prepare("SELECT count(*) AS n FROM events WHERE run_id = ? AND type = 'run_cancel_requested'").get(runId) as { n: number };
+      expect(n.n).toBe(1);
+    } finally {
+      log.close();
+    }
   });
 
   it("resume off a TTY (piped): plain lines, offsets from the resume, the fan's real item count", () => {

@@ -15,7 +15,7 @@
  *   group expanded) keeps the zoom and the point under the view's top left.
  */
 import type { ElkNode } from "elkjs/lib/elk-api.js";
-import { clipText, drawGraph, layersOf, layout, LAYER_W, NODE_W as W_NODE, TITLE_PX, type DagModel } from "./dag.js";
+import { clipText, drawGraph, layersOf, layout, warmUpLayout, LAYER_W, NODE_W as W_NODE, TITLE_PX, type DagModel } from "./dag.js";
 import { h, mount, s } from "./dom.js";
 
 /** Smallest on-screen size (px) of a node title the default view allows. */
@@ -66,6 +66,7 @@ export class GraphView {
       btn("+", "zoom in (+)", "in", () => this.zoomAt(1.25)),
       btn("fit", "fit the whole graph (0)", "fit", () => this.fit()),
       btn("reset", "back to the default view (Home)", "reset", () => this.reset()));
+    warmUpLayout();
     this.viewport.appendChild(this.svg);
     // The buttons go in the card's head when there is one (over the graph they would hide nodes).
     if (o.toolsHost) o.toolsHost.appendChild(tools);

@@ -28,12 +28,15 @@ export function loadedModuleHash(file: string): string | undefined {
  * process, before the first `run:` module loads.
  */
 let packageHooks: Promise<void> | undefined;
+/** The hooks answer `baton` here (they are not installed when running from src/, in tests). */
+let packageHooksActive = false;
 function installPackageHooks(): Promise<void> {
   return (packageHooks ??= (async () => {
     const { batonTargets, installRequireHook } = await import("./package-hooks.js");
     const targets = batonTargets(import.meta.url);
     if (targets === undefined) return; // not running from a built package (tests from src/)
     installRequireHook(targets.require);
+    packageHooksActive = true;
     const mod = await import("node:module");
     if (typeof mod.register === "function") {
       mod.register(new URL("./package-resolve.js", import.meta.url).href, { parentURL: import.meta.url, data: targets.import });
@@ -66,7 +69,7 @@ export function loadFailure(err: unknown, module: string): string {
     if (/^(\.|\/|file:)/.test(name)) return `${first.replace(/ imported from .*$/, "")} (imported by ${module}): check the path in the import`;
     const pkg = name.startsWith("@") ? name.split("/").slice(0, 2).join("/") : name.split("/")[0]!;
     // 'baton' and 'baton/testing' are answered by the running Baton: this is another subpath.
-    if (pkg === "baton" && packageHooks !== undefined) return `it imports a part of 'baton' that is not one of its entry points: import from 'baton' or 'baton/testing'`;
+    if (pkg === "baton" && packageHooksActive) return `it imports a part of 'baton' that is not one of its entry points: import from 'baton' or 'baton/testing'`;
     return `it imports '${name}', which is not installed: install it in the project (npm install ${pkg})`;
   }
   if (e?.code === "ERR_PACKAGE_PATH_NOT_EXPORTED") return `${first}: import one of the package's exported entry points`;

@@ -171,13 +171,13 @@ export class GraphView {
     this.apply();
   }
 
-  /** The whole graph in view, however small. */
+  /** The whole graph in view, however small (at most 100 %). */
   fit(): void {
     if (!this.laid) return;
     const { w, h: gh } = this.size();
     const vw = this.viewportWidth();
     const vh = this.viewport.clientHeight || MIN_HEIGHT;
-    const k = Math.min(MAX_ZOOM, (vw - PAD) / w, (vh - PAD) / gh);
+    const k = Math.min(1, (vw - PAD) / w, (vh - PAD) / gh); // a small graph is not blown up
     this.view = { k, x: (vw - w * k) / 2, y: (vh - gh * k) / 2 };
     this.viewSet = true;
     this.apply();

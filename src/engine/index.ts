@@ -11,3 +11,4 @@ export {
 } from "./commands.js";
 export { ENGINE_VERSION, FOR_EACH_CONCURRENCY } from "./version.js";
 export { usageBeyondSteps } from "./usage.js";
+export { enableRelease } from "./release.js";

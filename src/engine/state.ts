@@ -20,6 +20,7 @@ import type { Plan, StageIdx } from "../plan/types.js";
 import type { AttemptUsage, BatonEvent, StageError } from "./events.js";
 import { usageBeyondSteps } from "./usage.js";
 import { waitKey } from "./key.js";
+import { onSettled } from "./release.js";
 
 export type ExecStatus = "ready" | "running" | "failed" | "retry_wait" | "fallback" | "waiting" | "escalated" | "succeeded" | "settled";
 
@@ -212,6 +213,8 @@ export interface RunState {
   /** Executions cut off by a route/failure/cancel whose handlers must be aborted. */
   cut: { exec: Exec; attempt: number; visit: number; reason: string }[];
   assemblePending: boolean;
+  /** Release of outputs nothing reads any more (./release.ts), when a live host turned it on: readers left per stage (-1: kept). */
+  unread: Int32Array | undefined;
 }
 
 function newExec(node: Node, item: number | undefined, stage: StageIdx, owner: Exec | undefined, at: number): Exec {
@@ -238,7 +241,7 @@ export function createState(plan: Plan): RunState {
     plan, runId: "", status: "running", inputs: {}, seed: 0, engine: 1, startedAt: 0, activeStart: 0, activeBefore: 0,
     lastAt: 0, nodes, unsettled: plan.stages.filter((s) => !s.isFallback).length, inflight: 0,
     running: new Set(), routeTaken: new Map(), timers: [], failedQ: [], readyFallbacks: [], failure: undefined, cancelRequested: false, usage: { input: 0, output: 0, usd: 0 },
-    waiting: undefined, waitingOn: new Map(), signals: new Map(), timedWaits: 0, signalsDirty: false, dirty: [], ready: [], cut: [], assemblePending: false,
+    waiting: undefined, waitingOn: new Map(), signals: new Map(), timedWaits: 0, signalsDirty: false, dirty: [], ready: [], cut: [], assemblePending: false, unread: undefined,
   };
 }
 
@@ -340,6 +343,7 @@ export function settleNode(state: RunState, node: Node, outcome: NonNullable<Nod
     if (outcome === "skipped") dep.depSkipped = true;
     if (dep.waitingDeps <= 0) markDirty(state, dep);
   }
+  if (state.unread) onSettled(state, node);
 }
 
 function stopRunning(state: RunState, exec: Exec): void {

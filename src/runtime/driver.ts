@@ -5,7 +5,7 @@
  * process slots. It never decides what runs next.
  */
 import type { RunResult } from "../base/result.js";
-import { usageBeyondSteps, type BatonEvent, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunState } from "../engine/index.js";
+import { enableRelease, usageBeyondSteps, type BatonEvent, type CancelCommand, type ExecuteCommand, type ExprCommand, type RunState } from "../engine/index.js";
 import type { Plan, StagePlan } from "../plan/types.js";
 import { ConflictError, type Store } from "../store/port.js";
 import { LeaseLostError } from "./errors.js";
@@ -93,6 +93,8 @@ export class RunDriver implements HostPort {
     readonly runId: string,
     seq: number,
   ) {
+    // Outputs no stage reads any more are let go as the run goes (they are in the log).
+    enableRelease(state);
     const budget = new LocalBudget(plan, () => this.loop.state.usage);
     const mcp = mcpToolsReady(plan);
     this.budget = budget;

@@ -20,8 +20,8 @@
 // bench/profile-summary.mjs.
 // Ends with the issue's target (≤ 50 µs per stage at 2,000 stages, linear in stages: the
 // per-stage cost at 2,000 within 1.5× of that at 200) marked ✓ or ✗ for each shape, and the CPU
-// time of `node -e 0` measured in the same run (≈ 80 ms on an idle machine of the issue's kind:
-// a larger figure says how much the machine's load inflates every CPU time here).
+// time of `node -e 0` measured in the same run (≈ 80 ms on the issue's idle machine: a larger
+// figure says how much slower this machine, at its present load, runs everything).
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -168,7 +168,7 @@ if (ONLY !== "yaml") {
 }
 
 if (verdicts.length > 0) {
-  // The floor, measured now: how much this machine's load inflates CPU times.
+  // The floor, measured now: how much slower than the issue's idle machine this one is.
   // (bench/fixtures/cpu-usage.mjs, as bench/startup.mjs measures it: the whole process's CPU time.)
   const dir = mkdtempSync(join(tmpdir(), "baton-compile-"));
   const file = join(dir, "cpu.txt");
@@ -177,5 +177,5 @@ if (verdicts.length > 0) {
   rmSync(dir, { recursive: true, force: true });
   log("");
   for (const v of verdicts) log(v);
-  log(`node -e 0 took ${f1(floor)} ms of CPU in this run (≈ 80 ms wall on the issue's idle machine): CPU times here are inflated by about ${(floor / 80).toFixed(1)}× by the machine's load`);
+  log(`node -e 0 took ${f1(floor)} ms of CPU in this run (≈ 80 ms on the issue's idle machine): this machine, at its present load, is about ${(floor / 80).toFixed(1)}× slower`);
 }

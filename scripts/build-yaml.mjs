@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
- * Bundle the `yaml` package into one file, dist/template/yaml.cjs (issue 14 item 1): from its
+ * Bundle the `yaml` package into one file, dist/base/yaml.cjs (issue 14 item 1): from its
  * 73 CommonJS files, loading it cost ≈ 45 ms of CPU per process (most of it Node resolving,
- * reading and wrapping each file), one file loads in a fraction of that. src/template/yaml.ts
+ * reading and wrapping each file), one file loads in a fraction of that. src/base/yaml.ts
  * loads this file when it exists (else the package, e.g. running from src/), and only when it
  * is needed: a template outside the fast subset (src/template/yaml-fast.ts), a diagnostic's
  * position, a YAML --input-file. Same code, same version: the bundle is of node_modules/yaml.
@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const out = resolve(process.argv[2] ?? join(root, "dist", "template", "yaml.cjs"));
+const out = resolve(process.argv[2] ?? join(root, "dist", "base", "yaml.cjs"));
 const started = Date.now();
 const require = createRequire(import.meta.url);
 const entry = require.resolve("yaml"); // its "node" export: dist/index.js (CommonJS)

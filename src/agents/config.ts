@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { UserError } from "../base/errors.js";
 import { findUp } from "../base/project.js";
-import { yamlLib } from "../template/yaml.js";
+import { yamlLib } from "../base/yaml.js";
 import type { ModelInfo } from "./models.js";
 
 /** How to reach one provider. */

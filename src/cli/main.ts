@@ -16,7 +16,7 @@ import type { RunHandle, RunResult, Runtime } from "../runtime/runtime.js";
 import type { Store } from "../store/port.js";
 import { describePlan, loadPlanFile, TemplateError, validateInputs, formatDiagnostic } from "../template/index.js";
 import { renderPlan } from "../template/describe.js";
-import { yamlLib } from "../template/yaml.js";
+import { yamlLib } from "../base/yaml.js";
 import type { Trace } from "../trace/index.js";
 import { Progress } from "./progress.js";
 import { answerHint, outcomeTail } from "./hints.js";

@@ -11,7 +11,26 @@
  * the stages that need or read it (`deps` covers both).
  */
 import type { Plan, StageIdx } from "../plan/types.js";
-import type { Node, RunState } from "./state.js";
+
+// The shapes of state.ts this file touches, declared here (state.ts calls into this file: a type
+// import back would make the two files a cycle).
+interface ReleasableExec {
+  output?: unknown;
+  lastInput?: unknown;
+  steps?: unknown;
+  readonly fallback?: ReleasableExec | undefined;
+}
+interface Node {
+  readonly idx: StageIdx;
+  readonly done: boolean;
+  output?: unknown;
+  readonly execs: Iterable<ReleasableExec>;
+}
+interface RunState {
+  readonly plan: Plan;
+  readonly nodes: readonly Node[];
+  unread?: Int32Array | undefined;
+}
 
 interface ReleasePlan {
   /** Per stage: whether its output may be let go once its readers settled. */

@@ -4,7 +4,7 @@
  */
 import type { Document, LineCounter, Node as YamlNode } from "yaml";
 import type { Diagnostic } from "./errors.js";
-import { yamlLib } from "./yaml.js";
+import { yamlLib } from "../base/yaml.js";
 import { fastYaml } from "./yaml-fast.js";
 
 /** A path in the template data: keys and sequence indexes. */

@@ -87,7 +87,7 @@ describe("baton validate and plan load no provider, queue, database or telemetry
         expect(heavyIn(loads)).toEqual([]);
         // A valid template in the fast YAML subset needs no yaml package, and no regex no RE2 addon.
         expect(loads.packages.has("yaml")).toBe(false);
-        expect(loads.baton.has("template/yaml.cjs")).toBe(false);
+        expect(loads.baton.has("base/yaml.cjs")).toBe(false);
         expect(loads.packages.has("re2")).toBe(false);
         // Nor the store, the runtime, the trace, the UI, the scheduler or the distributed layer.
         expect(loads.packages.has("better-sqlite3")).toBe(false);
@@ -105,12 +105,12 @@ describe("baton validate and plan load no provider, queue, database or telemetry
   });
 
   it("a template with errors loads yaml for the positions, as one bundled file; a regex literal loads RE2", () => {
-    expect(existsSync(join(ROOT, "dist/template/yaml.cjs")), "npm run build writes dist/template/yaml.cjs").toBe(true);
+    expect(existsSync(join(ROOT, "dist/base/yaml.cjs")), "npm run build writes dist/base/yaml.cjs").toBe(true);
     const bad = join(work, "bad.yaml");
     writeFileSync(bad, "baton: 1\nname: bad\nstages:\n  a:\n    value: \"$match('ab', /a+/)\"\n    retires: 2\n");
     const loads = loadsOf(["validate", bad], {}, 1);
     expect(loads.stdout + loads.stderr).toContain("bad.yaml:6:5: unknown field 'retires'");
-    expect(loads.baton.has("template/yaml.cjs")).toBe(true);
+    expect(loads.baton.has("base/yaml.cjs")).toBe(true);
     expect(loads.packages.has("yaml")).toBe(false);
     expect(loads.packages.has("re2")).toBe(true);
     expect(heavyIn(loads)).toEqual([]);

@@ -1,7 +1,7 @@
 /**
  * The `yaml` package, loaded on first use (issue 14 item 1): a valid template in the fast subset
- * (yaml-fast.ts) never needs it, so `baton validate`/`plan` of one do not load it. `npm run build`
- * bundles it into one file, dist/template/yaml.cjs (scripts/build-yaml.mjs), which loads in a
+ * (template/yaml-fast.ts) never needs it, so `baton validate`/`plan` of one do not load it. `npm run build`
+ * bundles it into one file, dist/base/yaml.cjs (scripts/build-yaml.mjs), which loads in a
  * fraction of the time of its 73 CommonJS files; running from src/ (tests), the package itself.
  * @internal
  */

@@ -26,4 +26,4 @@
 export const ENGINE_VERSION = 3;
 
 /** Items of a `for_each` in flight at once when the stage sets no `concurrency:` (engine ≥ 3). */
-export const FOR_EACH_CONCURRENCY = 100;
+export { FOR_EACH_CONCURRENCY } from "../base/defaults.js";

@@ -2,6 +2,7 @@
  * `baton plan`: stages, dependencies, parallel levels and the critical path of a plan, with
  * what shapes a run beyond the dependencies: routes, for_each, fallbacks, approvals and waits.
  */
+import { FOR_EACH_CONCURRENCY } from "../base/defaults.js";
 import type { Plan, StageKind, StagePlan } from "../plan/types.js";
 
 /** One stage in {@link PlanDescription}. Fields after `level` are present only when the stage has them. */
@@ -17,7 +18,8 @@ export interface StageDescription {
   /** `if:` as written. */
   readonly if?: string;
   /** `for_each:`: the expression it runs over, the item's name, items at a time (`null`: no limit). */
-  readonly for_each?: { readonly over: string; readonly as: string; readonly concurrency: number | null };
+  /** `concurrency`: items at once; `default`: the stage sets none (the engine runs FOR_EACH_CONCURRENCY). */
+  readonly for_each?: { readonly over: string; readonly as: string; readonly concurrency: number; readonly default?: true };
   /** `on_error:` other than the default `fail`. */
   readonly on_error?: "continue" | "escalate" | { readonly fallback: string };
   /** A fallback stage: the stages it backs up (it runs only when one of them fails for good). */
@@ -159,7 +161,7 @@ function shapeOf(plan: Plan, s: StagePlan, owners: readonly number[] | undefined
           : undefined;
   return {
     ...(s.if ? { if: s.if.source } : {}),
-    ...(s.forEach ? { for_each: { over: s.forEach.source, as: s.as, concurrency: Number.isFinite(s.itemConcurrency) ? s.itemConcurrency : null } } : {}),
+    ...(s.forEach ? { for_each: { over: s.forEach.source, as: s.as, concurrency: Number.isFinite(s.itemConcurrency) ? s.itemConcurrency : FOR_EACH_CONCURRENCY, ...(Number.isFinite(s.itemConcurrency) ? {} : { default: true }) } } : {}),
     ...(s.onError.kind === "fallback" ? { on_error: { fallback: id(s.onError.stage) } } : s.onError.kind !== "fail" ? { on_error: s.onError.kind } : {}),
     ...(owners && owners.length > 0 ? { fallback_for: owners.map(id) } : {}),
     ...(s.routes.length > 0
@@ -188,7 +190,7 @@ function stageNotes(s: StageDescription): string[] {
   const notes: string[] = [];
   if (s.fallback_for) notes.push(`fallback for ${s.fallback_for.join(", ")} (runs only when ${s.fallback_for.length === 1 ? "it fails" : "one of them fails"})`);
   if (s.if !== undefined) notes.push(`if ${s.if}`);
-  if (s.for_each) notes.push(`for_each ${s.for_each.over}${s.for_each.as !== "item" ? ` as ${s.for_each.as}` : ""}${s.for_each.concurrency !== null ? `, ${s.for_each.concurrency} at a time` : ""}`);
+  if (s.for_each) notes.push(`for_each ${s.for_each.over}${s.for_each.as !== "item" ? ` as ${s.for_each.as}` : ""}, ${s.for_each.concurrency} at a time${s.for_each.default ? " (the default)" : ""}`);
   const w = s.wait;
   if (w) {
     const deadline = w.timeout_ms !== undefined ? ` (timeout ${durationText(w.timeout_ms)}, then ${w.on_timeout})` : "";

@@ -10,7 +10,7 @@ stages:
   list: { value: "[1, 2, 3]" }
   each: { needs: [list], for_each: list, value: "item * 2" }
   few: { needs: [list], for_each: list, concurrency: 2, value: "item" }
-`, "fe.yaml");
+`, { file: "fe.yaml", format: "yaml", baseDir: process.cwd() });
   const d = describePlan(plan);
   it("JSON: the default's number, marked default; a declared concurrency as declared", () => {
     expect(d.stages.find((s) => s.id === "each")!.for_each).toEqual({ over: "list", as: "item", concurrency: FOR_EACH_CONCURRENCY, default: true });

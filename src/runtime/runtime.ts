@@ -401,7 +401,7 @@ export class Runtime {
     if (name === undefined) return undefined;
     const pool = this.pools.get(name, key);
     if (!pool) throw new UserError(`stage '${stage.id}': pool '${name}' is not defined: declare it under limits: in the template or in baton.config`);
-    return pool.acquire({ priority: this.history.remaining(plan, stage.idx), tokens, signal, label: stage.id, ...(run !== undefined ? { run } : {}) });
+    return pool.acquire({ priority: this.history.remaining(plan, stage.idx), tokens, signal, label: stage.id, ...(onWait ? { onWait } : {}), ...(run !== undefined ? { run } : {}) });
   }
 
   /** See {@link ChildRuns.run}. */

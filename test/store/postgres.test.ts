@@ -402,8 +402,9 @@ describe("PostgresStore", () => {
         const appending = store.append("r1", [ev.stageStarted("a"), ev.succeeded("a", "z".repeat(30_000))], 1);
         const [blocked] = await waitFor(() => backends(app, "wait_event_type = 'Lock'"), "the append to block");
         await kill([blocked!]);
-        // The retry blocks on the same lock from a new connection.
-        const [retry] = await waitFor(() => backends(app, "wait_event_type = 'Lock'"), "the retried append to block");
+        // The retry blocks on the same lock from a new connection (the killed backend may still be
+        // listed, waiting, for a moment after pg_terminate_backend returns: look past it).
+        const [retry] = await waitFor(() => backends(app, `wait_event_type = 'Lock' AND pid <> ${blocked!}`), "the retried append to block");
         expect(retry).not.toBe(blocked);
         await locker.query("COMMIT");
         expect(await appending).toBe(3);
